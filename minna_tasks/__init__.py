@@ -1,0 +1,40 @@
+"""minna-tasks: durable, auditable task state for AI agents on a Minna memory file."""
+
+from .errors import (
+    InvalidStateMachine,
+    InvalidTransition,
+    MinnaTasksError,
+    StoreBusy,
+    StoreError,
+    StoreFull,
+    TaskExists,
+    TaskNotFound,
+    TransitionConflict,
+    UnknownState,
+)
+from .loop import state_machine_loop
+from .memory import MinnaMemory
+from .states import StateMachine, TaskState
+from .store import Task, TaskStore, Transition
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "InvalidStateMachine",
+    "InvalidTransition",
+    "MinnaMemory",
+    "MinnaTasksError",
+    "StateMachine",
+    "StoreBusy",
+    "StoreError",
+    "StoreFull",
+    "Task",
+    "TaskExists",
+    "TaskNotFound",
+    "TaskState",
+    "TaskStore",
+    "Transition",
+    "TransitionConflict",
+    "UnknownState",
+    "state_machine_loop",
+]

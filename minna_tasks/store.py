@@ -1,0 +1,786 @@
+"""TaskStore: tasks as Minna entities, guarded state moves, leases, history and as-of.
+
+Every task field and every status change is a triple in `memories`. A small
+projection table, `task_current`, kept by triggers on `memories`, holds each
+task's current values so that claims, lists and views never scan history; it
+stays right when another tool appends triples with plain SQL.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import math
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from . import views
+from .errors import (
+    InvalidTransition,
+    MinnaTasksError,
+    TaskExists,
+    TaskNotFound,
+    TransitionConflict,
+)
+from .memory import DEFAULT_PATH, MinnaMemory, to_timestamp, utcnow
+from .states import StateMachine, TaskState
+
+ENTITY_TYPE = "task"
+
+# attribute -> (column type in the projection, default for a task that lacks it)
+TASK_ATTRIBUTES: dict[str, tuple[str, str]] = {
+    "title": ("TEXT", "NULL"),
+    "description": ("TEXT", "''"),
+    "status": ("TEXT", "NULL"),
+    "priority": ("INTEGER", "0"),
+    "attempts": ("INTEGER", "0"),
+    "max_attempts": ("INTEGER", "3"),
+    "payload": ("TEXT", "NULL"),
+    "result": ("TEXT", "NULL"),
+    "error": ("TEXT", "NULL"),
+    "owner": ("TEXT", "NULL"),
+    "lease_expires_at": ("TEXT", "NULL"),
+}
+
+
+def _column_value(attribute: str, expr: str) -> str:
+    kind, default = TASK_ATTRIBUTES[attribute]
+    if kind == "INTEGER":
+        return f"coalesce(CAST({expr} AS INTEGER), {default})"
+    return expr
+
+
+def _projection_ddl() -> str:
+    """The task projection, its triggers and a backfill from any existing triples.
+
+    Built from the constant TASK_ATTRIBUTES above, never from input.
+    """
+    columns = ",\n".join(
+        f"        {name} {kind} NOT NULL DEFAULT {default}"
+        if kind == "INTEGER" else f"        {name} {kind} DEFAULT {default}"
+        for name, (kind, default) in TASK_ATTRIBUTES.items()
+    )
+    parts = [
+        f"""
+    CREATE TABLE IF NOT EXISTS task_current (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+{columns},
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    -- Claim order: highest priority first, then oldest (insertion order).
+    CREATE INDEX IF NOT EXISTS task_current_queue ON task_current (status, priority DESC, seq);
+    CREATE TRIGGER IF NOT EXISTS task_current_add AFTER INSERT ON entities
+    WHEN new.entity_type = '{ENTITY_TYPE}' BEGIN
+        INSERT OR IGNORE INTO task_current (id, created_at, updated_at)
+        VALUES (new.name, new.created_at, new.created_at);
+    END;
+    CREATE TRIGGER IF NOT EXISTS task_current_remove AFTER DELETE ON entities
+    WHEN old.entity_type = '{ENTITY_TYPE}' BEGIN
+        DELETE FROM task_current WHERE id = old.name;
+    END;
+"""
+    ]
+    # One small trigger per attribute: an update touches only its own column
+    # (so a title change does not rewrite the claim index).
+    for name in TASK_ATTRIBUTES:
+        parts.append(
+            f"""
+    CREATE TRIGGER IF NOT EXISTS task_current_{name} AFTER INSERT ON memories
+    WHEN new.attribute = '{name}' BEGIN
+        UPDATE task_current SET {name} = {_column_value(name, "new.value")},
+            updated_at = new.created_at
+        WHERE id = new.entity;
+    END;
+"""
+        )
+    latest = (
+        "(SELECT value FROM memories m WHERE m.entity = task_current.id"
+        " AND m.attribute = '{a}' ORDER BY m.id DESC LIMIT 1)"
+    )
+    sets = ",\n        ".join(
+        f"{a} = " + (
+            f"coalesce(CAST({latest.format(a=a)} AS INTEGER), {d})" if k == "INTEGER"
+            else latest.format(a=a)
+        )
+        for a, (k, d) in TASK_ATTRIBUTES.items()
+    )
+    parts.append(
+        f"""
+    INSERT OR IGNORE INTO task_current (id, created_at, updated_at)
+    SELECT name, created_at, created_at FROM entities
+    WHERE entity_type = '{ENTITY_TYPE}' ORDER BY id;
+    UPDATE task_current SET
+        {sets},
+        updated_at = coalesce((SELECT max(created_at) FROM memories m
+                               WHERE m.entity = task_current.id), created_at);
+"""
+    )
+    return "".join(parts)
+
+
+TASK_MIGRATIONS: tuple[str, ...] = (_projection_ddl(),)
+
+COLUMNS = ("id", *TASK_ATTRIBUTES, "created_at", "updated_at")
+SELECT_TASK = f"SELECT {', '.join(COLUMNS)} FROM task_current"
+JSON_ATTRIBUTES = ("payload", "result")
+
+
+def _load_json(text: Any) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return text  # written as plain text by another tool: keep it readable
+
+
+def _dump_json(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        return json.dumps(value, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name} is not JSON-serialisable: {e}") from None
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task as it stands: its current field values."""
+
+    id: str
+    title: str
+    description: str
+    status: str
+    priority: int
+    attempts: int
+    max_attempts: int
+    payload: Any
+    result: Any
+    error: str | None
+    owner: str | None
+    lease_expires_at: str | None
+    created_at: str
+    updated_at: str
+
+    @property
+    def state(self) -> TaskState | str:
+        """The status as a TaskState where it is one (the seed's `task.state`)."""
+        try:
+            return TaskState(self.status)
+        except ValueError:
+            return self.status
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Task:
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One status change of a task, from the audit trail."""
+
+    task_id: str
+    from_state: str | None
+    to_state: str
+    at: str
+    actor: str | None
+    note: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Transition:
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+
+
+Fact = tuple[str, str, Any, str | None, str | None]
+
+
+def _check_int(name: str, value: object, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _check_text(name: str, value: object, *, empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, not {type(value).__name__}")
+    if not empty and not value.strip():
+        raise ValueError(f"{name} must not be empty")
+    if "\x00" in value:
+        raise ValueError(f"{name} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} is not valid UTF-8 text") from None
+    return value
+
+
+def _check_lease(lease_seconds: object) -> float:
+    if isinstance(lease_seconds, bool) or not isinstance(lease_seconds, int | float):
+        raise TypeError(f"lease_seconds must be a number, not {type(lease_seconds).__name__}")
+    if not math.isfinite(lease_seconds) or lease_seconds <= 0:
+        raise ValueError(f"lease_seconds must be a positive number of seconds, not {lease_seconds}")
+    return float(lease_seconds)
+
+
+class TaskStore:
+    """Durable task state on a Minna memory file.
+
+    Every change is one `BEGIN IMMEDIATE` transaction that reads the current
+    status, checks it, and appends the new triples: all of them or none.
+    """
+
+    def __init__(
+        self,
+        path_or_memory: str | os.PathLike[str] | MinnaMemory = DEFAULT_PATH,
+        machine: StateMachine | None = None,
+        *,
+        timeout: float | None = None,
+        synchronous: str = "NORMAL",
+    ) -> None:
+        if isinstance(path_or_memory, MinnaMemory):
+            self.memory = path_or_memory
+            self._owns_memory = False
+        else:
+            kwargs: dict[str, Any] = {"synchronous": synchronous}
+            if timeout is not None:
+                kwargs["timeout"] = timeout
+            self.memory = MinnaMemory(path_or_memory, **kwargs)
+            self._owns_memory = True
+        self.machine = machine or StateMachine()
+        try:
+            self.memory.ensure_component("tasks", TASK_MIGRATIONS)
+            if not self.memory.readonly:
+                views.ensure_views(self.memory)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def path(self) -> str:
+        return self.memory.path
+
+    def close(self) -> None:
+        if self._owns_memory:
+            self.memory.close()
+
+    def __enter__(self) -> TaskStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"TaskStore({self.memory.path!r})"
+
+    # -- reading ------------------------------------------------------------
+
+    def _row(self, task_id: str) -> Task | None:
+        row = self.memory.connection.execute(SELECT_TASK + " WHERE id = ?", (task_id,)).fetchone()
+        return None if row is None else _task(row)
+
+    def _require(self, task_id: str) -> Task:
+        _check_text("task_id", task_id)
+        task = self._row(task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        return task
+
+    def get(self, task_id: str) -> Task:
+        """The task with this id, or TaskNotFound."""
+        with self.memory.reading():
+            return self._require(task_id)
+
+    def exists(self, task_id: str) -> bool:
+        with self.memory.reading():
+            return self._row(task_id) is not None
+
+    def list(
+        self,
+        status: str | Iterable[str] | None = None,
+        owner: str | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[Task]:
+        """Tasks, oldest first; filtered by one status or several, and by owner."""
+        return builtins.list(self.iter(status=status, owner=owner, limit=limit))
+
+    def iter(
+        self,
+        status: str | Iterable[str] | None = None,
+        owner: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Task]:
+        """Like list(), but streams rows instead of loading them all."""
+        where, args = [], []
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else builtins.list(status)
+            statuses = [self.machine.check_state(s) for s in statuses]
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
+            args.extend(statuses)
+        if owner is not None:
+            where.append("owner = ?")
+            args.append(owner)
+        sql = SELECT_TASK
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(_check_int("limit", limit, 0))
+        with self.memory.reading() as conn:
+            for row in conn.execute(sql, args):
+                yield _task(row)
+
+    def queue(self, limit: int | None = None) -> builtins.list[Task]:
+        """Pending tasks in claim order (highest priority, then oldest)."""
+        sql = SELECT_TASK + " WHERE status = ? ORDER BY priority DESC, seq"
+        args: builtins.list[Any] = [self.machine.initial]
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(_check_int("limit", limit, 0))
+        with self.memory.reading() as conn:
+            return [_task(row) for row in conn.execute(sql, args)]
+
+    def stats(self) -> dict[str, int]:
+        """Number of tasks per status (every state of the machine, zeros included)."""
+        counts = dict.fromkeys(self.machine.states, 0)
+        with self.memory.reading() as conn:
+            for status, count in conn.execute(
+                "SELECT status, count(*) FROM task_current GROUP BY status"
+            ):
+                counts[status] = count
+        return counts
+
+    def history(self, task_id: str) -> builtins.list[Transition]:
+        """Every status change of the task, oldest first."""
+        with self.memory.reading() as conn:
+            self._require(task_id)
+            rows = conn.execute(
+                "SELECT value, created_at, source, context FROM memories"
+                " WHERE entity = ? AND attribute = 'status' ORDER BY id",
+                (task_id,),
+            ).fetchall()
+        out, previous = [], None
+        for value, at, actor, note in rows:
+            out.append(Transition(task_id, previous, value, at, actor, note))
+            previous = value
+        return out
+
+    def as_of(self, task_id: str, when: datetime | str) -> Task:
+        """The task as it stood at `when` (its newest triples written by then)."""
+        stamp = to_timestamp(when)
+        with self.memory.reading() as conn:
+            self._require(task_id)
+            rows = conn.execute(
+                "SELECT attribute, value, created_at FROM memories"
+                " WHERE entity = ? AND created_at <= ? ORDER BY id",
+                (task_id, stamp),
+            ).fetchall()
+            created = conn.execute(
+                "SELECT created_at FROM entities WHERE name = ?", (task_id,)
+            ).fetchone()
+        values: dict[str, Any] = {}
+        updated = None
+        for attribute, value, at in rows:
+            if attribute in TASK_ATTRIBUTES:
+                values[attribute] = value
+                updated = at
+        if "status" not in values or updated is None:
+            raise TaskNotFound(task_id, when=stamp)
+        row = [task_id]
+        for name, (kind, default) in TASK_ATTRIBUTES.items():
+            value = values.get(name)
+            if kind == "INTEGER":
+                value = int(value) if value is not None else int(default)
+            elif value is None and default == "''":
+                value = ""
+            row.append(value)
+        row.extend([created[0] if created else updated, updated])
+        return _task(tuple(row))
+
+    # -- writing ------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self.memory.transaction() as conn:
+            yield conn
+
+    def add(
+        self,
+        title: str,
+        description: str = "",
+        priority: int = 0,
+        max_attempts: int = 3,
+        payload: Any = None,
+        task_id: str | None = None,
+        actor: str | None = None,
+    ) -> Task:
+        """Add a pending task; returns it. Its id is `t-N` unless `task_id` is given."""
+        spec = {"title": title, "description": description, "priority": priority,
+                "max_attempts": max_attempts, "payload": payload, "task_id": task_id}
+        return self.add_many([spec], actor=actor)[0]
+
+    def add_many(
+        self, specs: Iterable[Mapping[str, Any] | str], actor: str | None = None
+    ) -> builtins.list[Task]:
+        """Add many tasks in one transaction: all of them or none.
+
+        Each spec is a title or a mapping with the keyword names of `add`.
+        """
+        checked = [self._check_spec(i, spec) for i, spec in enumerate(specs)]
+        return self._insert(checked, actor=actor)
+
+    def _check_spec(self, index: int, spec: Mapping[str, Any] | str) -> dict[str, Any]:
+        if isinstance(spec, str):
+            spec = {"title": spec}
+        if not isinstance(spec, Mapping):
+            raise TypeError(f"task {index}: a task spec must be a title or a mapping")
+        known = {"title", "description", "priority", "max_attempts", "payload", "task_id", "id"}
+        unknown = set(spec) - known
+        if unknown:
+            raise ValueError(f"task {index}: unknown field(s): {', '.join(sorted(unknown))}")
+        task_id = spec.get("task_id", spec.get("id"))
+        return {
+            "task_id": None if task_id is None else _check_text("task_id", task_id),
+            "title": _check_text("title", spec.get("title")),
+            "description": _check_text("description", spec.get("description", ""), empty=True),
+            "priority": _check_int("priority", spec.get("priority", 0)),
+            "max_attempts": _check_int("max_attempts", spec.get("max_attempts", 3), 1),
+            "payload": _dump_json("payload", spec.get("payload")),
+        }
+
+    def _insert(
+        self, specs: Sequence[dict[str, Any]], actor: str | None, note: str = "created"
+    ) -> builtins.list[Task]:
+        ids: builtins.list[str] = []
+        seen: set[str] = set()
+        with self._write() as conn:
+            stamp = utcnow()
+            next_seq = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM task_current").fetchone()[0]
+            entities, facts = [], []
+            for spec in specs:
+                task_id = spec["task_id"]
+                if task_id is None:
+                    while True:
+                        task_id = f"t-{next_seq}"
+                        next_seq += 1
+                        if task_id not in seen and not _entity_exists(conn, task_id):
+                            break
+                elif task_id in seen or _entity_exists(conn, task_id):
+                    raise TaskExists(task_id)
+                seen.add(task_id)
+                ids.append(task_id)
+                entities.append((task_id, ENTITY_TYPE, stamp))
+                facts.extend([
+                    (task_id, "title", spec["title"], actor, None),
+                    (task_id, "description", spec["description"], actor, None),
+                    (task_id, "priority", spec["priority"], actor, None),
+                    (task_id, "attempts", 0, actor, None),
+                    (task_id, "max_attempts", spec["max_attempts"], actor, None),
+                ])
+                if spec["payload"] is not None:
+                    facts.append((task_id, "payload", spec["payload"], actor, None))
+                facts.append((task_id, "status", self.machine.initial, actor, note))
+            conn.executemany(
+                "INSERT INTO entities (name, entity_type, created_at) VALUES (?, ?, ?)", entities
+            )
+            self.memory.append(facts, stamp)
+        if len(ids) == 1:
+            return [self._require(ids[0])]
+        return self._fetch(ids)
+
+    def _fetch(self, ids: Sequence[str]) -> builtins.list[Task]:
+        out: dict[str, Task] = {}
+        conn = self.memory.connection
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            sql = SELECT_TASK + f" WHERE id IN ({', '.join('?' * len(chunk))})"
+            out.update((t.id, t) for t in map(_task, conn.execute(sql, chunk)))
+        return [out[i] for i in ids]
+
+    def transition(
+        self,
+        task_id: str,
+        to_state: str,
+        expected: str | None = None,
+        actor: str | None = None,
+        note: str | None = None,
+        result: Any = None,
+        error: str | None = None,
+    ) -> Task:
+        """Move a task to `to_state` in one atomic step.
+
+        Raises TransitionConflict if the task is not in `expected` (or is held by
+        another worker than `actor`), InvalidTransition if the machine forbids
+        the move. Moving review -> pending counts a failed attempt.
+        """
+        to_state = self.machine.check_state(to_state)
+        if expected is not None:
+            expected = self.machine.check_state(expected)
+        result_json = _dump_json("result", result)
+        with self._write():
+            task = self._require(task_id)
+            self._check_expected(task, expected, actor)
+            self.machine.validate(task.status, to_state, task_id)
+            attempt_failed = (
+                task.status in self.machine.held
+                and task.status != self.machine.claimed
+                and to_state == self.machine.initial
+            )
+            if attempt_failed:
+                return self._fail_attempt(task, actor, note, error=error, result_json=result_json)
+            self._move(task, to_state, actor, note, result_json=result_json, error=error)
+            return self._require(task_id)
+
+    def _check_expected(self, task: Task, expected: str | None, actor: str | None) -> None:
+        if expected is not None and task.status != expected:
+            raise TransitionConflict(
+                task.id, task.status,
+                f"task {task.id} is {task.status}, not {expected}: it moved under you; "
+                f"it can move to: {', '.join(self.machine.allowed(task.status)) or 'nothing'}",
+                self.machine.allowed(task.status),
+            )
+        if (actor is not None and task.owner is not None and task.owner != actor
+                and task.status in self.machine.held):
+            raise TransitionConflict(
+                task.id, task.status,
+                f"task {task.id} is {task.status} and held by {task.owner}, not {actor}",
+                self.machine.allowed(task.status),
+            )
+
+    def _move(
+        self,
+        task: Task,
+        to_state: str,
+        actor: str | None,
+        note: str | None,
+        *,
+        lease_seconds: float = 300.0,
+        result_json: str | None = None,
+        error: str | None = None,
+        attempts: int | None = None,
+    ) -> None:
+        """Append the status row and its companion triples (inside a transaction)."""
+        stamp = utcnow()
+        facts: builtins.list[Fact] = []
+        if result_json is not None:
+            facts.append((task.id, "result", result_json, actor, None))
+        if error is not None:
+            facts.append((task.id, "error", str(error), actor, None))
+        if attempts is not None and attempts != task.attempts:
+            facts.append((task.id, "attempts", attempts, actor, None))
+        if to_state == self.machine.claimed:
+            lease = _after(stamp, lease_seconds)
+            facts.append((task.id, "owner", actor, actor, None))
+            facts.append((task.id, "lease_expires_at", lease, actor, None))
+        elif to_state not in self.machine.held:
+            if task.owner is not None:
+                facts.append((task.id, "owner", None, actor, None))
+            if task.lease_expires_at is not None:
+                facts.append((task.id, "lease_expires_at", None, actor, None))
+        if task.status == self.machine.failed and to_state == self.machine.initial:
+            facts.append((task.id, "attempts", 0, actor, "retry"))
+        facts.append((task.id, "status", to_state, actor, note))
+        self.memory.append(facts, stamp)
+
+    def _fail_attempt(
+        self,
+        task: Task,
+        actor: str | None,
+        note: str | None,
+        error: str | None = None,
+        result_json: str | None = None,
+    ) -> Task:
+        """Count a failed attempt: back to the queue, or to `failed` once attempts are used up."""
+        attempts = task.attempts + 1
+        to_state = self.machine.initial
+        if attempts >= task.max_attempts and self.machine.failed is not None:
+            to_state = self.machine.failed
+            note = f"{note}; attempts used up ({attempts}/{task.max_attempts})" if note else (
+                f"attempts used up ({attempts}/{task.max_attempts})")
+        self.machine.validate(task.status, to_state, task.id)
+        self._move(task, to_state, actor, note, attempts=attempts, error=error,
+                   result_json=result_json)
+        return self._require(task.id)
+
+    def fail(
+        self,
+        task_id: str,
+        worker: str | None = None,
+        error: str | None = None,
+        note: str | None = None,
+        expected: str | None = None,
+    ) -> Task:
+        """Record a failed attempt of a held task (execution error or failed verification)."""
+        if expected is not None:
+            expected = self.machine.check_state(expected)
+        with self._write():
+            task = self._require(task_id)
+            self._check_expected(task, expected, worker)
+            if task.status not in self.machine.held:
+                raise InvalidTransition(
+                    task_id, task.status, self.machine.initial, self.machine.allowed(task.status)
+                )
+            return self._fail_attempt(task, worker, note or "attempt failed", error=error)
+
+    def claim(self, worker: str, lease_seconds: float = 300) -> Task | None:
+        """Move the next pending task (highest priority, then oldest) to in_progress for
+        `worker` with a lease. Safe across processes: each task is claimed once."""
+        worker = _check_text("worker", worker)
+        lease = _check_lease(lease_seconds)
+        if self.machine.claimed is None:
+            raise MinnaTasksError("this state machine has no claimed state; claim() needs one")
+        with self._write() as conn:
+            row = conn.execute(
+                SELECT_TASK + " WHERE status = ? ORDER BY priority DESC, seq LIMIT 1",
+                (self.machine.initial,),
+            ).fetchone()
+            if row is None:
+                return None
+            task = _task(row)
+            self._move(task, self.machine.claimed, worker, "claimed", lease_seconds=lease)
+            return self._require(task.id)
+
+    def heartbeat(self, task_id: str, worker: str, lease_seconds: float = 300) -> Task:
+        """Extend the lease of a task `worker` holds; TransitionConflict if it lost it."""
+        worker = _check_text("worker", worker)
+        lease = _check_lease(lease_seconds)
+        with self._write():
+            task = self._require(task_id)
+            self._check_holder(task, worker)
+            stamp = utcnow()
+            self.memory.append(
+                [(task_id, "lease_expires_at", _after(stamp, lease), worker, "heartbeat")], stamp
+            )
+            return self._require(task_id)
+
+    def release(self, task_id: str, worker: str, note: str | None = None) -> Task:
+        """Hand a held task back to the queue without counting an attempt."""
+        worker = _check_text("worker", worker)
+        with self._write():
+            task = self._require(task_id)
+            self._check_holder(task, worker)
+            self.machine.validate(task.status, self.machine.initial, task_id)
+            self._move(task, self.machine.initial, worker, note or "released")
+            return self._require(task_id)
+
+    def _check_holder(self, task: Task, worker: str) -> None:
+        if task.status not in self.machine.held or task.owner != worker:
+            holder = f"held by {task.owner}" if task.owner else "not held by anyone"
+            raise TransitionConflict(
+                task.id, task.status,
+                f"task {task.id} is {task.status} and {holder}, not {worker}",
+                self.machine.allowed(task.status),
+            )
+
+    def recover(self, now: datetime | str | None = None) -> builtins.list[Task]:
+        """Put tasks whose lease expired (as of `now`) back in the queue with attempts + 1,
+        or to failed when their attempts are used up. Live leases are not touched."""
+        stamp = to_timestamp(now) if now is not None else utcnow()
+        held = self.machine.held
+        if not held:
+            return []
+        with self._write() as conn:
+            rows = conn.execute(
+                SELECT_TASK + f" WHERE status IN ({', '.join('?' * len(held))})"
+                " AND (lease_expires_at IS NULL OR lease_expires_at < ?) ORDER BY seq",
+                (*held, stamp),
+            ).fetchall()
+            recovered = []
+            for row in rows:
+                task = _task(row)
+                note = f"lease of {task.owner or 'nobody'} expired at {task.lease_expires_at}"
+                recovered.append(self._fail_attempt(task, "recover", note, error=note))
+        return recovered
+
+    def retry(self, task_id: str, actor: str | None = None, note: str | None = None) -> Task:
+        """Give a failed task a fresh start: failed -> pending, attempts back to 0."""
+        if self.machine.failed is None:
+            raise MinnaTasksError("this state machine has no failed state to retry from")
+        return self.transition(
+            task_id, self.machine.initial, expected=self.machine.failed,
+            actor=actor, note=note or "retry",
+        )
+
+    # -- bulk history (JSON import) -------------------------------------------
+
+    def restore(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        on_conflict: str = "error",
+    ) -> builtins.list[str]:
+        """Write tasks with their full triple history exactly as given, all or nothing.
+
+        Each record: {id, created_at, facts: [{attribute, value, source, context,
+        created_at}, ...]} in log order. Returns the ids written.
+        """
+        if on_conflict not in ("error", "skip", "replace"):
+            raise ValueError("on_conflict must be 'error', 'skip' or 'replace'")
+        written: builtins.list[str] = []
+        with self._write() as conn:
+            for record in records:
+                task_id = record["id"]
+                if _entity_exists(conn, task_id):
+                    if on_conflict == "skip":
+                        continue
+                    if on_conflict == "error":
+                        raise TaskExists(task_id)
+                    conn.execute("DELETE FROM memories WHERE entity = ?", (task_id,))
+                    conn.execute("DELETE FROM entities WHERE name = ?", (task_id,))
+                conn.execute(
+                    "INSERT INTO entities (name, entity_type, created_at) VALUES (?, ?, ?)",
+                    (task_id, ENTITY_TYPE, record["created_at"]),
+                )
+                conn.executemany(
+                    "INSERT INTO memories (entity, attribute, value, source, confidence,"
+                    " context, created_at) VALUES (?, ?, ?, ?, 1.0, ?, ?)",
+                    [(task_id, f["attribute"], f["value"], f.get("source"), f.get("context"),
+                      f["created_at"]) for f in record["facts"]],
+                )
+                written.append(task_id)
+        return written
+
+    def facts(self, task_id: str) -> builtins.list[dict[str, Any]]:
+        """Every triple of a task in log order (for export)."""
+        with self.memory.reading() as conn:
+            self._require(task_id)
+            cursor = conn.execute(
+                "SELECT attribute, value, source, context, created_at FROM memories"
+                " WHERE entity = ? ORDER BY id",
+                (task_id,),
+            )
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def _entity_exists(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM entities WHERE name = ?", (name,)).fetchone() is not None
+
+
+def _after(stamp: str, seconds: float) -> str:
+    return (datetime.fromisoformat(stamp) + timedelta(seconds=seconds)).astimezone(UTC).isoformat(
+        timespec="microseconds"
+    )
+
+
+def _task(row: Sequence[Any]) -> Task:
+    values = dict(zip(COLUMNS, row, strict=True))
+    for name in JSON_ATTRIBUTES:
+        values[name] = _load_json(values[name])
+    if values["description"] is None:
+        values["description"] = ""
+    return Task(**values)

@@ -1,0 +1,55 @@
+"""sqlite-utils views that make the file readable in Datasette, Jupyter and sqlite3.
+
+They read the `task_current` projection (kept by triggers), not the whole
+history, so they stay fast and stay right when other tools append triples.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+from sqlite_utils.db import quote_identifier
+
+from .memory import MinnaMemory
+
+VIEWS: dict[str, str] = {
+    "tasks": """SELECT id, title, description, status, priority, attempts, max_attempts,
+       owner, lease_expires_at, error, payload, result, created_at, updated_at
+FROM task_current ORDER BY seq""",
+    "task_transitions": """SELECT
+    m.id AS memory_id,
+    m.entity AS task_id,
+    lag(m.value) OVER w AS from_state,
+    m.value AS to_state,
+    m.created_at AS at,
+    m.source AS actor,
+    m.context AS reason,
+    round((julianday(m.created_at) - julianday(lag(m.created_at) OVER w)) * 86400.0, 6)
+        AS seconds_in_previous_state
+FROM memories m JOIN task_current t ON t.id = m.entity
+WHERE m.attribute = 'status'
+WINDOW w AS (PARTITION BY m.entity ORDER BY m.id)
+ORDER BY m.id""",
+    "task_status_counts": """SELECT status, count(*) AS count
+FROM task_current GROUP BY status ORDER BY status""",
+    "task_expired_leases": """SELECT id, title, status, owner, lease_expires_at,
+    round((julianday('now') - julianday(lease_expires_at)) * 86400.0, 3) AS seconds_overdue
+FROM task_current
+WHERE lease_expires_at IS NOT NULL
+  AND lease_expires_at < strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')
+ORDER BY lease_expires_at""",
+}
+
+
+def ensure_views(memory: MinnaMemory) -> None:
+    """Create or update the views; a no-op (no write) when they are already current."""
+    db = sqlite_utils.Database(memory.connection)
+    if all(_current(db, name, sql) for name, sql in VIEWS.items()):
+        return
+    with memory.transaction():
+        # Re-check under the write lock: another process may have just done it.
+        for name, sql in VIEWS.items():
+            db.create_view(name, sql, replace=True)
+
+
+def _current(db: sqlite_utils.Database, name: str, sql: str) -> bool:
+    return name in db.view_names() and db[name].schema == f"CREATE VIEW {quote_identifier(name)} AS {sql}"

@@ -1,0 +1,57 @@
+"""Shared fixtures: real SQLite stores in tmp dirs, closed after every test."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from minna_tasks import MinnaMemory, TaskStore
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / ".spine" / "minna.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[TaskStore]:
+    s = TaskStore(db_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def memory_store() -> Iterator[TaskStore]:
+    s = TaskStore(":memory:")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def memory() -> Iterator[MinnaMemory]:
+    m = MinnaMemory(":memory:")
+    yield m
+    m.close()
+
+
+def file_digest(path: Path) -> str:
+    """Hash of the database file and its WAL: equal digests mean nothing was written."""
+    h = hashlib.sha256()
+    for p in (path, path.with_name(path.name + "-wal")):
+        if p.exists():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def dump(path: Path) -> list[str]:
+    """The logical content of a database (schema and rows), for 'changed nothing' checks."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
