@@ -2,9 +2,18 @@
 
 They read the `task_current` projection (kept by triggers), not the whole
 history, so they stay fast and stay right when other tools append triples.
+The Datasette metadata (titles, descriptions, canned queries) ships beside
+this module as `datasette.json`.
 """
 
 from __future__ import annotations
+
+import json
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 from sqlite_utils.db import quote_identifier
@@ -23,7 +32,7 @@ FROM task_current ORDER BY seq""",
     m.created_at AS at,
     m.source AS actor,
     m.context AS reason,
-    round((julianday(m.created_at) - julianday(lag(m.created_at) OVER w)) * 86400.0, 6)
+    round((julianday(m.created_at) - julianday(lag(m.created_at) OVER w)) * 86400.0, 3)
         AS seconds_in_previous_state
 FROM memories m JOIN task_current t ON t.id = m.entity
 WHERE m.attribute = 'status'
@@ -39,6 +48,9 @@ WHERE lease_expires_at IS NOT NULL
 ORDER BY lease_expires_at""",
 }
 
+METADATA_RESOURCE = "datasette.json"
+DEFAULT_DATABASE = "minna"
+
 
 def ensure_views(memory: MinnaMemory) -> None:
     """Create or update the views; a no-op (no write) when they are already current."""
@@ -53,3 +65,36 @@ def ensure_views(memory: MinnaMemory) -> None:
 
 def _current(db: sqlite_utils.Database, name: str, sql: str) -> bool:
     return name in db.view_names() and db[name].schema == f"CREATE VIEW {quote_identifier(name)} AS {sql}"
+
+
+def datasette_metadata(database: str | os.PathLike[str] = DEFAULT_DATABASE) -> dict[str, Any]:
+    """The Datasette metadata (titles, descriptions, canned queries) for one database.
+
+    Datasette names a database after its file's stem, so `database` may be the
+    file path (`.spine/minna.db`) or that name (`minna`).
+    """
+    text = resources.files(__package__).joinpath(METADATA_RESOURCE).read_text("utf-8")
+    meta: dict[str, Any] = json.loads(text)
+    name = Path(os.fspath(database)).stem or DEFAULT_DATABASE
+    meta["databases"] = {name: meta["databases"].pop(DEFAULT_DATABASE)}
+    return meta
+
+
+def write_datasette_metadata(
+    path: str | os.PathLike[str], database: str | os.PathLike[str] = DEFAULT_DATABASE
+) -> Path:
+    """Write the metadata file to pass to `datasette FILE -m PATH`; returns its path.
+
+    Written atomically (temp file, then rename), so a reader never sees half of it.
+    """
+    target = Path(path)
+    text = json.dumps(datasette_metadata(database), indent=2, ensure_ascii=False) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
