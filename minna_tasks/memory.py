@@ -709,11 +709,16 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 
 def _is_readonly(path: str) -> bool:
-    """True when the file exists and we may not write it (or its folder, for the WAL)."""
+    """True when the file exists and we may not write it (or its folder, for the WAL).
+
+    A file with no write permission bits counts as read-only even for root, who
+    could write it anyway: the mode says what its owner wants.
+    """
     if not os.path.exists(path):
         return False
     folder = os.path.dirname(os.path.abspath(path))
-    return not os.access(path, os.W_OK) or not os.access(folder, os.W_OK)
+    no_write_bits = not os.stat(path).st_mode & 0o222
+    return no_write_bits or not os.access(path, os.W_OK) or not os.access(folder, os.W_OK)
 
 
 def _translate(error: sqlite3.DatabaseError, path: str) -> MinnaTasksError:
