@@ -1,0 +1,405 @@
+"""The MCP server: task state and Minna memory for agents, over stdio.
+
+A thin front over `TaskStore` built on the official `mcp` SDK (2.x,
+`MCPServer`). Resources show the queue, the tasks being worked on and one
+task with its history; tools mirror them (many hosts never read resources)
+and add the Minna memory tools. Every rule lives in the core: a tool parses
+its arguments, calls one store method and returns JSON. Our own errors (and
+ValueError/TypeError from argument checks) come back as tool errors carrying
+our one-line message; the core guarantees that a refused call wrote nothing.
+
+Run it with `minna-tasks --db FILE mcp` or `python -m minna_tasks.mcp_server --db FILE`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from mcp.server.mcpserver import Context, MCPServer, ResourceSecurity
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.types import CallToolResult, InputRequiredResult, TextContent
+from pydantic import ValidationError
+
+from .errors import MinnaTasksError, TaskNotFound
+from .memory import DEFAULT_PATH
+from .store import Task, TaskStore
+
+__all__ = ["CURRENT_URI", "QUEUE_URI", "TASK_URI", "build_server", "main", "serve", "task_uri"]
+
+QUEUE_URI = "task://queue"
+CURRENT_URI = "task://current"
+TASK_URI = "task://{task_id}"
+
+# Errors a caller can act on: reported as tool errors with our message. Anything
+# else is a bug; the SDK logs it and answers with a generic tool error.
+USER_ERRORS = (MinnaTasksError, ValueError, TypeError)
+
+INSTRUCTIONS = """\
+Durable task state shared with people and other agents (one SQLite file).
+Work a task like this: claim_task(worker) -> do the work -> transition_task(id, "review",
+result=...) -> transition_task(id, "completed") (or "pending" to retry, "failed").
+Call heartbeat_task while a long job runs so the lease does not expire; release_task hands
+a task back untouched. Every change is kept in the task's history (get_task).
+memory_store / memory_recall / memory_search read and write the Minna memory.
+"""
+
+
+def task_uri(task_id: str) -> str:
+    """The resource URI of one task (the id percent-encoded, so any id is one path segment)."""
+    return "task://" + quote(task_id, safe="")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def _ok(value: Any) -> CallToolResult:
+    """A tool result: JSON text for every host, and the same value as structured content."""
+    structured = value if isinstance(value, dict) else {"result": value}
+    return CallToolResult(
+        content=[TextContent(type="text", text=_dumps(value))], structured_content=structured
+    )
+
+
+def _refused(error: Exception) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=str(error))], is_error=True)
+
+
+def _task_with_history(store: TaskStore, task_id: str) -> dict[str, Any]:
+    task = store.get(task_id)
+    return {**task.to_dict(), "history": [t.to_dict() for t in store.history(task_id)]}
+
+
+def _tasks(tasks: Iterable[Task]) -> list[dict[str, Any]]:
+    return [task.to_dict() for task in tasks]
+
+
+class _Subscribers:
+    """Sessions that subscribed with the handshake-era `resources/subscribe` request.
+
+    Clients on the 2026-07-28 protocol use `subscriptions/listen` instead, which
+    the SDK serves itself; both are told when a tool changes a task.
+    """
+
+    def __init__(self) -> None:
+        self.by_uri: dict[str, list[Any]] = {}
+
+    async def subscribe(self, ctx: Any, params: Any) -> dict[str, Any]:
+        sessions = self.by_uri.setdefault(str(params.uri), [])
+        if not any(s is ctx.session for s in sessions):
+            sessions.append(ctx.session)
+        return {}
+
+    async def unsubscribe(self, ctx: Any, params: Any) -> dict[str, Any]:
+        sessions = self.by_uri.get(str(params.uri), [])
+        sessions[:] = [s for s in sessions if s is not ctx.session]
+        return {}
+
+    async def notify(self, uri: str) -> None:
+        sessions = self.by_uri.get(uri, [])
+        for session in list(sessions):
+            try:
+                await session.send_resource_updated(uri)
+            except Exception:  # the client went away: forget it, never fail the tool
+                sessions[:] = [s for s in sessions if s is not session]
+
+
+class _Server(MCPServer):
+    """MCPServer with one-line messages for arguments that fail the input schema."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as e:
+            cause = e.__cause__
+            if not isinstance(cause, ValidationError):
+                raise
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}"
+                for err in cause.errors()
+            )
+            raise ToolError(f"invalid arguments for {name}: {problems}") from cause
+
+
+class _Tools:
+    """The tool handlers: each parses nothing itself, calls one store method, returns JSON."""
+
+    def __init__(self, store: TaskStore, subscribers: _Subscribers) -> None:
+        self.store = store
+        self.memory = store.memory
+        self.subscribers = subscribers
+
+    async def _run(
+        self, action: Callable[[], Any], ctx: Context | None = None, changed: bool = False
+    ) -> CallToolResult:
+        """Run one store call; on success tell subscribers which task resources changed."""
+        try:
+            value = action()
+        except USER_ERRORS as e:
+            return _refused(e)
+        if changed and ctx is not None and isinstance(value, dict):
+            for uri in (QUEUE_URI, CURRENT_URI, task_uri(value["id"])):
+                await ctx.notify_resource_updated(uri)  # subscriptions/listen streams
+                await self.subscribers.notify(uri)  # resources/subscribe sessions
+        return _ok(value)
+
+    async def add_task(
+        self,
+        title: str,
+        ctx: Context,
+        description: str = "",
+        priority: int = 0,
+        max_attempts: int = 3,
+        payload: Any = None,
+        task_id: str | None = None,
+    ) -> CallToolResult:
+        """Add a pending task and return it. Higher `priority` is claimed first; `payload`
+        is any JSON value for the worker; `task_id` defaults to `t-N`."""
+        spec = {
+            "title": title,
+            "description": description,
+            "priority": priority,
+            "max_attempts": max_attempts,
+            "payload": payload,
+            "task_id": task_id,
+        }
+        return await self._run(lambda: self.store.add(**spec).to_dict(), ctx, changed=True)
+
+    async def claim_task(
+        self, worker: str, ctx: Context, lease_seconds: float = 300
+    ) -> CallToolResult:
+        """Claim the next pending task (highest priority, then oldest) for `worker`: it moves
+        to in_progress with a lease of `lease_seconds`. Returns the task, or null when no task
+        is pending. A task is never handed to two workers."""
+
+        def claim() -> dict[str, Any] | None:
+            task = self.store.claim(worker, lease_seconds=lease_seconds)
+            return None if task is None else task.to_dict()
+
+        return await self._run(claim, ctx, changed=True)
+
+    async def transition_task(
+        self,
+        task_id: str,
+        to_state: str,
+        ctx: Context,
+        expected: str | None = None,
+        note: str | None = None,
+        actor: str | None = None,
+        result: Any = None,
+    ) -> CallToolResult:
+        """Move a task to `to_state` (pending, in_progress, review, completed, failed) in one
+        atomic step, and return it. `expected` refuses the move if the task is no longer in
+        that state; `actor` is who moves it (a held task may only be moved by its owner);
+        `note` is the reason kept in the history; `result` (any JSON) is stored with the move.
+        An invalid move is refused with the moves that are allowed."""
+        return await self._run(
+            lambda: self.store.transition(
+                task_id, to_state, expected=expected, actor=actor, note=note, result=result
+            ).to_dict(),
+            ctx,
+            changed=True,
+        )
+
+    async def list_tasks(self, status: str | None = None) -> CallToolResult:
+        """All tasks, oldest first, or only those in one `status`."""
+        return await self._run(lambda: _tasks(self.store.list(status=status)))
+
+    async def get_task(self, task_id: str) -> CallToolResult:
+        """One task with its full history of status changes (time, actor, note)."""
+        return await self._run(lambda: _task_with_history(self.store, task_id))
+
+    async def heartbeat_task(
+        self, task_id: str, worker: str, ctx: Context, lease_seconds: float = 300
+    ) -> CallToolResult:
+        """Extend the lease of a task `worker` holds to `lease_seconds` from now; refused if
+        the worker no longer holds it (its lease expired and the task was recovered)."""
+        return await self._run(
+            lambda: self.store.heartbeat(task_id, worker, lease_seconds=lease_seconds).to_dict(),
+            ctx,
+            changed=True,
+        )
+
+    async def release_task(
+        self, task_id: str, worker: str, ctx: Context, note: str | None = None
+    ) -> CallToolResult:
+        """Give a task `worker` holds back to the queue (pending) without counting an attempt."""
+        return await self._run(
+            lambda: self.store.release(task_id, worker, note=note).to_dict(), ctx, changed=True
+        )
+
+    async def memory_store(
+        self,
+        entity: str,
+        attribute: str,
+        value: str | int | float | None,
+        source: str | None = "mcp",
+        confidence: float = 1.0,
+        context: str | None = None,
+    ) -> CallToolResult:
+        """Remember that `entity`'s `attribute` is `value` (a new fact; older values stay in
+        the log). Returns the new memory's id."""
+        fact = {"source": source, "confidence": confidence, "context": context}
+        return await self._run(lambda: {"id": self.memory.store(entity, attribute, value, **fact)})
+
+    async def memory_recall(
+        self,
+        entity: str | None = None,
+        attribute: str | None = None,
+        limit: int | None = 10,
+        include_decay: bool = False,
+        half_life_days: float = 90,
+        min_confidence: float = 0.0,
+    ) -> CallToolResult:
+        """Memories about `entity` and/or `attribute`, newest first. With `include_decay`,
+        confidence halves every `half_life_days` since the memory was verified or made."""
+        query = {
+            "entity": entity,
+            "attribute": attribute,
+            "limit": limit,
+            "include_decay": include_decay,
+            "half_life_days": half_life_days,
+            "min_confidence": min_confidence,
+        }
+        return await self._run(lambda: self.memory.recall(**query))
+
+    async def memory_search(self, query: str, limit: int = 10) -> CallToolResult:
+        """Full-text search over entity, attribute and value; best match first."""
+        return await self._run(lambda: self.memory.search(query, limit=limit))
+
+
+TOOL_TITLES = {
+    "add_task": "Add a task",
+    "claim_task": "Claim the next task",
+    "transition_task": "Move a task to another state",
+    "list_tasks": "List tasks",
+    "get_task": "Get a task with its history",
+    "heartbeat_task": "Extend a task's lease",
+    "release_task": "Hand a task back to the queue",
+    "memory_store": "Store a memory",
+    "memory_recall": "Recall memories",
+    "memory_search": "Search memories",
+}
+
+
+def build_server(store: TaskStore) -> MCPServer:
+    """An MCP server whose resources and tools read and change `store`."""
+    server = _Server(
+        "minna-tasks",
+        title="minna-tasks",
+        description="Durable, auditable task state and Minna memory on one SQLite file",
+        instructions=INSTRUCTIONS,
+        version=_version(),
+        log_level="WARNING",
+    )
+    subscribers = _Subscribers()
+    _add_legacy_subscriptions(server, subscribers)
+    _add_resources(server, store)
+    tools = _Tools(store, subscribers)
+    for name, title in TOOL_TITLES.items():
+        server.add_tool(getattr(tools, name), name=name, title=title)
+    return server
+
+
+def _add_resources(server: MCPServer, store: TaskStore) -> None:
+    @server.resource(
+        QUEUE_URI,
+        name="queue",
+        title="Task queue",
+        mime_type="application/json",
+        description="Pending tasks in claim order (highest priority, then oldest).",
+    )
+    async def queue() -> str:
+        return _dumps(_tasks(store.queue()))
+
+    @server.resource(
+        CURRENT_URI,
+        name="current",
+        title="Tasks being worked on",
+        mime_type="application/json",
+        description="Tasks a worker holds (in progress or in review), with owner and lease.",
+    )
+    async def current() -> str:
+        return _dumps(_tasks(store.list(status=store.machine.held)))
+
+    # A task id is a database key, not a path: the SDK's path checks do not apply.
+    @server.resource(
+        TASK_URI,
+        name="task",
+        title="One task with its history",
+        mime_type="application/json",
+        description="One task's current fields and every status change (time, actor, note).",
+        security=ResourceSecurity(exempt_params={"task_id"}),
+    )
+    async def task(task_id: str) -> str:
+        try:
+            return _dumps(_task_with_history(store, task_id))
+        except TaskNotFound as e:
+            raise ResourceNotFoundError(str(e)) from None
+        except USER_ERRORS as e:
+            raise ResourceError(str(e)) from None
+
+
+def _add_legacy_subscriptions(server: MCPServer, subscribers: _Subscribers) -> None:
+    """Serve `resources/subscribe` for clients on the handshake-era protocol.
+
+    MCPServer has no public hook for it, so the handlers go on its low-level server.
+    """
+    from mcp.types import SubscribeRequestParams, UnsubscribeRequestParams
+
+    lowlevel = server._lowlevel_server
+    lowlevel.add_request_handler(
+        "resources/subscribe", SubscribeRequestParams, subscribers.subscribe
+    )
+    lowlevel.add_request_handler(
+        "resources/unsubscribe", UnsubscribeRequestParams, subscribers.unsubscribe
+    )
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def serve(db_path: str) -> None:
+    """Serve the store at `db_path` over stdio until the client disconnects."""
+    store = TaskStore(db_path)
+    try:
+        build_server(store).run("stdio")
+    finally:
+        store.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m minna_tasks.mcp_server --db PATH`: the same server as `minna-tasks mcp`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m minna_tasks.mcp_server",
+        description="Serve minna-tasks over MCP on stdio.",
+    )
+    parser.add_argument(
+        "--db",
+        default=os.environ.get("MINNA_DB", DEFAULT_PATH),
+        help="the SQLite file (env MINNA_DB, default %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        serve(args.db)
+    except MinnaTasksError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
