@@ -80,9 +80,7 @@ class UnknownState(MinnaTasksError, ValueError):
 class TransitionConflict(MinnaTasksError):
     """The task moved under you: its state or owner is not what the caller expected."""
 
-    def __init__(
-        self, task_id: str, state: str, message: str, allowed: Iterable[str] = ()
-    ) -> None:
+    def __init__(self, task_id: str, state: str, message: str, allowed: Iterable[str] = ()) -> None:
         self.task_id = task_id
         self.state = state
         self.allowed = tuple(allowed)

@@ -28,8 +28,9 @@ def default_worker() -> str:
 class _Heartbeat:
     """Extends a task's lease from a background thread while `execute` runs."""
 
-    def __init__(self, store: TaskStore, task_id: str, worker: str, lease: float,
-                 interval: float) -> None:
+    def __init__(
+        self, store: TaskStore, task_id: str, worker: str, lease: float, interval: float
+    ) -> None:
         self.store, self.task_id, self.worker = store, task_id, worker
         self.lease, self.interval = lease, interval
         self._stop = threading.Event()
@@ -48,8 +49,9 @@ class _Heartbeat:
         self._thread.start()
         return self
 
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._stop.set()
         self._thread.join()
 
@@ -99,8 +101,15 @@ def state_machine_loop(
     return store.stats()
 
 
-def _work(store: TaskStore, task: Task, worker: str, execute: Execute, verify: Verify | None,
-          lease: float, interval: float) -> Task:
+def _work(
+    store: TaskStore,
+    task: Task,
+    worker: str,
+    execute: Execute,
+    verify: Verify | None,
+    lease: float,
+    interval: float,
+) -> Task:
     claimed = store.machine.claimed or TaskState.IN_PROGRESS
     try:
         with _Heartbeat(store, task.id, worker, lease, interval):
@@ -109,21 +118,25 @@ def _work(store: TaskStore, task: Task, worker: str, execute: Execute, verify: V
         store.release(task.id, worker, note="interrupted")
         raise
     except Exception as e:  # noqa: BLE001 - any error in user code is a failed attempt
-        return store.fail(task.id, worker, error=_describe(e), note="execute failed",
-                          expected=claimed)
-    task = store.transition(task.id, TaskState.REVIEW, expected=claimed, actor=worker,
-                            note="executed", result=result)
+        return store.fail(
+            task.id, worker, error=_describe(e), note="execute failed", expected=claimed
+        )
+    task = store.transition(
+        task.id, TaskState.REVIEW, expected=claimed, actor=worker, note="executed", result=result
+    )
     try:
         ok = True if verify is None else bool(verify(task))
     except KeyboardInterrupt:
         store.release(task.id, worker, note="interrupted")
         raise
     except Exception as e:  # noqa: BLE001
-        return store.fail(task.id, worker, error=_describe(e), note="verify failed",
-                          expected=TaskState.REVIEW)
+        return store.fail(
+            task.id, worker, error=_describe(e), note="verify failed", expected=TaskState.REVIEW
+        )
     if ok:
-        return store.transition(task.id, TaskState.COMPLETED, expected=TaskState.REVIEW,
-                                actor=worker, note="verified")
+        return store.transition(
+            task.id, TaskState.COMPLETED, expected=TaskState.REVIEW, actor=worker, note="verified"
+        )
     return store.fail(task.id, worker, note="verification failed", expected=TaskState.REVIEW)
 
 

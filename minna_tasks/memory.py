@@ -99,8 +99,17 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # Tables this module owns, with the columns it relies on. A file that has a table
 # of the same name with other columns belongs to another tool: we refuse it.
 OWN_TABLES: dict[str, set[str]] = {
-    "memories": {"id", "entity", "attribute", "value", "source", "confidence", "context",
-                 "created_at", "verified_at"},
+    "memories": {
+        "id",
+        "entity",
+        "attribute",
+        "value",
+        "source",
+        "confidence",
+        "context",
+        "created_at",
+        "verified_at",
+    },
     "entities": {"id", "name", "entity_type", "aliases", "created_at"},
     "relations": {"id", "from_entity", "to_entity", "rel_type", "created_at"},
     "sessions": {"id", "session_id", "summary", "topics", "created_at"},
@@ -214,11 +223,17 @@ class MinnaMemory:
         try:
             if self.readonly:
                 uri = Path(self.path).absolute().as_uri() + "?mode=ro"
-                conn = sqlite3.connect(uri, uri=True, timeout=self.timeout,
-                                       isolation_level=None, check_same_thread=False)
+                conn = sqlite3.connect(
+                    uri,
+                    uri=True,
+                    timeout=self.timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
             else:
-                conn = sqlite3.connect(self.path, timeout=self.timeout,
-                                       isolation_level=None, check_same_thread=False)
+                conn = sqlite3.connect(
+                    self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+                )
         except sqlite3.Error as e:
             raise StoreError(f"cannot open {self.path}: {e}", self.path) from e
         self._conn = conn
@@ -438,8 +453,15 @@ class MinnaMemory:
             raise ValueError("confidence must be between 0 and 1")
         stamp = created_at or utcnow()
         rows = [
-            (_check_name("entity", e), _check_name("attribute", a), _check_value(v),
-             s, float(confidence), c, stamp)
+            (
+                _check_name("entity", e),
+                _check_name("attribute", a),
+                _check_value(v),
+                s,
+                float(confidence),
+                c,
+                stamp,
+            )
             for e, a, v, s, c in facts
         ]
         ids: list[int] = []
@@ -510,8 +532,10 @@ class MinnaMemory:
             for row in _dict_rows(conn.execute(sql, args)):
                 if include_decay:
                     row["confidence"] = _decayed(
-                        row["confidence"], row["verified_at"] or row["created_at"],
-                        half_life_days, now,
+                        row["confidence"],
+                        row["verified_at"] or row["created_at"],
+                        half_life_days,
+                        now,
                     )
                 if row["confidence"] < min_confidence:
                     continue
@@ -543,9 +567,7 @@ class MinnaMemory:
 
     # -- entities and relations ---------------------------------------------
 
-    def add_entity(
-        self, name: str, entity_type: str, aliases: Sequence[str] | None = None
-    ) -> int:
+    def add_entity(self, name: str, entity_type: str, aliases: Sequence[str] | None = None) -> int:
         """Register an entity (or add aliases to an existing one); returns its id."""
         _check_name("entity name", name)
         _check_name("entity type", entity_type)
@@ -619,8 +641,9 @@ class MinnaMemory:
         """Relations touching `entity` (`direction` 'out', 'in' or 'both'), oldest first."""
         if direction not in ("out", "in", "both"):
             raise ValueError("direction must be 'out', 'in' or 'both'")
-        sides = {"out": ["from_entity"], "in": ["to_entity"],
-                 "both": ["from_entity", "to_entity"]}[direction]
+        sides = {"out": ["from_entity"], "in": ["to_entity"], "both": ["from_entity", "to_entity"]}[
+            direction
+        ]
         where = "(" + " OR ".join(f"{side} = :entity" for side in sides) + ")"
         if rel_type is not None:
             where += " AND rel_type = :rel_type"
@@ -636,8 +659,12 @@ class MinnaMemory:
         self, session_id: str, summary: str, topics: Sequence[str] | None = None
     ) -> int:
         """Keep a session's summary for later context; returns its id."""
-        row = (_check_name("session_id", session_id), str(summary),
-               json.dumps(list(topics or [])), utcnow())
+        row = (
+            _check_name("session_id", session_id),
+            str(summary),
+            json.dumps(list(topics or [])),
+            utcnow(),
+        )
         with self.transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO sessions (session_id, summary, topics, created_at)"
@@ -649,8 +676,7 @@ class MinnaMemory:
     def get_context(self, limit: int = 5) -> list[dict[str, Any]]:
         """The newest session summaries: {session_id, summary, topics, created_at}."""
         cursor = self.connection.execute(
-            "SELECT session_id, summary, topics, created_at FROM sessions"
-            " ORDER BY id DESC LIMIT ?",
+            "SELECT session_id, summary, topics, created_at FROM sessions ORDER BY id DESC LIMIT ?",
             (limit,),
         )
         rows = list(_dict_rows(cursor))

@@ -75,11 +75,9 @@ class StateMachine:
         self.claimed = str(claimed) if claimed is not None else None
         self.held = tuple(str(s) for s in held)
         self.failed = str(failed) if failed is not None else None
-        declared = (
-            None if terminal is None else tuple(str(s) for s in terminal)
-        )
-        self.terminal = declared if declared is not None else tuple(
-            s for s, t in self.moves.items() if not t
+        declared = None if terminal is None else tuple(str(s) for s in terminal)
+        self.terminal = (
+            declared if declared is not None else tuple(s for s, t in self.moves.items() if not t)
         )
         self._validate()
 
@@ -90,19 +88,23 @@ class StateMachine:
             raise InvalidStateMachine(
                 f"initial state {self.initial!r} is not one of the states: {', '.join(self.states)}"
             )
-        for role, state in (("claimed", self.claimed), ("failed", self.failed)):
+        roles = [("claimed", self.claimed), ("failed", self.failed)]
+        roles += [("held", s) for s in self.held] + [("terminal", s) for s in self.terminal]
+        for role, state in roles:
             if state is not None and state not in self.moves:
                 raise InvalidStateMachine(f"{role} state {state!r} is not one of the states")
-        for state in self.held:
-            if state not in self.moves:
-                raise InvalidStateMachine(f"held state {state!r} is not one of the states")
         for state in self.terminal:
-            if state not in self.moves:
-                raise InvalidStateMachine(f"terminal state {state!r} is not one of the states")
             if self.moves[state]:
                 raise InvalidStateMachine(
                     f"terminal state {state!r} has moves out of it: {', '.join(self.moves[state])}"
                 )
+        unreachable = [s for s in self.states if s not in self._reachable()]
+        if unreachable:
+            raise InvalidStateMachine(
+                f"states not reachable from {self.initial!r}: {', '.join(unreachable)}"
+            )
+
+    def _reachable(self) -> set[str]:
         reached = {self.initial}
         frontier = [self.initial]
         while frontier:
@@ -110,11 +112,7 @@ class StateMachine:
                 if target not in reached:
                     reached.add(target)
                     frontier.append(target)
-        unreachable = [s for s in self.states if s not in reached]
-        if unreachable:
-            raise InvalidStateMachine(
-                f"states not reachable from {self.initial!r}: {', '.join(unreachable)}"
-            )
+        return reached
 
     def check_state(self, state: str) -> str:
         """Return `state` as a plain string, or raise UnknownState."""
@@ -133,7 +131,9 @@ class StateMachine:
     def validate(self, from_state: str, to_state: str, task_id: str | None = None) -> None:
         """Raise InvalidTransition unless `from_state -> to_state` is allowed."""
         if not self.can_move(from_state, to_state):
-            raise InvalidTransition(task_id, str(from_state), str(to_state), self.allowed(from_state))
+            raise InvalidTransition(
+                task_id, str(from_state), str(to_state), self.allowed(from_state)
+            )
 
     def is_terminal(self, state: str) -> bool:
         return self.check_state(state) in self.terminal
@@ -150,7 +150,11 @@ class StateMachine:
         if not isinstance(other, StateMachine):
             return NotImplemented
         return (self.moves, self.initial, self.claimed, self.held, self.failed) == (
-            other.moves, other.initial, other.claimed, other.held, other.failed
+            other.moves,
+            other.initial,
+            other.claimed,
+            other.held,
+            other.failed,
         )
 
     __hash__ = None  # type: ignore[assignment]

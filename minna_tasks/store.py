@@ -62,7 +62,8 @@ def _projection_ddl() -> str:
     """
     columns = ",\n".join(
         f"        {name} {kind} NOT NULL DEFAULT {default}"
-        if kind == "INTEGER" else f"        {name} {kind} DEFAULT {default}"
+        if kind == "INTEGER"
+        else f"        {name} {kind} DEFAULT {default}"
         for name, (kind, default) in TASK_ATTRIBUTES.items()
     )
     parts = [
@@ -105,8 +106,10 @@ def _projection_ddl() -> str:
         " AND m.attribute = '{a}' ORDER BY m.id DESC LIMIT 1)"
     )
     sets = ",\n        ".join(
-        f"{a} = " + (
-            f"coalesce(CAST({latest.format(a=a)} AS INTEGER), {d})" if k == "INTEGER"
+        f"{a} = "
+        + (
+            f"coalesce(CAST({latest.format(a=a)} AS INTEGER), {d})"
+            if k == "INTEGER"
             else latest.format(a=a)
         )
         for a, (k, d) in TASK_ATTRIBUTES.items()
@@ -430,8 +433,14 @@ class TaskStore:
         actor: str | None = None,
     ) -> Task:
         """Add a pending task; returns it. Its id is `t-N` unless `task_id` is given."""
-        spec = {"title": title, "description": description, "priority": priority,
-                "max_attempts": max_attempts, "payload": payload, "task_id": task_id}
+        spec = {
+            "title": title,
+            "description": description,
+            "priority": priority,
+            "max_attempts": max_attempts,
+            "payload": payload,
+            "task_id": task_id,
+        }
         return self.add_many([spec], actor=actor)[0]
 
     def add_many(
@@ -470,7 +479,9 @@ class TaskStore:
         seen: set[str] = set()
         with self._write() as conn:
             stamp = utcnow()
-            next_seq = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM task_current").fetchone()[0]
+            next_seq = conn.execute(
+                "SELECT coalesce(max(seq), 0) + 1 FROM task_current"
+            ).fetchone()[0]
             entities, facts = [], []
             for spec in specs:
                 task_id = spec["task_id"]
@@ -485,13 +496,15 @@ class TaskStore:
                 seen.add(task_id)
                 ids.append(task_id)
                 entities.append((task_id, ENTITY_TYPE, stamp))
-                facts.extend([
-                    (task_id, "title", spec["title"], actor, None),
-                    (task_id, "description", spec["description"], actor, None),
-                    (task_id, "priority", spec["priority"], actor, None),
-                    (task_id, "attempts", 0, actor, None),
-                    (task_id, "max_attempts", spec["max_attempts"], actor, None),
-                ])
+                facts.extend(
+                    [
+                        (task_id, "title", spec["title"], actor, None),
+                        (task_id, "description", spec["description"], actor, None),
+                        (task_id, "priority", spec["priority"], actor, None),
+                        (task_id, "attempts", 0, actor, None),
+                        (task_id, "max_attempts", spec["max_attempts"], actor, None),
+                    ]
+                )
                 if spec["payload"] is not None:
                     facts.append((task_id, "payload", spec["payload"], actor, None))
                 facts.append((task_id, "status", self.machine.initial, actor, note))
@@ -507,7 +520,7 @@ class TaskStore:
         out: dict[str, Task] = {}
         conn = self.memory.connection
         for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+            chunk = ids[start : start + 500]
             sql = SELECT_TASK + f" WHERE id IN ({', '.join('?' * len(chunk))})"
             out.update((t.id, t) for t in map(_task, conn.execute(sql, chunk)))
         return [out[i] for i in ids]
@@ -549,15 +562,21 @@ class TaskStore:
     def _check_expected(self, task: Task, expected: str | None, actor: str | None) -> None:
         if expected is not None and task.status != expected:
             raise TransitionConflict(
-                task.id, task.status,
+                task.id,
+                task.status,
                 f"task {task.id} is {task.status}, not {expected}: it moved under you; "
                 f"it can move to: {', '.join(self.machine.allowed(task.status)) or 'nothing'}",
                 self.machine.allowed(task.status),
             )
-        if (actor is not None and task.owner is not None and task.owner != actor
-                and task.status in self.machine.held):
+        if (
+            actor is not None
+            and task.owner is not None
+            and task.owner != actor
+            and task.status in self.machine.held
+        ):
             raise TransitionConflict(
-                task.id, task.status,
+                task.id,
+                task.status,
                 f"task {task.id} is {task.status} and held by {task.owner}, not {actor}",
                 self.machine.allowed(task.status),
             )
@@ -610,11 +629,15 @@ class TaskStore:
         to_state = self.machine.initial
         if attempts >= task.max_attempts and self.machine.failed is not None:
             to_state = self.machine.failed
-            note = f"{note}; attempts used up ({attempts}/{task.max_attempts})" if note else (
-                f"attempts used up ({attempts}/{task.max_attempts})")
+            note = (
+                f"{note}; attempts used up ({attempts}/{task.max_attempts})"
+                if note
+                else (f"attempts used up ({attempts}/{task.max_attempts})")
+            )
         self.machine.validate(task.status, to_state, task.id)
-        self._move(task, to_state, actor, note, attempts=attempts, error=error,
-                   result_json=result_json)
+        self._move(
+            task, to_state, actor, note, attempts=attempts, error=error, result_json=result_json
+        )
         return self._require(task.id)
 
     def fail(
@@ -682,7 +705,8 @@ class TaskStore:
         if task.status not in self.machine.held or task.owner != worker:
             holder = f"held by {task.owner}" if task.owner else "not held by anyone"
             raise TransitionConflict(
-                task.id, task.status,
+                task.id,
+                task.status,
                 f"task {task.id} is {task.status} and {holder}, not {worker}",
                 self.machine.allowed(task.status),
             )
@@ -712,8 +736,11 @@ class TaskStore:
         if self.machine.failed is None:
             raise MinnaTasksError("this state machine has no failed state to retry from")
         return self.transition(
-            task_id, self.machine.initial, expected=self.machine.failed,
-            actor=actor, note=note or "retry",
+            task_id,
+            self.machine.initial,
+            expected=self.machine.failed,
+            actor=actor,
+            note=note or "retry",
         )
 
     # -- bulk history (JSON import) -------------------------------------------
@@ -748,8 +775,17 @@ class TaskStore:
                 conn.executemany(
                     "INSERT INTO memories (entity, attribute, value, source, confidence,"
                     " context, created_at) VALUES (?, ?, ?, ?, 1.0, ?, ?)",
-                    [(task_id, f["attribute"], f["value"], f.get("source"), f.get("context"),
-                      f["created_at"]) for f in record["facts"]],
+                    [
+                        (
+                            task_id,
+                            f["attribute"],
+                            f["value"],
+                            f.get("source"),
+                            f.get("context"),
+                            f["created_at"],
+                        )
+                        for f in record["facts"]
+                    ],
                 )
                 written.append(task_id)
         return written
@@ -772,8 +808,10 @@ def _entity_exists(conn: sqlite3.Connection, name: str) -> bool:
 
 
 def _after(stamp: str, seconds: float) -> str:
-    return (datetime.fromisoformat(stamp) + timedelta(seconds=seconds)).astimezone(UTC).isoformat(
-        timespec="microseconds"
+    return (
+        (datetime.fromisoformat(stamp) + timedelta(seconds=seconds))
+        .astimezone(UTC)
+        .isoformat(timespec="microseconds")
     )
 
 

@@ -18,8 +18,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def start(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.workers", *args], cwd=ROOT, text=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "tests.workers", *args],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -56,9 +59,7 @@ def test_four_loops_execute_2000_tasks_exactly_once(db_path: Path, tmp_path: Pat
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
         assert "locked" not in err
-    executed = Counter(
-        line.split()[0] for log in logs for line in log.read_text().splitlines()
-    )
+    executed = Counter(line.split()[0] for log in logs for line in log.read_text().splitlines())
     assert len(executed) == 2000
     assert set(executed.values()) == {1}
     with TaskStore(db_path) as store:
@@ -88,7 +89,8 @@ def _kill_in(db_path: Path, tmp_path: Path, where: str) -> None:
     with TaskStore(db_path) as store:
         stuck = store.get(task_id)
         assert stuck.status == stuck_state
-        assert stuck.owner is not None and stuck.owner.startswith("hang-")
+        assert stuck.owner is not None
+        assert stuck.owner.startswith("hang-")
         # The dead worker's lease is live: a plain recover leaves it alone.
         assert store.recover() == []
         recovered = store.recover(now=datetime.now(UTC) + timedelta(minutes=5))

@@ -22,8 +22,16 @@ def test_documented_store_and_recall_newest_first(memory: MinnaMemory) -> None:
     state = memory.recall(entity="task-1", attribute="status")
     assert [m["value"] for m in state] == ["in_progress", "pending"]
     row = state[0]
-    assert {"id", "entity", "attribute", "value", "source", "confidence", "context",
-            "created_at"} <= row.keys()
+    assert {
+        "id",
+        "entity",
+        "attribute",
+        "value",
+        "source",
+        "confidence",
+        "context",
+        "created_at",
+    } <= row.keys()
     assert row["id"] == second
     assert row["confidence"] == 1.0
     assert memory.current("task-1", "status") == "in_progress"
@@ -57,7 +65,8 @@ def test_search_full_text(memory: MinnaMemory) -> None:
     hits = memory.search("moon")
     assert [h["entity"] for h in hits] == ["project-apollo"]
     assert [h["entity"] for h in memory.search("gemini")] == ["project-gemini"]
-    assert memory.search("goal", limit=1) and len(memory.search("goal", limit=1)) == 1
+    assert memory.search("goal", limit=1)
+    assert len(memory.search("goal", limit=1)) == 1
     # FTS5 syntax in user text is quoted, never an error.
     assert memory.search('moon" OR (') == []
     assert memory.search("   ") == []
@@ -136,16 +145,25 @@ def test_preferences(memory: MinnaMemory) -> None:
 
 
 def test_transaction_is_atomic_and_nested_calls_join(memory: MinnaMemory) -> None:
-    with pytest.raises(RuntimeError), memory.transaction():
-        memory.store("a", "x", 1)
-        memory.store("a", "y", 2)
-        raise RuntimeError("boom")
+    def two_then_fail() -> None:
+        with memory.transaction():
+            memory.store("a", "x", 1)
+            memory.store("a", "y", 2)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        two_then_fail()
     assert memory.recall("a") == []
-    with memory.transaction():
-        memory.store("b", "x", 1)
-        with pytest.raises(ValueError, match="inner"), memory.transaction():
+
+    def inner() -> None:
+        with memory.transaction():
             memory.store("b", "y", 2)
             raise ValueError("inner")
+
+    with memory.transaction():
+        memory.store("b", "x", 1)
+        with pytest.raises(ValueError, match="inner"):
+            inner()
         memory.store("b", "z", 3)
     assert sorted(m["attribute"] for m in memory.recall("b")) == ["x", "z"]
 

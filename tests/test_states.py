@@ -87,9 +87,16 @@ def test_custom_machine_is_enforced() -> None:
 
 def test_custom_machine_with_roles() -> None:
     machine = StateMachine(
-        {"queued": ["running"], "running": ["ok", "queued", "broken"], "broken": ["queued"],
-         "ok": []},
-        initial="queued", claimed="running", held=["running"], failed="broken",
+        {
+            "queued": ["running"],
+            "running": ["ok", "queued", "broken"],
+            "broken": ["queued"],
+            "ok": [],
+        },
+        initial="queued",
+        claimed="running",
+        held=["running"],
+        failed="broken",
     )
     assert (machine.claimed, machine.held, machine.failed) == ("running", ("running",), "broken")
 
@@ -98,20 +105,34 @@ def test_custom_machine_with_roles() -> None:
     ("kwargs", "message"),
     [
         ({"moves": {}}, "a state machine needs at least one state"),
-        ({"moves": {"a": ["b"], "b": []}, "initial": "x"},
-         "initial state 'x' is not one of the states: a, b"),
-        ({"moves": {"a": ["b"], "b": ["a"]}, "initial": "a", "terminal": ["b"]},
-         "terminal state 'b' has moves out of it: a"),
-        ({"moves": {"a": ["b"], "b": [], "c": ["b"]}, "initial": "a"},
-         "states not reachable from 'a': c"),
-        ({"moves": {"a": ["b"], "b": []}, "initial": "a", "claimed": "z"},
-         "claimed state 'z' is not one of the states"),
-        ({"moves": {"a": ["b"], "b": []}, "initial": "a", "failed": "z"},
-         "failed state 'z' is not one of the states"),
-        ({"moves": {"a": ["b"], "b": []}, "initial": "a", "held": ["z"]},
-         "held state 'z' is not one of the states"),
-        ({"moves": {"a": ["b"], "b": []}, "initial": "a", "terminal": ["z"]},
-         "terminal state 'z' is not one of the states"),
+        (
+            {"moves": {"a": ["b"], "b": []}, "initial": "x"},
+            "initial state 'x' is not one of the states: a, b",
+        ),
+        (
+            {"moves": {"a": ["b"], "b": ["a"]}, "initial": "a", "terminal": ["b"]},
+            "terminal state 'b' has moves out of it: a",
+        ),
+        (
+            {"moves": {"a": ["b"], "b": [], "c": ["b"]}, "initial": "a"},
+            "states not reachable from 'a': c",
+        ),
+        (
+            {"moves": {"a": ["b"], "b": []}, "initial": "a", "claimed": "z"},
+            "claimed state 'z' is not one of the states",
+        ),
+        (
+            {"moves": {"a": ["b"], "b": []}, "initial": "a", "failed": "z"},
+            "failed state 'z' is not one of the states",
+        ),
+        (
+            {"moves": {"a": ["b"], "b": []}, "initial": "a", "held": ["z"]},
+            "held state 'z' is not one of the states",
+        ),
+        (
+            {"moves": {"a": ["b"], "b": []}, "initial": "a", "terminal": ["z"]},
+            "terminal state 'z' is not one of the states",
+        ),
     ],
 )
 def test_custom_machine_validation(kwargs: dict[str, object], message: str) -> None:

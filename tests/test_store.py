@@ -31,8 +31,9 @@ def later(minutes: float = 10) -> datetime:
 
 
 def test_add_stores_a_task_entity_with_triples(store: TaskStore) -> None:
-    task = store.add("Write report", description="quarterly", priority=2, max_attempts=5,
-                     payload={"pages": 3})
+    task = store.add(
+        "Write report", description="quarterly", priority=2, max_attempts=5, payload={"pages": 3}
+    )
     assert task.id == "t-1"
     assert (task.title, task.description, task.status) == ("Write report", "quarterly", "pending")
     assert (task.priority, task.attempts, task.max_attempts) == (2, 0, 5)
@@ -90,7 +91,10 @@ BAD_ADDS = [
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), BAD_ADDS)
 def test_bad_add_writes_nothing(
-    store: TaskStore, db_path: Path, kwargs: dict[str, object], error: type[Exception],
+    store: TaskStore,
+    db_path: Path,
+    kwargs: dict[str, object],
+    error: type[Exception],
     message: str,
 ) -> None:
     store.add("existing")
@@ -141,7 +145,11 @@ def test_claim_sets_owner_and_lease(store: TaskStore) -> None:
     assert before + timedelta(seconds=59) < lease < before + timedelta(seconds=62)
     (step,) = store.history(task.id)[1:]
     assert (step.from_state, step.to_state, step.actor, step.note) == (
-        "pending", "in_progress", "worker-1", "claimed")
+        "pending",
+        "in_progress",
+        "worker-1",
+        "claimed",
+    )
 
 
 @pytest.mark.parametrize(
@@ -155,7 +163,10 @@ def test_claim_sets_owner_and_lease(store: TaskStore) -> None:
     ],
 )
 def test_bad_claim_writes_nothing(
-    store: TaskStore, db_path: Path, kwargs: dict[str, object], error: type[Exception],
+    store: TaskStore,
+    db_path: Path,
+    kwargs: dict[str, object],
+    error: type[Exception],
     message: str,
 ) -> None:
     store.add("a")
@@ -168,20 +179,25 @@ def test_bad_claim_writes_nothing(
 def test_transition_full_cycle_and_history(store: TaskStore) -> None:
     task = store.add("a")
     store.claim("w")
-    reviewed = store.transition(task.id, "review", expected="in_progress", actor="w",
-                                result={"answer": 42})
+    reviewed = store.transition(
+        task.id, "review", expected="in_progress", actor="w", result={"answer": 42}
+    )
     assert reviewed.result == {"answer": 42}
     assert reviewed.owner == "w"  # the lease holds through review
-    done = store.transition(task.id, TaskState.COMPLETED, expected="review", actor="w",
-                            note="looks right")
+    done = store.transition(
+        task.id, TaskState.COMPLETED, expected="review", actor="w", note="looks right"
+    )
     assert (done.status, done.owner, done.lease_expires_at) == ("completed", None, None)
     history = store.history(task.id)
     assert [(h.from_state, h.to_state) for h in history] == [
-        (None, "pending"), ("pending", "in_progress"), ("in_progress", "review"),
+        (None, "pending"),
+        ("pending", "in_progress"),
+        ("in_progress", "review"),
         ("review", "completed"),
     ]
-    assert history[-1] == Transition(task.id, "review", "completed", history[-1].at, "w",
-                                     "looks right")
+    assert history[-1] == Transition(
+        task.id, "review", "completed", history[-1].at, "w", "looks right"
+    )
     stamps = [h.at for h in history]
     assert stamps == sorted(stamps)
 
@@ -270,7 +286,9 @@ def test_recover_expired_leases_only(store: TaskStore) -> None:
     assert store.recover() == []  # nothing has expired yet
     recovered = store.recover(now=later(1))
     assert [(t.id, t.status, t.attempts, t.owner) for t in recovered] == [
-        (a.id, "failed", 1, None), (b.id, "pending", 1, None)]
+        (a.id, "failed", 1, None),
+        (b.id, "pending", 1, None),
+    ]
     assert store.get(c.id).status == "in_progress"  # live lease untouched
     assert "lease of dead-2 expired" in (store.get(b.id).error or "")
     assert store.history(b.id)[-1].actor == "recover"
@@ -300,12 +318,22 @@ def test_completed_is_terminal(store: TaskStore) -> None:
 
 
 def test_stats(store: TaskStore) -> None:
-    assert store.stats() == {"pending": 0, "in_progress": 0, "review": 0, "failed": 0,
-                             "completed": 0}
+    assert store.stats() == {
+        "pending": 0,
+        "in_progress": 0,
+        "review": 0,
+        "failed": 0,
+        "completed": 0,
+    }
     store.add_many(["a", "b", "c"])
     store.claim("w")
-    assert store.stats() == {"pending": 2, "in_progress": 1, "review": 0, "failed": 0,
-                             "completed": 0}
+    assert store.stats() == {
+        "pending": 2,
+        "in_progress": 1,
+        "review": 0,
+        "failed": 0,
+        "completed": 0,
+    }
 
 
 def test_as_of_at_several_points(store: TaskStore) -> None:
@@ -370,20 +398,30 @@ def test_tasks_written_through_memory_api_appear(db_path: Path) -> None:
     with TaskStore(db_path) as store:
         task = store.get("job-1")
         assert (task.title, task.status, task.attempts, task.max_attempts) == (
-            "from another tool", "pending", 0, 3)
+            "from another tool",
+            "pending",
+            0,
+            3,
+        )
         assert store.claim("w") == store.get("job-1")
 
 
 def test_custom_machine_enforced_by_store(tmp_path: Path) -> None:
-    machine = StateMachine({"todo": ["doing"], "doing": ["done", "todo"], "done": []},
-                           initial="todo", claimed="doing", held=["doing"], failed=None)
+    machine = StateMachine(
+        {"todo": ["doing"], "doing": ["done", "todo"], "done": []},
+        initial="todo",
+        claimed="doing",
+        held=["doing"],
+        failed=None,
+    )
     with TaskStore(tmp_path / "c.db", machine=machine) as store:
         task = store.add("x")
         assert task.status == "todo"
         with pytest.raises(InvalidTransition, match="it can move to: doing"):
             store.transition(task.id, "done")
         claimed = store.claim("w")
-        assert claimed is not None and claimed.status == "doing"
+        assert claimed is not None
+        assert claimed.status == "doing"
         assert store.transition(task.id, "done", actor="w").status == "done"
         assert store.stats() == {"todo": 0, "doing": 0, "done": 1}
 

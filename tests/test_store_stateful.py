@@ -57,12 +57,12 @@ class TaskStoreMachine(RuleBasedStateMachine):
         self._set(m, "failed" if m.attempts >= m.max_attempts else "pending", None)
 
     def _expect(self, error: type[Exception] | None, call: object) -> None:
+        raised: Exception | None = None
         try:
             call()  # type: ignore[operator]
         except (InvalidTransition, TransitionConflict) as e:
-            assert error is not None and isinstance(e, error), f"unexpected {e!r}"
-        else:
-            assert error is None, f"expected {error}"
+            raised = e
+        assert type(raised) is error if error else raised is None, f"got {raised!r}"
 
     def _ids(self) -> list[str]:
         return sorted(self.model)
@@ -82,18 +82,31 @@ class TaskStoreMachine(RuleBasedStateMachine):
             assert task is None
             return
         expected_id = min(pending)[2]
-        assert task is not None and task.id == expected_id
+        assert task is not None
+        assert task.id == expected_id
         self._set(self.model[expected_id], "in_progress", worker)
 
     @precondition(lambda self: self.model)
-    @rule(data=st.data(), to=st.sampled_from(STATES), actor=ACTORS,
-          use_expected=st.booleans(), wrong_expected=st.sampled_from(STATES))
-    def transition(self, data: st.DataObject, to: str, actor: str | None, use_expected: bool,
-                   wrong_expected: str) -> None:
+    @rule(
+        data=st.data(),
+        to=st.sampled_from(STATES),
+        actor=ACTORS,
+        use_expected=st.booleans(),
+        wrong_expected=st.sampled_from(STATES),
+    )
+    def transition(
+        self,
+        data: st.DataObject,
+        to: str,
+        actor: str | None,
+        use_expected: bool,
+        wrong_expected: str,
+    ) -> None:
         task_id = data.draw(st.sampled_from(self._ids()))
         m = self.model[task_id]
-        expected = (m.status if wrong_expected == m.status else wrong_expected) if use_expected \
-            else None
+        expected = (
+            (m.status if wrong_expected == m.status else wrong_expected) if use_expected else None
+        )
         if expected is not None and expected != m.status:
             error: type[Exception] | None = TransitionConflict
         elif actor and m.owner and m.owner != actor and m.status in HELD:
@@ -102,8 +115,9 @@ class TaskStoreMachine(RuleBasedStateMachine):
             error = InvalidTransition
         else:
             error = None
-        self._expect(error, lambda: self.store.transition(task_id, to, expected=expected,
-                                                          actor=actor))
+        self._expect(
+            error, lambda: self.store.transition(task_id, to, expected=expected, actor=actor)
+        )
         if error is None:
             if m.status == "review" and to == "pending":
                 self._fail_attempt(m)
@@ -129,8 +143,7 @@ class TaskStoreMachine(RuleBasedStateMachine):
     def heartbeat(self, data: st.DataObject, worker: str) -> None:
         task_id = data.draw(st.sampled_from(self._ids()))
         m = self.model[task_id]
-        self._expect(self._holder_error(m, worker),
-                     lambda: self.store.heartbeat(task_id, worker))
+        self._expect(self._holder_error(m, worker), lambda: self.store.heartbeat(task_id, worker))
 
     @precondition(lambda self: self.model)
     @rule(data=st.data(), worker=WORKERS)
@@ -179,7 +192,8 @@ class TaskStoreMachine(RuleBasedStateMachine):
         for task_id, m in self.model.items():
             history = self.store.history(task_id)
             assert len(history) == m.moves
-            assert history[0].from_state is None and history[0].to_state == "pending"
+            assert history[0].from_state is None
+            assert history[0].to_state == "pending"
             for step in history[1:]:
                 assert step.to_state in MOVES[step.from_state or ""]
 
@@ -192,7 +206,9 @@ class TaskStoreMachine(RuleBasedStateMachine):
 
 
 TaskStoreMachine.TestCase.settings = settings(
-    max_examples=60, stateful_step_count=30, deadline=None,
+    max_examples=60,
+    stateful_step_count=30,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestTaskStoreModel = TaskStoreMachine.TestCase

@@ -62,8 +62,9 @@ def hang(db: str, marker: str, where: str) -> int:
     if where == "execute":
         state_machine_loop(store, stall, worker=f"hang-{os.getpid()}", lease_seconds=60)
     else:
-        state_machine_loop(store, lambda t: "done", stall, worker=f"hang-{os.getpid()}",
-                           lease_seconds=60)
+        state_machine_loop(
+            store, lambda t: "done", stall, worker=f"hang-{os.getpid()}", lease_seconds=60
+        )
     return 0
 
 
