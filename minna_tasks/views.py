@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -53,18 +54,38 @@ DEFAULT_DATABASE = "minna"
 
 
 def ensure_views(memory: MinnaMemory) -> None:
-    """Create or update the views; a no-op (no write) when they are already current."""
-    db = sqlite_utils.Database(memory.connection)
-    if all(_current(db, name, sql) for name, sql in VIEWS.items()):
-        return
-    with memory.transaction():
-        # Re-check under the write lock: another process may have just done it.
-        for name, sql in VIEWS.items():
-            db.create_view(name, sql, replace=True)
+    """Create or update the views with sqlite-utils, idempotently.
+
+    Called by TaskStore on every writable open, so it must be cheap: when the
+    views are current it runs one read of `sqlite_master` and writes nothing.
+    """
+    if _stale(memory.connection):
+        # Several processes may open the file at once: BEGIN IMMEDIATE serialises
+        # them, and create_view(replace=True) re-reads the schema under the lock,
+        # leaving views that another process just made current untouched.
+        db = sqlite_utils.Database(
+            memory.connection, recursive_triggers=False, execute_plugins=False
+        )
+        with memory.transaction():
+            for name, sql in VIEWS.items():
+                db.create_view(name, sql, replace=True)
 
 
-def _current(db: sqlite_utils.Database, name: str, sql: str) -> bool:
-    return name in db.view_names() and db[name].schema == f"CREATE VIEW {quote_identifier(name)} AS {sql}"
+def view_sql(name: str) -> str:
+    """The `CREATE VIEW` statement of one of our views, exactly as SQLite keeps it."""
+    return f"CREATE VIEW {quote_identifier(name)} AS {VIEWS[name]}"
+
+
+def _stale(conn: sqlite3.Connection) -> bool:
+    """True when a view is missing or differs from this version's SQL."""
+    placeholders = ", ".join("?" * len(VIEWS))
+    found = dict(
+        conn.execute(
+            f"SELECT name, sql FROM sqlite_master WHERE type = 'view' AND name IN ({placeholders})",
+            list(VIEWS),
+        ).fetchall()
+    )
+    return any(found.get(name) != view_sql(name) for name in VIEWS)
 
 
 def datasette_metadata(database: str | os.PathLike[str] = DEFAULT_DATABASE) -> dict[str, Any]:
