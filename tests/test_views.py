@@ -22,11 +22,25 @@ from minna_tasks import MinnaTasksError, Task, TaskStore, Transition, state_mach
 from minna_tasks.views import VIEWS, _stale, ensure_views, view_sql
 
 DESIGN_TASK_COLUMNS = [
-    "id", "title", "status", "priority", "attempts", "max_attempts", "owner",
-    "lease_expires_at", "created_at", "updated_at",
+    "id",
+    "title",
+    "status",
+    "priority",
+    "attempts",
+    "max_attempts",
+    "owner",
+    "lease_expires_at",
+    "created_at",
+    "updated_at",
 ]
 TRANSITION_COLUMNS = [
-    "memory_id", "task_id", "from_state", "to_state", "at", "actor", "reason",
+    "memory_id",
+    "task_id",
+    "from_state",
+    "to_state",
+    "at",
+    "actor",
+    "reason",
     "seconds_in_previous_state",
 ]
 
@@ -84,8 +98,9 @@ def task_from_row(row: dict[str, Any]) -> Task:
 
 
 def transition_from_row(row: dict[str, Any]) -> Transition:
-    return Transition(row["task_id"], row["from_state"], row["to_state"], row["at"],
-                      row["actor"], row["reason"])
+    return Transition(
+        row["task_id"], row["from_state"], row["to_state"], row["at"], row["actor"], row["reason"]
+    )
 
 
 def seconds_between(earlier: str, later: str) -> float:
@@ -140,9 +155,12 @@ def test_views_equal_the_store_on_a_demo_file(tmp_path: Path) -> None:
         conn.close()
         statuses = {t.title: t.status for t in store.list()}
         assert statuses == {
-            "Fetch the report": "completed", "Summarise it": "completed",
-            "Flaky check": "completed", "Doomed": "failed",
-            "Held by a dead worker": "in_progress", "Waiting in the queue": "pending",
+            "Fetch the report": "completed",
+            "Summarise it": "completed",
+            "Flaky check": "completed",
+            "Doomed": "failed",
+            "Held by a dead worker": "in_progress",
+            "Waiting in the queue": "pending",
         }
         expired = view_rows(path, "task_expired_leases")
         assert [(r["title"], r["owner"]) for r in expired] == [("Held by a dead worker", "ghost")]
@@ -162,8 +180,11 @@ OPS = st.lists(
     st.one_of(
         st.tuples(st.just("add"), st.integers(-2, 2), st.integers(1, 3)),
         st.tuples(st.just("claim"), st.sampled_from(["w1", "w2"])),
-        st.tuples(st.just("move"), st.integers(0, 5),
-                  st.sampled_from(["pending", "in_progress", "review", "completed", "failed"])),
+        st.tuples(
+            st.just("move"),
+            st.integers(0, 5),
+            st.sampled_from(["pending", "in_progress", "review", "completed", "failed"]),
+        ),
         st.tuples(st.just("fail"), st.integers(0, 5)),
         st.tuples(st.just("release"), st.integers(0, 5)),
         st.tuples(st.just("heartbeat"), st.integers(0, 5)),
@@ -178,8 +199,7 @@ def _apply(store: TaskStore, op: tuple[Any, ...]) -> None:
     ids = [t.id for t in store.list()]
     kind = op[0]
     if kind == "add":
-        store.add(f"task {len(ids)}", priority=op[1], max_attempts=op[2],
-                  payload={"n": len(ids)})
+        store.add(f"task {len(ids)}", priority=op[1], max_attempts=op[2], payload={"n": len(ids)})
         return
     if kind == "claim":
         store.claim(op[1], lease_seconds=60)
@@ -193,8 +213,13 @@ def _apply(store: TaskStore, op: tuple[Any, ...]) -> None:
     task = store.get(ids[op[1] % len(ids)])
     try:
         if kind == "move":
-            store.transition(task.id, op[2], actor=task.owner or "someone", note=f"to {op[2]}",
-                             result={"ok": True} if op[2] == "review" else None)
+            store.transition(
+                task.id,
+                op[2],
+                actor=task.owner or "someone",
+                note=f"to {op[2]}",
+                result={"ok": True} if op[2] == "review" else None,
+            )
         elif kind == "fail":
             store.fail(task.id, task.owner, error="it broke")
         elif kind == "release":
@@ -249,7 +274,11 @@ def test_rows_appended_with_plain_sqlite3_show_up(tmp_path: Path) -> None:
     assert counts == {"in_progress": 1, "pending": 2}
     last = view_rows(path, "task_transitions", f"WHERE task_id = '{first}'")[-1]
     assert (last["from_state"], last["to_state"], last["actor"], last["reason"]) == (
-        "pending", "in_progress", "other-tool", "picked by hand")
+        "pending",
+        "in_progress",
+        "other-tool",
+        "picked by hand",
+    )
     with TaskStore(path) as store:
         assert store.get(first).status == "in_progress"
         assert [t.to_state for t in store.history(first)] == ["pending", "in_progress"]
@@ -262,11 +291,15 @@ def test_sqlite_utils_rows_returns_the_tasks(tmp_path: Path) -> None:
         store.claim("w")
     out = subprocess.run(
         [Path(sys.executable).with_name("sqlite-utils"), "rows", path, "tasks"],
-        capture_output=True, text=True, check=True, timeout=60,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
     rows = json.loads(out)
     assert [(r["id"], r["title"], r["status"], r["owner"]) for r in rows] == [
-        ("t-1", "a", "pending", None), ("t-2", "b", "in_progress", "w"),
+        ("t-1", "a", "pending", None),
+        ("t-2", "b", "in_progress", "w"),
     ]
 
 
@@ -342,8 +375,12 @@ OPENER = textwrap.dedent(
 
 def _open_at_once(path: Path, go: Path, names: list[str]) -> list[int]:
     procs = [
-        subprocess.Popen([sys.executable, "-c", OPENER, str(path), str(go), name],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, str(path), str(go), name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for name in names
     ]
     time.sleep(0.5)  # let every interpreter start and wait at the gate
