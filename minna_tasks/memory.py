@@ -165,7 +165,7 @@ def _fts_query(query: str) -> str:
 
 def _decayed(confidence: float, since: str, half_life_days: float, now: datetime) -> float:
     age_days = (now - datetime.fromisoformat(since)).total_seconds() / 86400.0
-    return confidence * 0.5 ** (max(age_days, 0.0) / half_life_days)
+    return float(confidence * 0.5 ** (max(age_days, 0.0) / half_life_days))
 
 
 class MinnaMemory:
@@ -702,9 +702,9 @@ class MinnaMemory:
         return default if row is None else row[0]
 
     def get_preferences(self, category: str | None = None) -> dict[str, Value]:
-        sql, args = "SELECT key, value FROM preferences", ()
+        sql, args = "SELECT key, value FROM preferences", []
         if category is not None:
-            sql, args = sql + " WHERE category = ?", (category,)
+            sql, args = sql + " WHERE category = ?", [category]
         return dict(self.connection.execute(sql + " ORDER BY key", args).fetchall())
 
 

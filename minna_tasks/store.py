@@ -185,7 +185,8 @@ class Task:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Task:
-        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+        values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(cls)}
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,8 @@ class Transition:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Transition:
-        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+        values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(cls)}
+        return cls(**values)
 
 
 Fact = tuple[str, str, Any, str | None, str | None]
@@ -328,7 +330,8 @@ class TaskStore:
         limit: int | None = None,
     ) -> Iterator[Task]:
         """Like list(), but streams rows instead of loading them all."""
-        where, args = [], []
+        where: builtins.list[str] = []
+        args: builtins.list[Any] = []
         if status is not None:
             statuses = [status] if isinstance(status, str) else builtins.list(status)
             statuses = [self.machine.check_state(s) for s in statuses]
@@ -482,7 +485,8 @@ class TaskStore:
             next_seq = conn.execute(
                 "SELECT coalesce(max(seq), 0) + 1 FROM task_current"
             ).fetchone()[0]
-            entities, facts = [], []
+            entities: builtins.list[tuple[str, str, str]] = []
+            facts: builtins.list[Fact] = []
             for spec in specs:
                 task_id = spec["task_id"]
                 if task_id is None:
