@@ -18,12 +18,21 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
+from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer, ResourceSecurity
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
-from mcp.types import CallToolResult, InputRequiredResult, TextContent
+from mcp.types import (
+    CallToolResult,
+    EmptyResult,
+    InputRequiredResult,
+    SubscribeRequestParams,
+    TextContent,
+    UnsubscribeRequestParams,
+)
 from pydantic import ValidationError
 
 from .errors import MinnaTasksError, TaskNotFound
@@ -81,7 +90,7 @@ def _tasks(tasks: Iterable[Task]) -> list[dict[str, Any]]:
 
 
 class _Subscribers:
-    """Sessions that subscribed with the handshake-era `resources/subscribe` request.
+    """Connections that subscribed with the handshake-era `resources/subscribe` request.
 
     Clients on the 2026-07-28 protocol use `subscriptions/listen` instead, which
     the SDK serves itself; both are told when a tool changes a task.
@@ -90,24 +99,36 @@ class _Subscribers:
     def __init__(self) -> None:
         self.by_uri: dict[str, list[Any]] = {}
 
-    async def subscribe(self, ctx: Any, params: Any) -> dict[str, Any]:
-        sessions = self.by_uri.setdefault(str(params.uri), [])
-        if not any(s is ctx.session for s in sessions):
-            sessions.append(ctx.session)
-        return {}
+    @staticmethod
+    def _connection(ctx: ServerRequestContext[Any, Any]) -> Any:
+        # A ServerSession lives for one request; the connection behind it lives as
+        # long as the client. The SDK does not expose it publicly (2.3), hence getattr.
+        return getattr(ctx.session, "_connection", ctx.session)
 
-    async def unsubscribe(self, ctx: Any, params: Any) -> dict[str, Any]:
-        sessions = self.by_uri.get(str(params.uri), [])
-        sessions[:] = [s for s in sessions if s is not ctx.session]
-        return {}
+    async def subscribe(
+        self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams
+    ) -> EmptyResult:
+        connections = self.by_uri.setdefault(str(params.uri), [])
+        connection = self._connection(ctx)
+        if not any(c is connection for c in connections):
+            connections.append(connection)
+        return EmptyResult()
+
+    async def unsubscribe(
+        self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams
+    ) -> EmptyResult:
+        connection = self._connection(ctx)
+        connections = self.by_uri.get(str(params.uri), [])
+        connections[:] = [c for c in connections if c is not connection]
+        return EmptyResult()
 
     async def notify(self, uri: str) -> None:
-        sessions = self.by_uri.get(uri, [])
-        for session in list(sessions):
+        connections = self.by_uri.get(uri, [])
+        for connection in list(connections):
             try:
-                await session.send_resource_updated(uri)
+                await connection.send_resource_updated(uri)
             except Exception:  # the client went away: forget it, never fail the tool
-                sessions[:] = [s for s in sessions if s is not session]
+                connections[:] = [c for c in connections if c is not connection]
 
 
 class _Server(MCPServer):
@@ -163,15 +184,8 @@ class _Tools:
     ) -> CallToolResult:
         """Add a pending task and return it. Higher `priority` is claimed first; `payload`
         is any JSON value for the worker; `task_id` defaults to `t-N`."""
-        spec = {
-            "title": title,
-            "description": description,
-            "priority": priority,
-            "max_attempts": max_attempts,
-            "payload": payload,
-            "task_id": task_id,
-        }
-        return await self._run(lambda: self.store.add(**spec).to_dict(), ctx, changed=True)
+        add = partial(self.store.add, title, description, priority, max_attempts, payload, task_id)
+        return await self._run(lambda: add().to_dict(), ctx, changed=True)
 
     async def claim_task(
         self, worker: str, ctx: Context, lease_seconds: float = 300
@@ -247,8 +261,8 @@ class _Tools:
     ) -> CallToolResult:
         """Remember that `entity`'s `attribute` is `value` (a new fact; older values stay in
         the log). Returns the new memory's id."""
-        fact = {"source": source, "confidence": confidence, "context": context}
-        return await self._run(lambda: {"id": self.memory.store(entity, attribute, value, **fact)})
+        store = partial(self.memory.store, entity, attribute, value, source, confidence, context)
+        return await self._run(lambda: {"id": store()})
 
     async def memory_recall(
         self,
@@ -261,15 +275,16 @@ class _Tools:
     ) -> CallToolResult:
         """Memories about `entity` and/or `attribute`, newest first. With `include_decay`,
         confidence halves every `half_life_days` since the memory was verified or made."""
-        query = {
-            "entity": entity,
-            "attribute": attribute,
-            "limit": limit,
-            "include_decay": include_decay,
-            "half_life_days": half_life_days,
-            "min_confidence": min_confidence,
-        }
-        return await self._run(lambda: self.memory.recall(**query))
+        recall = partial(
+            self.memory.recall,
+            entity,
+            attribute,
+            limit,
+            include_decay,
+            half_life_days,
+            min_confidence,
+        )
+        return await self._run(recall)
 
     async def memory_search(self, query: str, limit: int = 10) -> CallToolResult:
         """Full-text search over entity, attribute and value; best match first."""
@@ -353,8 +368,6 @@ def _add_legacy_subscriptions(server: MCPServer, subscribers: _Subscribers) -> N
 
     MCPServer has no public hook for it, so the handlers go on its low-level server.
     """
-    from mcp.types import SubscribeRequestParams, UnsubscribeRequestParams
-
     lowlevel = server._lowlevel_server
     lowlevel.add_request_handler(
         "resources/subscribe", SubscribeRequestParams, subscribers.subscribe
