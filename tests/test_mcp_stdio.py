@@ -1,0 +1,199 @@
+"""`minna-tasks mcp` as a real subprocess, driven by the SDK's stdio client.
+
+Covers what only a real process shows: the stdio transport, the file shared
+with TaskStore and the CLI, and two servers on one file claiming from one queue.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+from mcp.client import Client
+from mcp.client.stdio import StdioServerParameters
+from mcp.types import CallToolResult
+
+from minna_tasks import TaskStore
+from minna_tasks.mcp_server import CURRENT_URI, QUEUE_URI, task_uri
+
+from .conftest import dump
+
+T = TypeVar("T")
+
+
+def server_command(db: Path) -> list[str]:
+    """The command an MCP host runs: the server on stdio against `db`."""
+    return [sys.executable, "-m", "minna_tasks.mcp_server", "--db", str(db)]
+
+
+def params(db: Path) -> StdioServerParameters:
+    command, *args = server_command(db)
+    return StdioServerParameters(command=command, args=args)
+
+
+def run(body: Callable[[], Awaitable[T]]) -> T:
+    async def main() -> T:
+        with anyio.fail_after(30):
+            return await body()
+
+    return anyio.run(main)
+
+
+def text(result: CallToolResult) -> str:
+    (block,) = result.content
+    assert block.type == "text"
+    return block.text
+
+
+def value(result: CallToolResult) -> Any:
+    assert not result.is_error, text(result)
+    return json.loads(text(result))
+
+
+async def read_json(c: Client, uri: str) -> Any:
+    (content,) = (await c.read_resource(uri)).contents
+    return json.loads(content.text)  # type: ignore[union-attr]
+
+
+def test_a_client_uses_every_resource_and_tool_over_stdio(db_path: Path) -> None:
+    with TaskStore(db_path) as store:  # made before the server starts: it shares the file
+        store.add("seeded", priority=1)
+
+    async def body() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        async with Client(params(db_path)) as c:
+            out["resources"] = {str(r.uri) for r in (await c.list_resources()).resources}
+            out["templates"] = [
+                t.uri_template for t in (await c.list_resource_templates()).resource_templates
+            ]
+            out["tools"] = {t.name for t in (await c.list_tools()).tools}
+            out["add"] = value(await c.call_tool("add_task", {"title": "from mcp"}))
+            out["queue"] = await read_json(c, QUEUE_URI)
+            out["claim"] = value(await c.call_tool("claim_task", {"worker": "agent"}))
+            out["current"] = await read_json(c, CURRENT_URI)
+            value(await c.call_tool("heartbeat_task", {"task_id": "t-1", "worker": "agent"}))
+            value(await c.call_tool("claim_task", {"worker": "agent"}))
+            value(await c.call_tool("release_task", {"task_id": "t-2", "worker": "agent"}))
+
+            # Refused calls: an error result with our message, the file untouched.
+            before = dump(db_path)
+            unknown = await c.call_tool("get_task", {"task_id": "t-404"})
+            invalid = await c.call_tool("transition_task", {"task_id": "t-2", "to_state": "review"})
+            bad_args = await c.call_tool("claim_task", {"worker": "agent", "lease_seconds": "x"})
+            out["errors"] = [(r.is_error, text(r)) for r in (unknown, invalid, bad_args)]
+            out["unchanged"] = dump(db_path) == before
+
+            value(
+                await c.call_tool(
+                    "transition_task",
+                    {"task_id": "t-1", "to_state": "review", "actor": "agent", "result": [1, 2]},
+                )
+            )
+            value(await c.call_tool("transition_task", {"task_id": "t-1", "to_state": "completed"}))
+            out["task"] = await read_json(c, task_uri("t-1"))
+            out["get"] = value(await c.call_tool("get_task", {"task_id": "t-1"}))
+            out["list"] = value(await c.call_tool("list_tasks", {"status": "pending"}))
+            value(
+                await c.call_tool(
+                    "memory_store", {"entity": "agent", "attribute": "mood", "value": "busy"}
+                )
+            )
+            out["recall"] = value(await c.call_tool("memory_recall", {"entity": "agent"}))
+            out["search"] = value(await c.call_tool("memory_search", {"query": "busy"}))
+        return out
+
+    out = run(body)
+    assert out["resources"] == {QUEUE_URI, CURRENT_URI}
+    assert out["templates"] == ["task://{task_id}"]
+    assert len(out["tools"]) == 10
+    assert out["add"]["id"] == "t-2"
+    assert [t["id"] for t in out["queue"]] == ["t-1", "t-2"]  # priority first
+    assert out["claim"]["id"] == "t-1"
+    assert [(t["id"], t["owner"]) for t in out["current"]] == [("t-1", "agent")]
+    assert out["errors"] == [
+        (True, "task 't-404' not found"),
+        (
+            True,
+            "cannot move t-2 from pending to review: task t-2 is pending; "
+            "it can move to: in_progress",
+        ),
+        (
+            True,
+            "invalid arguments for claim_task: lease_seconds: "
+            "Input should be a valid number, unable to parse string as a number",
+        ),
+    ]
+    assert out["unchanged"]
+    assert out["task"] == out["get"]
+    assert [h["to_state"] for h in out["task"]["history"]] == [
+        "pending",
+        "in_progress",
+        "review",
+        "completed",
+    ]
+    assert [t["id"] for t in out["list"]] == ["t-2"]
+    assert out["recall"][0]["value"] == "busy"
+    assert out["search"][0]["entity"] == "agent"
+
+    # Afterwards the core sees exactly what the agent did.
+    with TaskStore(db_path) as store:
+        done = store.get("t-1")
+        assert (done.status, done.result, done.owner) == ("completed", [1, 2], None)
+        assert [t.to_dict() for t in store.history("t-1")] == out["task"]["history"]
+        assert store.get("t-2").status == "pending"
+        assert store.history("t-2")[-1].note == "released"
+        assert store.memory.recall(entity="agent", attribute="mood")[0]["value"] == "busy"
+
+
+def test_two_servers_on_one_file_never_hand_out_a_task_twice(db_path: Path) -> None:
+    n = 40
+    with TaskStore(db_path) as store:
+        store.add_many([f"job {i}" for i in range(n)])
+
+    async def body() -> dict[str, list[str]]:
+        claimed: dict[str, list[str]] = {"a": [], "b": []}
+        async with Client(params(db_path)) as a, Client(params(db_path)) as b:
+
+            async def drain(worker: str, c: Client) -> None:
+                while True:
+                    task = value(await c.call_tool("claim_task", {"worker": worker}))
+                    if task is None:
+                        return
+                    assert task["owner"] == worker
+                    claimed[worker].append(task["id"])
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(drain, "a", a)
+                tg.start_soon(drain, "b", b)
+        return claimed
+
+    claimed = run(body)
+    every = claimed["a"] + claimed["b"]
+    assert sorted(every) == sorted(f"t-{i}" for i in range(1, n + 1))  # each exactly once
+    with TaskStore(db_path) as store:
+        for worker, ids in claimed.items():
+            for task_id in ids:
+                steps = [(t.to_state, t.actor) for t in store.history(task_id)]
+                assert steps == [("pending", None), ("in_progress", worker)]
+
+
+def test_a_bad_database_is_a_one_line_error(tmp_path: Path) -> None:
+    folder = tmp_path / "not-a-file"
+    folder.mkdir()
+    done = subprocess.run(
+        server_command(folder),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode != 0
+    assert done.stdout == ""
+    assert done.stderr.startswith("Error: ")
+    assert "is a directory" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
