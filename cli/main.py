@@ -4,11 +4,40 @@ from __future__ import annotations
 
 import click
 
+from minna_tasks import __version__
 
-@click.group()
-def cli() -> None:
-    """Durable, auditable task state for AI agents."""
+from . import files, tasks
+from .app import DEFAULT_DB, App, MinnaGroup
+from .demo import demo
+from .run import run
+
+
+@click.group(cls=MinnaGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    default=DEFAULT_DB,
+    envvar="MINNA_DB",
+    show_default=True,
+    show_envvar=True,
+    metavar="PATH",
+    help="The SQLite file holding the tasks.",
+)
+@click.version_option(__version__, prog_name="minna-tasks")
+@click.pass_context
+def cli(ctx: click.Context, db: str) -> None:
+    """Durable, auditable task state for AI agents, on one SQLite file.
+
+    Start with `minna-tasks demo`, or `minna-tasks add "a task"` and
+    `minna-tasks list`.
+    """
+    app = App(db)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+for command in (*tasks.COMMANDS, *files.COMMANDS, run, demo):
+    cli.add_command(command)
 
 
 def main() -> None:
-    cli()
+    cli(prog_name="minna-tasks")

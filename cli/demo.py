@@ -1,0 +1,104 @@
+"""`minna-tasks demo`: a small queue run end to end, so a new user sees the whole cycle."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+import click
+
+from minna_tasks import MinnaTasksError
+
+from .app import App, pass_app, table
+from .run import Progress, RunConfig, run_workers
+
+# The worker and the verifier are small Python scripts, so the demo needs no shell.
+WORKER = r"""
+import json, os, sys, time
+payload = json.loads(os.environ["MINNA_TASK_PAYLOAD"]) or {}
+attempt = int(os.environ["MINNA_TASK_ATTEMPT"])
+time.sleep(payload.get("seconds", 0.05))
+if payload.get("broken"):
+    sys.exit(f"{os.environ['MINNA_TASK_TITLE']}: the service answered 503 (attempt {attempt})")
+print(json.dumps({"task": os.environ["MINNA_TASK_ID"], "attempt": attempt,
+                  "words": len(os.environ["MINNA_TASK_TITLE"].split())}))
+"""
+
+VERIFY = r"""
+import json, os, sys
+payload = json.loads(os.environ["MINNA_TASK_PAYLOAD"]) or {}
+attempt = int(os.environ["MINNA_TASK_ATTEMPT"])
+if payload.get("flaky") and attempt < 2:
+    sys.exit(f"result of attempt {attempt} looks incomplete; try again")
+result = json.loads(os.environ["MINNA_TASK_RESULT"])
+sys.exit(0 if result["words"] > 0 else "empty result")
+"""
+
+TASKS = [
+    {"title": "Fetch the quarterly report", "priority": 3},
+    {"title": "Summarise the report in five bullet points", "priority": 2},
+    {
+        "title": "Check every link in the summary",
+        "payload": {"flaky": True},
+        "description": "Fails verification once, then passes.",
+    },
+    {
+        "title": "Post the summary to the team channel",
+        "max_attempts": 2,
+        "payload": {"broken": True},
+        "description": "The service is down: uses up its attempts.",
+    },
+    {"title": "File the report in the archive"},
+]
+
+
+@click.command()
+@pass_app
+def demo(app: App) -> None:
+    """Build a small example queue in the --db file and run it with `run`."""
+    store = app.store()
+    if sum(store.stats().values()):
+        raise MinnaTasksError(
+            f"{store.path} already has tasks; run the demo on a fresh file, "
+            "e.g. minna-tasks --db demo.db demo"
+        )
+    tasks = store.add_many(TASKS, actor="demo")
+    click.echo(f"Added {len(tasks)} tasks to {store.path}; running them with one worker...")
+    config = RunConfig(
+        db=store.path,
+        command=[sys.executable, "-c", WORKER],
+        verify=[sys.executable, "-c", VERIFY],
+        lease=30,
+        timeout=30,
+        worker="demo-worker",
+    )
+    meter = Progress(store, sys.stderr.isatty())
+    code = run_workers(config, store, 1, meter)
+    meter.finish()
+    if code:
+        ctx = click.get_current_context()
+        click.echo("Interrupted: run `minna-tasks run -- ...` to finish the queue.", err=True)
+        ctx.exit(code)
+    click.echo()
+    final = store.list()
+    table(
+        ("id", "status", "attempts", "title"),
+        [[t.id, t.status, f"{t.attempts}/{t.max_attempts}", t.title] for t in final],
+    )
+    counts = {k: v for k, v in store.stats().items() if v}
+    click.echo("\n" + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    flaky = next(
+        t.id for t, spec in zip(tasks, TASKS, strict=True) if spec.get("payload") == {"flaky": True}
+    )
+    broken = next(t.id for t in final if t.status == "failed")
+    db = shlex.quote(store.path)
+    opt = "" if app.db == ".spine/minna.db" else f" --db {db}"
+    click.echo(f"""
+Look at what happened:
+  minna-tasks{opt} history {flaky}     # failed verification once, then passed
+  minna-tasks{opt} show {broken}       # used up its attempts; see its error
+  minna-tasks{opt} list --status failed
+  minna-tasks{opt} retry {broken}      # give it another go
+  datasette {db}                 # browse the views: tasks, task_transitions, ...
+  sqlite-utils rows {db} tasks --table
+  MINNA_DB={db} jupyter lab notebooks/""")

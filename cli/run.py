@@ -1,0 +1,391 @@
+"""`minna-tasks run`: the seed's loop with shell commands as the worker.
+
+Each claimed task runs CMD with the task in its environment; exit 0 means
+executed (stdout's tail is the result), then `--verify CMD` must exit 0 for
+`completed`. Anything else is a failed attempt, recorded with the tail of the
+output as the task's error. N workers are N processes (spawned, each with its
+own connection). Ctrl-C releases the task in hand, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import click
+
+from minna_tasks import Task, TaskStore, state_machine_loop
+from minna_tasks.loop import default_worker
+
+from .app import USER_ERRORS, App, describe, pass_app
+
+TAIL = 4000
+INTERRUPTED = 130
+
+Command = str | Sequence[str]
+
+
+class CommandFailed(Exception):
+    """CMD (or the verify command) exited non-zero or timed out."""
+
+
+@dataclass
+class RunConfig:
+    """Everything a worker process needs (picklable, for spawned processes)."""
+
+    db: str
+    command: Command
+    verify: Command | None = None
+    lease: float = 300.0
+    timeout: float | None = None
+    max_tasks: int | None = None
+    worker: str | None = None
+
+
+def _tail(text: str) -> str:
+    text = text.rstrip()
+    return text if len(text) <= TAIL else "..." + text[-TAIL:]
+
+
+def task_env(task: Task, db: str, worker: str) -> dict[str, str]:
+    """The environment CMD sees: ours plus the task."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "MINNA_TASK_ID": task.id,
+            "MINNA_TASK_TITLE": task.title,
+            "MINNA_TASK_PAYLOAD": json.dumps(task.payload, ensure_ascii=False),
+            "MINNA_TASK_ATTEMPT": str(task.attempts + 1),
+            "MINNA_WORKER": worker,
+            "MINNA_DB": os.path.abspath(db),
+        }
+    )
+    return env
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    """Kill CMD and anything it started (it runs in its own session)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class ShellWorker:
+    """execute/verify callables for state_machine_loop that run shell commands."""
+
+    def __init__(self, config: RunConfig, worker: str, stop: threading.Event) -> None:
+        self.config, self.worker, self.stop = config, worker, stop
+        self.busy = threading.Event()
+
+    def _run(self, command: Command, env: dict[str, str], what: str) -> str:
+        if self.stop.is_set():
+            raise KeyboardInterrupt  # interrupted between claim and work: release the task
+        shell = isinstance(command, str) or len(command) == 1
+        args: Command = (
+            command if isinstance(command, str) else (command[0] if shell else list(command))
+        )
+        timeout = self.config.timeout
+        with subprocess.Popen(
+            args,
+            shell=shell,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        ) as proc:
+            self.busy.set()
+            try:
+                out, err = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill(proc)
+                out, err = proc.communicate()
+                raise CommandFailed(
+                    f"{what} timed out after {timeout:g}s and was killed" + _with(err or out)
+                ) from None
+            except BaseException:
+                _kill(proc)
+                raise
+            finally:
+                self.busy.clear()
+        if proc.returncode != 0:
+            raise CommandFailed(
+                f"{what} exited with {_exit_text(proc.returncode)}" + _with(err or out)
+            )
+        return _tail(out)
+
+    def execute(self, task: Task) -> str:
+        return self._run(
+            self.config.command, task_env(task, self.config.db, self.worker), "command"
+        )
+
+    def verify(self, task: Task) -> bool:
+        assert self.config.verify is not None
+        env = task_env(task, self.config.db, self.worker)
+        result = task.result
+        env["MINNA_TASK_RESULT"] = result if isinstance(result, str) else json.dumps(result)
+        self._run(self.config.verify, env, "verification")
+        return True
+
+
+def _with(output: str) -> str:
+    tail = _tail(output)
+    return f": {tail}" if tail else ""
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"code {code}"
+
+
+class _Interrupt:
+    """SIGINT handler: stop claiming, and interrupt a running command (to release its task).
+
+    A second Ctrl-C is ignored so that the release itself is never interrupted.
+    """
+
+    def __init__(self, stop: threading.Event, busy: threading.Event) -> None:
+        self.stop, self.busy = stop, busy
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.stop.is_set():
+            return
+        self.stop.set()
+        if self.busy.is_set():
+            raise KeyboardInterrupt
+
+
+def work(
+    config: RunConfig,
+    store: TaskStore,
+    on_change: Callable[[Task], None],
+    stop: threading.Event | None = None,
+) -> bool:
+    """Run one worker loop in this process; True if it was interrupted."""
+    stop = stop or threading.Event()
+    name = config.worker or default_worker()
+    shell = ShellWorker(config, name, stop)
+    handler = _Interrupt(stop, shell.busy)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, handler) if main_thread else None
+    try:
+        state_machine_loop(
+            store,
+            shell.execute,
+            shell.verify if config.verify else None,
+            name,
+            lease_seconds=config.lease,
+            max_tasks=config.max_tasks,
+            stop=stop,
+            on_change=on_change,
+        )
+    except KeyboardInterrupt:
+        stop.set()
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+    return stop.is_set()
+
+
+def _child(config: RunConfig, events: Any) -> None:
+    """Entry point of a spawned worker process; reports each change on `events`."""
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda s, f: stop.set())  # until work() installs its own
+    try:
+        with TaskStore(config.db) as store:
+            interrupted = work(config, store, lambda t: events.put(t.status), stop)
+    except USER_ERRORS as e:
+        print(f"Error: worker {config.worker}: {describe(e)}", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(INTERRUPTED if interrupted else 0)
+
+
+@dataclass
+class Progress:
+    """Counts of this run, shown on one terminal line that updates in place."""
+
+    store: TaskStore
+    show: bool
+    counts: dict[str, int] = field(default_factory=dict)
+    _shown: float = 0.0
+
+    def change(self, status: str) -> None:
+        self.counts[status] = self.counts.get(status, 0) + 1
+        self.refresh()
+
+    def remaining(self) -> int:
+        stats = self.store.stats()
+        return sum(v for k, v in stats.items() if k not in self.store.machine.terminal)
+
+    def line(self) -> str:
+        c = self.counts
+        return (
+            f"{c.get('completed', 0)} done, {c.get('failed', 0)} failed, "
+            f"{c.get('pending', 0)} retried, {self.remaining()} remaining"
+        )
+
+    def refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.show and (force or now - self._shown > 0.2):
+            self._shown = now
+            click.echo(f"\r\x1b[Krun: {self.line()}", nl=False, err=True)
+
+    def finish(self) -> None:
+        if self.show:
+            self.refresh(force=True)
+            click.echo(err=True)
+
+
+def run_workers(config: RunConfig, store: TaskStore, workers: int, progress: Progress) -> int:
+    """Run the queue with `workers` processes (or in this process for one); the exit code."""
+    if workers == 1:
+        interrupted = work(config, store, lambda t: progress.change(t.status))
+        return INTERRUPTED if interrupted else 0
+    context = multiprocessing.get_context("spawn")
+    events = context.Queue()
+    procs = []
+    for i in range(workers):
+        name = f"{config.worker}-{i + 1}" if config.worker else None
+        child = RunConfig(**{**config.__dict__, "worker": name})
+        procs.append(context.Process(target=_child, args=(child, events), daemon=False))
+    interrupted = threading.Event()
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        interrupted.set()
+        for p in procs:
+            if p.pid is not None and p.is_alive():
+                os.kill(p.pid, signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, forward)
+    try:
+        for p in procs:
+            p.start()
+        while any(p.is_alive() for p in procs):
+            _drain(events, progress, 0.2)
+            progress.refresh()
+        for p in procs:
+            p.join()
+        _drain(events, progress, 0.05)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    codes = [p.exitcode for p in procs]
+    if interrupted.is_set() or INTERRUPTED in codes:
+        return INTERRUPTED
+    bad = [c for c in codes if c != 0]
+    if bad:
+        raise click.ClickException(f"{len(bad)} worker process(es) failed (exit {bad[0]})")
+    return 0
+
+
+def _drain(events: Any, progress: Progress, wait: float) -> None:
+    try:
+        progress.change(events.get(timeout=wait))
+        while True:
+            progress.change(events.get_nowait())
+    except queue.Empty:
+        pass
+
+
+@click.command(context_settings={"allow_interspersed_args": False})
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option(
+    "--verify", metavar="CMD", help="A shell command that must exit 0 for the task to be completed."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes working the file together.",
+)
+@click.option(
+    "--lease",
+    type=click.FloatRange(min=0, min_open=True),
+    default=300,
+    show_default=True,
+    help="Seconds a claim holds without a heartbeat.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Kill CMD (a failed attempt) after this many seconds.",
+)
+@click.option(
+    "--max-tasks", type=click.IntRange(min=1), help="Each worker stops after this many tasks."
+)
+@click.option("--worker", help="Worker name (default HOST-PID, unique per process).")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show progress (default: when stderr is a terminal).",
+)
+@click.pass_context
+def run(
+    ctx: click.Context,
+    command: tuple[str, ...],
+    verify: str | None,
+    workers: int,
+    lease: float,
+    timeout: float | None,
+    max_tasks: int | None,
+    worker: str | None,
+    progress: bool | None,
+) -> None:
+    """Work the queue with a shell command: run CMD for each task until none is pending.
+
+    CMD sees MINNA_TASK_ID, MINNA_TASK_TITLE, MINNA_TASK_PAYLOAD (JSON) and
+    MINNA_TASK_ATTEMPT (1 for the first try). Exit 0 means executed and the
+    tail of stdout is stored as the result; --verify CMD also sees
+    MINNA_TASK_RESULT. A single CMD argument runs through the shell. Exits 0
+    when the queue is drained and no task failed, 1 if one did, 130 on Ctrl-C
+    (the task in hand goes back to pending).
+    """
+    app = ctx.find_object(App)
+    assert app is not None
+    store = app.store()
+    config = RunConfig(
+        db=app.db,
+        command=list(command),
+        verify=verify,
+        lease=lease,
+        timeout=timeout,
+        max_tasks=max_tasks,
+        worker=worker,
+    )
+    show = sys.stderr.isatty() if progress is None else progress
+    meter = Progress(store, show)
+    code = run_workers(config, store, workers, meter)
+    meter.finish()
+    c = meter.counts
+    click.echo(
+        f"Ran {c.get('in_progress', 0)} task(s) with {workers} worker(s): "
+        f"{c.get('completed', 0)} completed, {c.get('failed', 0)} failed, "
+        f"{c.get('pending', 0)} back to pending; "
+        f"{meter.remaining()} left unfinished in {store.path}"
+    )
+    if code == INTERRUPTED:
+        click.echo("Interrupted: the task in hand went back to pending.", err=True)
+        ctx.exit(INTERRUPTED)
+    if c.get("failed", 0):
+        ctx.exit(1)
+
+
+__all__ = ["run", "pass_app"]

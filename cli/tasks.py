@@ -1,0 +1,255 @@
+"""Task commands: one thin call into TaskStore each."""
+
+from __future__ import annotations
+
+import click
+
+from minna_tasks.memory import SCHEMA_VERSION
+
+from .app import (
+    TASK_COLUMNS,
+    App,
+    default_worker,
+    emit_json,
+    history_rows,
+    json_option,
+    parse_json,
+    pass_app,
+    show_task,
+    table,
+    task_row,
+)
+
+LEASE = click.FloatRange(min=0, min_open=True)
+ACTOR = click.option(
+    "--actor",
+    default="cli",
+    show_default=True,
+    help="Who makes the change (stored as the status row's source).",
+)
+WORKER = click.option(
+    "--worker",
+    default=default_worker,
+    show_default="USER@HOST",
+    help="The worker that holds the task.",
+)
+
+
+@click.command()
+@pass_app
+def init(app: App) -> None:
+    """Create the database file (and its views), or upgrade an older one."""
+    store = app.store()
+    click.echo(
+        f"Ready: {store.path} (schema version {SCHEMA_VERSION}, "
+        f"{sum(store.stats().values())} tasks)"
+    )
+
+
+@click.command()
+@click.argument("title")
+@click.option("--description", default="", help="Longer text about the task.")
+@click.option("--priority", type=int, default=0, show_default=True, help="Higher is claimed first.")
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Failed attempts before the task goes to failed.",
+)
+@click.option("--payload", metavar="JSON", help="Input for the worker, as JSON.")
+@click.option("--id", "task_id", help="Choose the id (default t-N).")
+@ACTOR
+@json_option
+@pass_app
+def add(
+    app: App,
+    title: str,
+    description: str,
+    priority: int,
+    max_attempts: int,
+    payload: str | None,
+    task_id: str | None,
+    actor: str,
+    as_json: bool,
+) -> None:
+    """Add a pending task and print its id."""
+    data = parse_json("'--payload'", payload)
+    task = app.store().add(
+        title,
+        description=description,
+        priority=priority,
+        max_attempts=max_attempts,
+        payload=data,
+        task_id=task_id,
+        actor=actor,
+    )
+    if as_json:
+        emit_json(task.to_dict())
+    else:
+        click.echo(task.id)
+
+
+@click.command(name="list")
+@click.option("--status", multiple=True, help="Only tasks in this state (repeatable).")
+@click.option("--owner", help="Only tasks held by this worker.")
+@click.option("--limit", type=click.IntRange(min=0), help="At most this many tasks.")
+@json_option
+@pass_app
+def list_(
+    app: App, status: tuple[str, ...], owner: str | None, limit: int | None, as_json: bool
+) -> None:
+    """List tasks, oldest first."""
+    tasks = app.store(create=False).list(status=status or None, owner=owner, limit=limit)
+    if as_json:
+        emit_json([t.to_dict() for t in tasks])
+    else:
+        table(TASK_COLUMNS, [task_row(t) for t in tasks])
+
+
+@click.command()
+@click.argument("task_id")
+@click.option("--as-of", metavar="TIME", help="Show the task as it stood at this ISO-8601 time.")
+@json_option
+@pass_app
+def show(app: App, task_id: str, as_of: str | None, as_json: bool) -> None:
+    """Show one task: every current field."""
+    store = app.store(create=False)
+    task = store.get(task_id) if as_of is None else store.as_of(task_id, as_of)
+    if as_json:
+        emit_json(task.to_dict())
+    else:
+        show_task(task)
+
+
+@click.command()
+@click.argument("task_id")
+@click.argument("state")
+@click.option("--expect", metavar="STATE", help="Refuse unless the task is in this state.")
+@click.option("--note", help="Why (stored with the status change).")
+@click.option("--result", metavar="JSON", help="A result to store, as JSON.")
+@click.option("--error", "error_text", metavar="TEXT", help="An error to store.")
+@ACTOR
+@json_option
+@pass_app
+def move(
+    app: App,
+    task_id: str,
+    state: str,
+    expect: str | None,
+    note: str | None,
+    result: str | None,
+    error_text: str | None,
+    actor: str,
+    as_json: bool,
+) -> None:
+    """Move a task to STATE (checked against the state machine)."""
+    value = parse_json("'--result'", result)
+    store = app.store(create=False)
+    before = store.get(task_id).status
+    task = store.transition(
+        task_id, state, expected=expect, actor=actor, note=note, result=value, error=error_text
+    )
+    if as_json:
+        emit_json(task.to_dict())
+    else:
+        click.echo(f"{task.id}: {before} -> {task.status}")
+
+
+@click.command()
+@WORKER
+@click.option(
+    "--lease",
+    type=LEASE,
+    default=300,
+    show_default=True,
+    help="Seconds the claim holds without a heartbeat.",
+)
+@json_option
+@pass_app
+def claim(app: App, worker: str, lease: float, as_json: bool) -> None:
+    """Claim the next pending task (highest priority, then oldest) and print its id."""
+    task = app.store(create=False).claim(worker, lease)
+    if as_json:
+        emit_json(None if task is None else task.to_dict())
+    elif task is None:
+        click.echo("No pending task.", err=True)
+    else:
+        click.echo(task.id)
+
+
+@click.command()
+@click.argument("task_id")
+@WORKER
+@click.option(
+    "--lease", type=LEASE, default=300, show_default=True, help="Seconds from now the lease holds."
+)
+@pass_app
+def heartbeat(app: App, task_id: str, worker: str, lease: float) -> None:
+    """Extend the lease on a task you hold."""
+    task = app.store(create=False).heartbeat(task_id, worker, lease)
+    click.echo(f"{task.id}: lease held by {task.owner} until {task.lease_expires_at}")
+
+
+@click.command()
+@click.argument("task_id")
+@WORKER
+@click.option("--note", help="Why (stored with the status change).")
+@pass_app
+def release(app: App, task_id: str, worker: str, note: str | None) -> None:
+    """Hand a task you hold back to the queue (no attempt counted)."""
+    task = app.store(create=False).release(task_id, worker, note=note)
+    click.echo(f"{task.id}: {task.status}")
+
+
+@click.command()
+@click.option("--now", metavar="TIME", help="Treat this ISO-8601 time as now.")
+@pass_app
+def recover(app: App, now: str | None) -> None:
+    """Put tasks whose lease expired back in the queue (or to failed)."""
+    tasks = app.store(create=False).recover(now)
+    for task in tasks:
+        click.echo(f"{task.id}: {task.status} (attempts {task.attempts}/{task.max_attempts})")
+    click.echo(f"Recovered {len(tasks)} task(s).", err=True)
+
+
+@click.command()
+@click.argument("task_id")
+@click.option("--note", help="Why (stored with the status change).")
+@ACTOR
+@pass_app
+def retry(app: App, task_id: str, note: str | None, actor: str) -> None:
+    """Give a failed task a fresh start (failed -> pending, attempts reset)."""
+    task = app.store(create=False).retry(task_id, actor=actor, note=note)
+    click.echo(f"{task.id}: {task.status}")
+
+
+@click.command()
+@click.argument("task_id")
+@json_option
+@pass_app
+def history(app: App, task_id: str, as_json: bool) -> None:
+    """Every status change of a task, oldest first (the audit trail)."""
+    steps = app.store(create=False).history(task_id)
+    if as_json:
+        emit_json([s.to_dict() for s in steps])
+    else:
+        table(("at", "from", "to", "actor", "note"), history_rows(steps))
+
+
+@click.command()
+@json_option
+@pass_app
+def stats(app: App, as_json: bool) -> None:
+    """Number of tasks per state."""
+    counts = app.store(create=False).stats()
+    if as_json:
+        emit_json(counts)
+    else:
+        table(
+            ("status", "count"),
+            [[k, v] for k, v in counts.items()] + [["total", sum(counts.values())]],
+        )
+
+
+COMMANDS = (init, add, list_, show, move, claim, heartbeat, release, recover, retry, history, stats)

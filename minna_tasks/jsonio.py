@@ -1,0 +1,295 @@
+"""JSON files: every task with its current fields and full triple history, in one document.
+
+The seed's "file-based (JSON)" storage option, made lossless: an exported task
+carries every triple ever written about it, so an import into another file
+reproduces its history exactly. Export streams one task per line and renames
+a finished temp file into place; import validates the whole document before
+it writes anything, then writes all of it in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import ImportFormatError, MinnaTasksError, TaskExists
+from .memory import utcnow
+from .store import TASK_ATTRIBUTES, TaskStore
+
+FORMAT = "minna-tasks"
+VERSION = 1
+BATCH = 5000
+
+Progress = Callable[[int], None]
+
+# Fields of an exported task besides its id and history (Task's fields).
+FIELDS = (*TASK_ATTRIBUTES, "created_at", "updated_at")
+FACT_KEYS = ("attribute", "value", "source", "context", "created_at")
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import did: ids written and ids skipped (on_conflict='skip')."""
+
+    imported: int
+    skipped: int
+
+
+# -- export -------------------------------------------------------------------
+
+
+def write_document(store: TaskStore, out: IO[str], on_progress: Progress | None = None) -> int:
+    """Stream every task (oldest first) with its history to `out`; returns the count.
+
+    One read snapshot covers the whole export, so the document is consistent
+    even while workers write to the file.
+    """
+    with store.memory.reading():
+        total = sum(store.stats().values())
+        header = {
+            "format": FORMAT,
+            "version": VERSION,
+            "exported_at": utcnow(),
+            "task_count": total,
+        }
+        out.write(json.dumps(header, ensure_ascii=False)[:-1] + ', "tasks": [')
+        count = 0
+        for task in store.iter():
+            item = task.to_dict()
+            item["history"] = store.facts(task.id)
+            out.write(("\n" if count == 0 else ",\n") + json.dumps(item, ensure_ascii=False))
+            count += 1
+            if on_progress is not None and count % 1000 == 0:
+                on_progress(1000)
+        out.write("\n]}\n")
+        if on_progress is not None and count % 1000:
+            on_progress(count % 1000)
+    return count
+
+
+def export_tasks(
+    store: TaskStore, path: str | os.PathLike[str], on_progress: Progress | None = None
+) -> int:
+    """Write every task to `path` atomically (a temp file beside it, then a rename)."""
+    target = Path(path)
+    if target.is_dir():
+        raise MinnaTasksError(f"{target} is a directory, not a file")
+    folder = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise MinnaTasksError(f"cannot write {target}: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            count = write_document(store, out, on_progress)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return count
+
+
+# -- import -------------------------------------------------------------------
+
+
+def read_document(path: str | os.PathLike[str], states: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Read and validate a whole document; returns restore() records or raises
+    ImportFormatError naming the task index and field."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            document = json.load(f)
+    except FileNotFoundError:
+        raise MinnaTasksError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise MinnaTasksError(f"{path} is a directory, not a JSON file") from None
+    except UnicodeDecodeError as e:
+        raise ImportFormatError(f"{path} is not UTF-8 text ({e.reason})") from None
+    except json.JSONDecodeError as e:
+        raise ImportFormatError(f"{path} is not valid JSON: {e}") from None
+    except OSError as e:
+        raise MinnaTasksError(f"cannot read {path}: {e.strerror}") from None
+    return validate_document(document, states, name=str(path))
+
+
+def validate_document(
+    document: Any, states: tuple[str, ...], name: str = "document"
+) -> list[dict[str, Any]]:
+    """Check a parsed document; returns one restore() record per task."""
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        found = document.get("format") if isinstance(document, dict) else None
+        raise ImportFormatError(
+            f"{name} is not a {FORMAT} file (its format is {found!r}, not {FORMAT!r})"
+        )
+    version = document.get("version")
+    if version != VERSION:
+        raise ImportFormatError(
+            f"{name} has format version {version!r}; this minna-tasks reads version {VERSION}"
+        )
+    tasks = document.get("tasks")
+    if not isinstance(tasks, list):
+        raise ImportFormatError(f"{name}: 'tasks' must be a list")
+    count = document.get("task_count")
+    if count is not None and count != len(tasks):
+        raise ImportFormatError(f"{name} says it has {count} tasks but holds {len(tasks)}")
+    records: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(tasks):
+        record = _check_task(index, item, states)
+        first = seen.setdefault(record["id"], index)
+        if first != index:
+            raise ImportFormatError(
+                f"task {index}: id {record['id']!r} appears twice (first as task {first})"
+            )
+        records.append(record)
+    return records
+
+
+def _fail(index: int, field: str, message: str) -> ImportFormatError:
+    return ImportFormatError(f"task {index}: {field} {message}")
+
+
+def _check_time(index: int, field: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise _fail(index, field, f"must be an ISO-8601 time, not {_kind(value)}")
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(index, field, f"is not an ISO-8601 time: {value!r}") from None
+    return value
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _check_task(index: int, item: Any, states: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise ImportFormatError(f"task {index}: must be an object, not {_kind(item)}")
+    task_id = item.get("id")
+    if not isinstance(task_id, str) or not task_id.strip() or "\x00" in task_id:
+        raise _fail(index, "id", f"must be a non-empty string, not {task_id!r}")
+    created = _check_time(index, "created_at", item.get("created_at"))
+    history = item.get("history")
+    if not isinstance(history, list) or not history:
+        raise _fail(index, "history", "must be a non-empty list of triples")
+    for n, fact in enumerate(history):
+        _check_fact(index, n, fact)
+    current = _replay(history)
+    status = current.get("status")
+    if status not in states:
+        raise _fail(index, "status", f"{status!r} is not a known state ({', '.join(states)})")
+    for field, expected in current.items():
+        if field in item and item[field] != expected:
+            raise _fail(index, field, f"is {item[field]!r} but its history ends with {expected!r}")
+    return {"id": task_id, "created_at": created, "facts": history}
+
+
+def _check_fact(index: int, n: int, fact: Any) -> None:
+    where = f"history[{n}]"
+    if not isinstance(fact, dict):
+        raise _fail(index, where, f"must be an object, not {_kind(fact)}")
+    attribute = fact.get("attribute")
+    if not isinstance(attribute, str) or not attribute.strip():
+        raise _fail(index, f"{where}.attribute", f"must be a non-empty string, not {attribute!r}")
+    if "value" not in fact:
+        raise _fail(index, f"{where}.value", "is missing")
+    value = fact["value"]
+    if isinstance(value, bool) or not (value is None or isinstance(value, str | int | float)):
+        raise _fail(
+            index, f"{where}.value", f"must be a string, number or null, not {_kind(value)}"
+        )
+    for key in ("source", "context"):
+        if fact.get(key) is not None and not isinstance(fact[key], str):
+            raise _fail(
+                index, f"{where}.{key}", f"must be a string or null, not {_kind(fact[key])}"
+            )
+    _check_time(index, f"{where}.created_at", fact.get("created_at"))
+    unknown = set(fact) - set(FACT_KEYS)
+    if unknown:
+        raise _fail(index, where, f"has unknown key(s): {', '.join(sorted(unknown))}")
+
+
+def _replay(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The current field values the store will derive from these triples."""
+    last: dict[str, Any] = {}
+    for fact in history:
+        if fact["attribute"] in TASK_ATTRIBUTES:
+            last[fact["attribute"]] = fact["value"]
+    current: dict[str, Any] = {}
+    for name, (kind, default) in TASK_ATTRIBUTES.items():
+        value = last.get(name)
+        if kind == "INTEGER":
+            current[name] = _as_int(value, int(default))
+        elif name in ("payload", "result"):
+            current[name] = _load_json(value)
+        elif name == "description":
+            current[name] = value if value is not None else ""
+        else:
+            current[name] = value
+    return current
+
+
+def _as_int(value: Any, default: int) -> Any:
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _load_json(text: Any) -> Any:
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def import_tasks(
+    store: TaskStore,
+    path: str | os.PathLike[str],
+    on_conflict: str = "error",
+    on_progress: Progress | None = None,
+) -> ImportResult:
+    """Validate the whole file, then write every task with its history: all or nothing."""
+    if on_conflict not in ("error", "skip", "replace"):
+        raise ValueError(f"on_conflict must be 'error', 'skip' or 'replace', not {on_conflict!r}")
+    records = read_document(path, store.machine.states)
+    return restore_records(store, records, on_conflict, on_progress)
+
+
+def restore_records(
+    store: TaskStore,
+    records: list[dict[str, Any]],
+    on_conflict: str = "error",
+    on_progress: Progress | None = None,
+) -> ImportResult:
+    """Write validated records in batches inside one transaction (all or nothing)."""
+    written = 0
+    try:
+        with store.memory.transaction():
+            for batch in _batches(records):
+                written += len(store.restore(batch, on_conflict))
+                if on_progress is not None:
+                    on_progress(len(batch))
+    except TaskExists as e:
+        raise MinnaTasksError(
+            f"{e}; nothing was imported (to import anyway, skip or replace existing tasks:"
+            " --on-conflict skip|replace)"
+        ) from None
+    return ImportResult(imported=written, skipped=len(records) - written)
+
+
+def _batches(records: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(records), BATCH):
+        yield records[start : start + BATCH]
