@@ -747,6 +747,26 @@ class TaskStore:
             note=note or "retry",
         )
 
+    def remember(
+        self,
+        entity: str,
+        attribute: str,
+        value: str | int | float | None,
+        source: str | None = "user",
+        confidence: float = 1.0,
+        context: str | None = None,
+    ) -> int:
+        """`MinnaMemory.store` for fronts (MCP, CLI), refusing a task's own fields: those
+        change only through the guarded methods above, or a raw write could bypass the
+        state machine (e.g. set a pending task's status to completed)."""
+        with self._write():
+            if attribute in TASK_ATTRIBUTES and self._row(entity) is not None:
+                raise MinnaTasksError(
+                    f"{entity} is a task: its {attribute} changes only through the task "
+                    "commands (add, move, claim, heartbeat, release, retry)"
+                )
+            return self.memory.store(entity, attribute, value, source, confidence, context)
+
     # -- bulk history (JSON import) -------------------------------------------
 
     def restore(
