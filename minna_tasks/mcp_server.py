@@ -260,8 +260,9 @@ class _Tools:
         context: str | None = None,
     ) -> CallToolResult:
         """Remember that `entity`'s `attribute` is `value` (a new fact; older values stay in
-        the log). Returns the new memory's id."""
-        store = partial(self.memory.store, entity, attribute, value, source, confidence, context)
+        the log). Returns the new memory's id. A task's own fields (status, owner, ...) are
+        refused: they change only through the task tools."""
+        store = partial(self.store.remember, entity, attribute, value, source, confidence, context)
         return await self._run(lambda: {"id": store()})
 
     async def memory_recall(

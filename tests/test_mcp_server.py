@@ -209,6 +209,8 @@ def test_task_tools_do_the_whole_cycle(mcp_store: TaskStore) -> None:
 
 
 def test_memory_tools_store_recall_and_search(mcp_store: TaskStore) -> None:
+    mcp_store.add("a task")
+
     async def body(c: Client) -> dict[str, Any]:
         first = value(
             await c.call_tool(
@@ -232,6 +234,12 @@ def test_memory_tools_store_recall_and_search(mcp_store: TaskStore) -> None:
                 await c.call_tool("memory_recall", {"entity": "alice", "include_decay": True})
             ),
             "search": value(await c.call_tool("memory_search", {"query": "lisbon"})),
+            # A task entity takes facts of its own; only its task fields are refused.
+            "on_task": value(
+                await c.call_tool(
+                    "memory_store", {"entity": "t-1", "attribute": "note", "value": "tricky"}
+                )
+            ),
         }
 
     out = run(mcp_store, body)
@@ -246,6 +254,7 @@ def test_memory_tools_store_recall_and_search(mcp_store: TaskStore) -> None:
     assert 0.49 < out["decay"][0]["confidence"] <= 0.5
     assert [m["id"] for m in out["search"]] == [out["ids"][0]]
     assert mcp_store.memory.recall(entity="alice", attribute="city")[0]["value"] == "Porto"
+    assert mcp_store.memory.recall(entity="t-1", attribute="note")[0]["id"] == out["on_task"]["id"]
 
 
 # (tool, arguments, the exact error text or its start ending in "...")
@@ -304,6 +313,12 @@ BAD_CALLS = [
         "memory_store",
         {"entity": "e", "attribute": "a", "value": {"nested": 1}},
         "invalid arguments for memory_store: ...",
+    ),
+    (
+        "memory_store",
+        {"entity": "t-1", "attribute": "status", "value": "completed"},
+        "t-1 is a task: its status changes only through the task commands (add, move, claim, "
+        "heartbeat, release, retry)",
     ),
     ("memory_recall", {"half_life_days": 0}, "half_life_days must be positive"),
     ("memory_search", {"limit": 5}, "invalid arguments for memory_search: query: Field required"),
