@@ -22,22 +22,27 @@ from functools import partial
 from typing import Any
 from urllib.parse import quote
 
-from mcp.server.context import ServerRequestContext
-from mcp.server.mcpserver import Context, MCPServer, ResourceSecurity
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
-from mcp.types import (
-    CallToolResult,
-    EmptyResult,
-    InputRequiredResult,
-    SubscribeRequestParams,
-    TextContent,
-    UnsubscribeRequestParams,
-)
-from pydantic import ValidationError
-
 from .errors import MinnaTasksError, TaskNotFound
 from .memory import DEFAULT_PATH
 from .store import Task, TaskStore
+
+try:
+    from mcp.server.context import ServerRequestContext
+    from mcp.server.mcpserver import Context, MCPServer, ResourceSecurity
+    from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+    from mcp.types import (
+        CallToolResult,
+        EmptyResult,
+        InputRequiredResult,
+        SubscribeRequestParams,
+        TextContent,
+        UnsubscribeRequestParams,
+    )
+    from pydantic import ValidationError
+except ImportError as e:  # the optional `mcp` extra is not installed
+    raise MinnaTasksError(
+        "the MCP server needs the mcp extra: pip install 'minna-tasks[mcp]'"
+    ) from e
 
 __all__ = ["CURRENT_URI", "QUEUE_URI", "TASK_URI", "build_server", "main", "serve", "task_uri"]
 

@@ -197,3 +197,20 @@ def test_a_bad_database_is_a_one_line_error(tmp_path: Path) -> None:
     assert done.stderr.startswith("Error: ")
     assert "is a directory" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_without_the_mcp_extra_the_error_says_what_to_install() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['mcp'] = None  # as if the mcp extra were not installed\n"
+        "try:\n"
+        "    import minna_tasks.mcp_server\n"
+        "except Exception as e:\n"
+        "    print(type(e).__name__, e)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert done.stdout.strip() == (
+        "MinnaTasksError the MCP server needs the mcp extra: pip install 'minna-tasks[mcp]'"
+    )
