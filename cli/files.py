@@ -33,7 +33,7 @@ def views(app: App, metadata: str | None) -> None:
     for name in views_module.VIEWS:
         click.echo(name)
     if metadata is not None:
-        views_module.write_datasette_metadata(metadata)  # type: ignore[attr-defined]
+        views_module.write_datasette_metadata(metadata, store.path)
         click.echo(f"Wrote {metadata}; browse with: datasette {store.path} -m {metadata}", err=True)
 
 
@@ -90,7 +90,7 @@ def mcp(app: App) -> None:
 def diagram(markdown: bool) -> None:
     """Print the state machine as a Mermaid diagram."""
     text = StateMachine().to_mermaid()
-    click.echo(f"```mermaid\n{text}```" if markdown else text, nl=False)
+    click.echo(f"```mermaid\n{text}```\n" if markdown else text, nl=False)
 
 
 # -- the memory group ---------------------------------------------------------
