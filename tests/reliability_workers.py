@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -73,6 +74,27 @@ def crashloop(db: str, ready: str, worker: str) -> int:
 
     state_machine_loop(store, execute, verify, worker=worker, lease_seconds=60)
     store.close()
+    return 0
+
+
+def zygote(db: str, ready_dir: str) -> int:
+    """Fork a `crashloop` worker per name read from stdin and print its pid.
+
+    Forking from a process that has imported everything makes a new worker
+    cost milliseconds instead of an interpreter start, so a crash test can
+    kill hundreds of them. Each child opens its own connection.
+    """
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    for line in sys.stdin:
+        name = line.strip()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = crashloop(db, str(Path(ready_dir) / name), name)
+            finally:
+                os._exit(code)
+        print(pid, flush=True)
     return 0
 
 
@@ -157,7 +179,13 @@ def projection_errors(store: TaskStore, task: Task) -> list[str]:
     return differ
 
 
-MODES = {"soak": soak, "crashloop": crashloop, "add_many": add_many, "hold_lock": hold_lock}
+MODES = {
+    "soak": soak,
+    "crashloop": crashloop,
+    "zygote": zygote,
+    "add_many": add_many,
+    "hold_lock": hold_lock,
+}
 
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
