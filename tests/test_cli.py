@@ -14,9 +14,9 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner, Result
+from minna_tasks_cli.main import cli
 
 from minna_tasks import StateMachine, TaskStore
-from minna_tasks_cli.main import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(sys.executable).with_name("minna-tasks")
@@ -90,7 +90,8 @@ def test_a_task_life_on_the_command_line(db: Path) -> None:
         ("in_progress", "review"),
         ("review", "completed"),
     ]
-    assert steps[-1]["note"] == "looks right" and steps[-1]["actor"] == "w1"
+    assert steps[-1]["note"] == "looks right"
+    assert steps[-1]["actor"] == "w1"
     table = invoke(db, "history", "t-1").stdout.splitlines()
     assert table[0].split() == ["at", "from", "to", "actor", "note"]
     assert table[-1].split()[1:] == ["review", "completed", "w1", "looks", "right"]
@@ -182,7 +183,8 @@ def test_memory_group(db: Path) -> None:
     invoke(db, "memory", "store", "alice", "likes", "black coffee", "--context", "changed")
     recalled = as_json(db, "memory", "recall", "--entity", "alice")
     assert [r["value"] for r in recalled] == ["black coffee", "green tea"]
-    assert recalled[0]["context"] == "changed" and recalled[0]["source"] == "cli"
+    assert recalled[0]["context"] == "changed"
+    assert recalled[0]["source"] == "cli"
     found = as_json(db, "memory", "search", "coffee")
     assert [r["value"] for r in found] == ["black coffee"]
     assert invoke(db, "memory", "relate", "alice", "bob", "knows").stdout == "1\n"
@@ -225,7 +227,8 @@ def test_mcp_command_serves(db: Path, tmp_path: Path) -> None:
         check=False,
     )
     first = json.loads(done.stdout.splitlines()[0])
-    assert first["id"] == 1 and "serverInfo" in first["result"]
+    assert first["id"] == 1
+    assert "serverInfo" in first["result"]
 
 
 # -- every command has help and appears in the README --------------------------------

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from minna_tasks_cli.main import cli
 
 from minna_tasks import TaskStore, jsonio
-from minna_tasks_cli.main import cli
 from tests.conftest import dump
 
 STATES = "pending, in_progress, review, failed, completed"
