@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
+import pytest
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.types import CallToolResult
@@ -26,14 +27,40 @@ from .conftest import dump
 T = TypeVar("T")
 
 
+MINNA_TASKS = str(Path(sys.executable).with_name("minna-tasks"))  # the venv's console script
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
 def server_command(db: Path) -> list[str]:
-    """The command an MCP host runs: the server on stdio against `db`."""
-    return [sys.executable, "-m", "minna_tasks.mcp_server", "--db", str(db)]
+    """The command an MCP host runs: `minna-tasks --db FILE mcp`, the server on stdio."""
+    return [MINNA_TASKS, "--db", str(db), "mcp"]
 
 
 def params(db: Path) -> StdioServerParameters:
     command, *args = server_command(db)
     return StdioServerParameters(command=command, args=args)
+
+
+def readme_params(db: Path) -> StdioServerParameters:
+    """The host configuration the README shows, pointed at `db`."""
+    section = README.read_text(encoding="utf-8").split("\n## MCP\n", 1)[1]
+    snippet = section.split("```json\n", 1)[1].split("```", 1)[0]
+    server = json.loads(snippet)["mcpServers"]["minna-tasks"]
+    assert server["command"] == "minna-tasks"
+    args = [str(db) if a.endswith("minna.db") else a for a in server["args"]]
+    assert args == server_command(db)[1:]
+    return StdioServerParameters(command=MINNA_TASKS, args=args)
+
+
+def cli_json(db: Path, *args: str) -> Any:
+    done = subprocess.run(
+        [MINNA_TASKS, "--db", str(db), *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return json.loads(done.stdout)
 
 
 def run(body: Callable[[], Awaitable[T]]) -> T:
@@ -66,7 +93,7 @@ def test_a_client_uses_every_resource_and_tool_over_stdio(db_path: Path) -> None
 
     async def body() -> dict[str, Any]:
         out: dict[str, Any] = {}
-        async with Client(params(db_path)) as c:
+        async with Client(readme_params(db_path)) as c:
             out["resources"] = {str(r.uri) for r in (await c.list_resources()).resources}
             out["templates"] = [
                 t.uri_template for t in (await c.list_resource_templates()).resource_templates
@@ -148,6 +175,18 @@ def test_a_client_uses_every_resource_and_tool_over_stdio(db_path: Path) -> None
         assert store.get("t-2").status == "pending"
         assert store.history("t-2")[-1].note == "released"
         assert store.memory.recall(entity="agent", attribute="mood")[0]["value"] == "busy"
+    # ... and so do people, through the CLI.
+    shown = cli_json(db_path, "show", "t-1")
+    assert {k: shown[k] for k in ("id", "title", "status", "attempts", "result")} == {
+        "id": "t-1",
+        "title": "seeded",
+        "status": "completed",
+        "attempts": 0,
+        "result": [1, 2],
+    }
+    assert [h["to_state"] for h in cli_json(db_path, "history", "t-1")] == [
+        h["to_state"] for h in out["task"]["history"]
+    ]
 
 
 def test_two_servers_on_one_file_never_hand_out_a_task_twice(db_path: Path) -> None:
@@ -182,21 +221,19 @@ def test_two_servers_on_one_file_never_hand_out_a_task_twice(db_path: Path) -> N
                 assert steps == [("pending", None), ("in_progress", worker)]
 
 
-def test_a_bad_database_is_a_one_line_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("module", [False, True], ids=["minna-tasks-mcp", "python-m"])
+def test_a_bad_database_is_a_one_line_error(tmp_path: Path, module: bool) -> None:
     folder = tmp_path / "not-a-file"
     folder.mkdir()
+    command = server_command(folder)
+    if module:
+        command = [sys.executable, "-m", "minna_tasks.mcp_server", "--db", str(folder)]
     done = subprocess.run(
-        server_command(folder),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=30,
+        command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30
     )
     assert done.returncode != 0
     assert done.stdout == ""
-    assert done.stderr.startswith("Error: ")
-    assert "is a directory" in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr == f"Error: {folder} is a directory, not a database file\n"
 
 
 def test_without_the_mcp_extra_the_error_says_what_to_install() -> None:
