@@ -99,7 +99,24 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("datasette")
     path = folder / "minna.db"
     store = build_demo(path)
-    meta = write_datasette_metadata(folder / "metadata.json", path)
+    meta = folder / "metadata.json"
+    # Written by the real console script, as the README tells people to.
+    cli = subprocess.run(
+        [
+            Path(sys.executable).with_name("minna-tasks"),
+            "--db",
+            str(path),
+            "views",
+            "--datasette-metadata",
+            str(meta),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout.split() == list(VIEWS)
+    assert json.loads(meta.read_text("utf-8")) == datasette_metadata(path)
     port = _free_port()
     proc = subprocess.Popen(
         [
@@ -246,3 +263,14 @@ def test_canned_queue(server: Server) -> None:
     rows = server.get("queue")
     assert [r["id"] for r in rows] == [t.id for t in server.store.queue()]
     assert [r["title"] for r in rows] == ["Waiting in the queue"]
+
+
+def test_readme_shows_the_datasette_command() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text("utf-8")
+    section = readme[readme.index("\n## Inspect") :]
+    assert (
+        "minna-tasks views --datasette-metadata .spine/datasette.json"
+        " && datasette .spine/minna.db -m .spine/datasette.json"
+    ) in section
+    for name in [*VIEWS, *datasette_metadata()["databases"]["minna"]["queries"]]:
+        assert f"`{name}" in section, name

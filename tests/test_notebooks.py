@@ -84,21 +84,31 @@ def test_notebook_runs_and_draws(
     assert db.read_bytes() == before  # read-only
 
 
-def test_explore_reads_the_default_path(kernel_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without MINNA_DB the notebook reads .spine/minna.db where it runs; a missing
-    file is a clear error, not a new empty database."""
+def test_explore_finds_the_default_path(kernel_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without MINNA_DB the notebook reads .spine/minna.db in its folder or a parent
+    (Jupyter runs it in notebooks/); a missing file is a clear error, not a new database."""
     monkeypatch.delenv("MINNA_DB", raising=False)
     setup = next(
         c for c in nbformat.read(NOTEBOOKS[0], as_version=4).cells if c.cell_type == "code"
     )
     nb = nbformat.v4.new_notebook(cells=[setup])
+    project = kernel_env / "project"
+    (project / "notebooks").mkdir(parents=True)
     client = NotebookClient(
-        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(kernel_env)}}
+        nb,
+        timeout=120,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(project / "notebooks")}},
     )
     with client.setup_kernel():
         with pytest.raises(CellExecutionError, match="no database at .*minna-tasks demo"):
             client.execute_cell(setup, 0)
-        assert not (kernel_env / ".spine").exists()
-        build_demo(kernel_env / ".spine" / "minna.db").close()
+        assert list(project.rglob("*.db")) == []
+        build_demo(project / ".spine" / "minna.db").close()
         client.execute_cell(setup, 0)
-    assert setup.outputs[0]["text"] == "reading .spine/minna.db\n"
+        assert setup.outputs[0]["text"] == f"reading {project / '.spine' / 'minna.db'}\n"
+        # A relative MINNA_DB (as `minna-tasks demo` prints it) is found the same way.
+        (project / ".spine" / "minna.db").rename(project / "other.db")
+        client.kc.execute("import os; os.environ['MINNA_DB'] = 'other.db'")
+        client.execute_cell(setup, 0)
+        assert setup.outputs[0]["text"] == f"reading {project / 'other.db'}\n"
