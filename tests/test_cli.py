@@ -317,3 +317,11 @@ def test_console_script_files_and_memory(tmp_path: Path) -> None:
     assert _script("memory", "store", "e", "a", "v", cwd=tmp_path).stdout.strip().isdigit()
     assert _script("diagram", cwd=tmp_path).stdout == StateMachine().to_mermaid()
     assert _script("views", cwd=tmp_path).stdout.split()[0] == "tasks"
+
+
+def test_mcp_unavailable_is_a_clear_error(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "minna_tasks.mcp_server", None)  # as if not installed
+    result = CliRunner().invoke(cli, ["--db", str(db), "mcp"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: the MCP server is not available: ")
+    assert not db.exists()
