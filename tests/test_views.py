@@ -190,6 +190,13 @@ OPS = st.lists(
         st.tuples(st.just("heartbeat"), st.integers(0, 5)),
         st.tuples(st.just("retry"), st.integers(0, 5)),
         st.tuples(st.just("recover"), st.booleans()),
+        # Another program appending a triple with plain SQL, bypassing the store.
+        st.tuples(
+            st.just("sql"),
+            st.integers(0, 5),
+            st.sampled_from(["status", "owner", "attempts", "title"]),
+            st.sampled_from(["pending", "completed", "7", "by hand"]),
+        ),
     ),
     max_size=30,
 )
@@ -211,6 +218,13 @@ def _apply(store: TaskStore, op: tuple[Any, ...]) -> None:
     if not ids:
         return
     task = store.get(ids[op[1] % len(ids)])
+    if kind == "sql":
+        store.memory.connection.execute(
+            "INSERT INTO memories (entity, attribute, value, source, created_at)"
+            " VALUES (?, ?, ?, 'other-tool', strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now'))",
+            (task.id, op[2], op[3]),
+        )
+        return
     try:
         if kind == "move":
             store.transition(
