@@ -118,9 +118,13 @@ def memory_store(
     confidence: float,
     context: str | None,
 ) -> None:
-    """Store a fact (a new value never erases the old one) and print its id."""
+    """Store a fact (a new value never erases the old one) and print its id.
+
+    A task's own fields (status, owner, ...) are refused: they change only through
+    the task commands, which check the state machine.
+    """
     click.echo(
-        app.store().memory.store(
+        app.store().remember(
             entity, attribute, value, source=source, confidence=confidence, context=context
         )
     )

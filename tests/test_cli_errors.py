@@ -342,6 +342,13 @@ CASES: list[tuple[str, Setup, int, str]] = [
         "entity must not be empty",
     ),
     (
+        "memory-store-task-field",
+        lambda t, d: ["memory", "store", "t-2", "status", "completed"],
+        1,
+        "t-2 is a task: its status changes only through the task commands "
+        "(add, move, claim, heartbeat, release, retry)",
+    ),
+    (
         "memory-recall-limit",
         lambda t, d: ["memory", "recall", "--limit", "0"],
         2,
