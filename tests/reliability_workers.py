@@ -109,12 +109,14 @@ def add_many(db: str, count: str, ready: str) -> int:
     return 0
 
 
-def hold_lock(db: str, ready: str, seconds: str) -> int:
-    """Hold the write lock (`BEGIN IMMEDIATE`) for `seconds`, as another tool might."""
+def hold_lock(db: str, ready: str, release: str) -> int:
+    """Hold the write lock (`BEGIN IMMEDIATE`) until `release` exists, as another tool might."""
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("BEGIN IMMEDIATE")
     Path(ready).touch()
-    time.sleep(float(seconds))
+    deadline = time.monotonic() + 120
+    while not Path(release).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
     conn.execute("ROLLBACK")
     conn.close()
     return 0
