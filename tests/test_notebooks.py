@@ -11,6 +11,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from minna_tasks import TaskStore
 from tests.test_views import build_demo
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
@@ -66,21 +67,27 @@ def test_notebook_is_committed_without_outputs(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+@pytest.mark.parametrize("tasks", [6, 0], ids=["demo", "new-file"])
 def test_notebook_runs_and_draws(
-    path: Path, kernel_env: Path, monkeypatch: pytest.MonkeyPatch
+    path: Path, tasks: int, kernel_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = kernel_env / "elsewhere" / "demo.db"
-    build_demo(db).close()
+    if tasks:
+        build_demo(db).close()
+    else:
+        TaskStore(db).close()  # what `minna-tasks init` leaves: views, no tasks
     monkeypatch.setenv("MINNA_DB", str(db))
     before = db.read_bytes()
     nb = run(nbformat.read(path, as_version=4), cwd=kernel_env)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
+    stderr = "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
+    assert "Warning" not in stderr  # pandas / matplotlib deprecations show up here
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 4  # status, timeline, time per state, attempts
     text = "".join(o.get("text", "") for o in outputs)
     assert f"reading {db}" in text
-    assert "6 tasks" in text
+    assert f"{tasks} tasks" in text
     assert db.read_bytes() == before  # read-only
 
 
