@@ -10,6 +10,7 @@ it writes anything, then writes all of it in one transaction.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -177,6 +178,8 @@ def _check_task(index: int, item: Any, states: tuple[str, ...]) -> dict[str, Any
     task_id = item.get("id")
     if not isinstance(task_id, str) or not task_id.strip() or "\x00" in task_id:
         raise _fail(index, "id", f"must be a non-empty string, not {task_id!r}")
+    if not _utf8(task_id):
+        raise _fail(index, "id", "is not valid UTF-8 text")
     created = _check_time(index, "created_at", item.get("created_at"))
     history = item.get("history")
     if not isinstance(history, list) or not history:
@@ -198,7 +201,7 @@ def _check_fact(index: int, n: int, fact: Any) -> None:
     if not isinstance(fact, dict):
         raise _fail(index, where, f"must be an object, not {_kind(fact)}")
     attribute = fact.get("attribute")
-    if not isinstance(attribute, str) or not attribute.strip():
+    if not isinstance(attribute, str) or not attribute.strip() or "\x00" in attribute:
         raise _fail(index, f"{where}.attribute", f"must be a non-empty string, not {attribute!r}")
     if "value" not in fact:
         raise _fail(index, f"{where}.value", "is missing")
@@ -207,15 +210,42 @@ def _check_fact(index: int, n: int, fact: Any) -> None:
         raise _fail(
             index, f"{where}.value", f"must be a string, number or null, not {_kind(value)}"
         )
-    for key in ("source", "context"):
+    problem = _unstorable(value)
+    if problem:
+        raise _fail(index, f"{where}.value", problem)
+    for key in ("attribute", "source", "context"):
         if fact.get(key) is not None and not isinstance(fact[key], str):
             raise _fail(
                 index, f"{where}.{key}", f"must be a string or null, not {_kind(fact[key])}"
             )
+        if not _utf8(fact.get(key)):
+            raise _fail(index, f"{where}.{key}", "is not valid UTF-8 text")
     _check_time(index, f"{where}.created_at", fact.get("created_at"))
     unknown = set(fact) - set(FACT_KEYS)
     if unknown:
         raise _fail(index, where, f"has unknown key(s): {', '.join(sorted(unknown))}")
+
+
+def _utf8(text: Any) -> bool:
+    """False for a str holding lone surrogates (JSON's "\\ud800"), which SQLite cannot store."""
+    if not isinstance(text, str):
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unstorable(value: Any) -> str | None:
+    """Why SQLite could not keep this JSON value exactly, or None when it can."""
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        return f"is an integer beyond 64 bits ({value}); SQLite cannot store it (use a string)"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, not {value}"  # SQLite keeps NaN as NULL
+    if not _utf8(value):
+        return "is not valid UTF-8 text"
+    return None
 
 
 def _replay(history: list[dict[str, Any]]) -> dict[str, Any]:
