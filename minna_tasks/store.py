@@ -783,8 +783,12 @@ class TaskStore:
             raise ValueError("on_conflict must be 'error', 'skip' or 'replace'")
         written: builtins.list[str] = []
         with self._write() as conn:
+            seen: set[str] = set()
             for record in records:
                 task_id = record["id"]
+                if task_id in seen:
+                    raise ValueError(f"task {task_id!r} appears twice in the records")
+                seen.add(task_id)
                 if _entity_exists(conn, task_id):
                     if on_conflict == "skip":
                         continue
@@ -792,26 +796,32 @@ class TaskStore:
                         raise TaskExists(task_id)
                     conn.execute("DELETE FROM memories WHERE entity = ?", (task_id,))
                     conn.execute("DELETE FROM entities WHERE name = ?", (task_id,))
-                conn.execute(
-                    "INSERT INTO entities (name, entity_type, created_at) VALUES (?, ?, ?)",
-                    (task_id, ENTITY_TYPE, record["created_at"]),
-                )
-                conn.executemany(
-                    "INSERT INTO memories (entity, attribute, value, source, confidence,"
-                    " context, created_at) VALUES (?, ?, ?, ?, 1.0, ?, ?)",
-                    [
-                        (
-                            task_id,
-                            f["attribute"],
-                            f["value"],
-                            f.get("source"),
-                            f.get("context"),
-                            f["created_at"],
-                        )
-                        for f in record["facts"]
-                    ],
-                )
                 written.append(task_id)
+            keep = set(written)
+            chosen = (
+                records if len(keep) == len(records) else [r for r in records if r["id"] in keep]
+            )
+            # One executemany for the batch: far fewer round trips than one per task.
+            conn.executemany(
+                "INSERT INTO entities (name, entity_type, created_at) VALUES (?, ?, ?)",
+                [(r["id"], ENTITY_TYPE, r["created_at"]) for r in chosen],
+            )
+            conn.executemany(
+                "INSERT INTO memories (entity, attribute, value, source, confidence,"
+                " context, created_at) VALUES (?, ?, ?, ?, 1.0, ?, ?)",
+                (
+                    (
+                        r["id"],
+                        f["attribute"],
+                        f["value"],
+                        f.get("source"),
+                        f.get("context"),
+                        f["created_at"],
+                    )
+                    for r in chosen
+                    for f in r["facts"]
+                ),
+            )
         return written
 
     def facts(self, task_id: str) -> builtins.list[dict[str, Any]]:

@@ -267,3 +267,24 @@ def test_validation_names_task_and_field(document: Any, message: str) -> None:
     with pytest.raises(ImportFormatError) as caught:
         jsonio.validate_document(document, STATES, name="doc")
     assert str(caught.value) == message
+
+
+def test_imported_tasks_are_searchable_and_later_writes_too(tmp_path: Path) -> None:
+    """The import indexes its triples for search in one pass; the index trigger survives."""
+    with _busy_store(tmp_path / "a.db") as source:
+        jsonio.export_tasks(source, tmp_path / "t.json")
+    with TaskStore(tmp_path / "b.db") as store:
+        store.memory.store("note", "text", "an unrelated zebra fact")
+        store.add("clash", task_id="t-3")
+        with pytest.raises(MinnaTasksError, match="already exists"):
+            jsonio.import_tasks(store, tmp_path / "t.json")
+        jsonio.import_tasks(store, tmp_path / "t.json", on_conflict="replace")
+        found = store.memory.search("payload")  # its title and its payload triple
+        assert sorted((r["entity"], r["attribute"]) for r in found) == [
+            ("t-2", "payload"),
+            ("t-2", "title"),
+        ]
+        assert [r["value"] for r in store.memory.search("zebra")] == ["an unrelated zebra fact"]
+        assert store.memory.search("clash") == []  # the replaced task's triples are gone
+        store.add("a giraffe task")
+        assert [r["value"] for r in store.memory.search("giraffe")] == ["a giraffe task"]
