@@ -23,7 +23,8 @@ from minna_tasks import MinnaTasksError, Task, TaskStore, Transition
 from minna_tasks.errors import StoreError
 
 DEFAULT_DB = ".spine/minna.db"
-USER_ERRORS = (MinnaTasksError, ValueError, TypeError, OSError)
+# OverflowError: an integer option beyond SQLite's 64 bits (e.g. --priority 1e20 as digits).
+USER_ERRORS = (MinnaTasksError, ValueError, TypeError, OSError, OverflowError)
 
 
 def describe(error: BaseException) -> str:
@@ -92,7 +93,9 @@ class MinnaGroup(click.Group):
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"Error: {' '.join(message.split())}", err=True)
+    # Lone surrogates (non-UTF-8 bytes in argv) must not crash the error message itself.
+    text = " ".join(message.split()).encode("utf-8", "backslashreplace").decode("utf-8")
+    click.echo(f"Error: {text}", err=True)
     sys.exit(code)
 
 
