@@ -70,7 +70,7 @@ class MinnaGroup(click.Group):
         except USER_ERRORS as e:
             raise click.ClickException(describe(e)) from None
 
-    def main(  # type: ignore[override]
+    def main(
         self,
         args: Sequence[str] | None = None,
         prog_name: str | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from typing import Any
 
 import click
 
@@ -34,7 +35,7 @@ result = json.loads(os.environ["MINNA_TASK_RESULT"])
 sys.exit(0 if result["words"] > 0 else "empty result")
 """
 
-TASKS = [
+TASKS: list[dict[str, Any]] = [
     {"title": "Fetch the quarterly report", "priority": 3},
     {"title": "Summarise the report in five bullet points", "priority": 2},
     {

@@ -79,7 +79,7 @@ def import_(app: App, path: Path, on_conflict: str) -> None:
 def mcp(app: App) -> None:
     """Serve the tasks to AI agents over MCP (stdio)."""
     try:
-        from minna_tasks.mcp_server import serve  # type: ignore[attr-defined]
+        from minna_tasks.mcp_server import serve
     except ImportError as e:
         raise click.ClickException(f"the MCP server is not available: {e}") from None
     serve(app.db)

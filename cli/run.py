@@ -266,10 +266,10 @@ def run_workers(config: RunConfig, store: TaskStore, workers: int, progress: Pro
         name = f"{config.worker}-{i + 1}" if config.worker else None
         child = RunConfig(**{**config.__dict__, "worker": name})
         procs.append(context.Process(target=_child, args=(child, events), daemon=False))
-    interrupted = threading.Event()
+    stopped = threading.Event()
 
     def forward(signum: int, frame: FrameType | None) -> None:
-        interrupted.set()
+        stopped.set()
         for p in procs:
             if p.pid is not None and p.is_alive():
                 os.kill(p.pid, signal.SIGINT)
@@ -287,7 +287,7 @@ def run_workers(config: RunConfig, store: TaskStore, workers: int, progress: Pro
     finally:
         signal.signal(signal.SIGINT, previous)
     codes = [p.exitcode for p in procs]
-    if interrupted.is_set() or INTERRUPTED in codes:
+    if stopped.is_set() or INTERRUPTED in codes:
         return INTERRUPTED
     bad = [c for c in codes if c != 0]
     if bad:
@@ -360,7 +360,7 @@ def run(
     """
     app = ctx.find_object(App)
     assert app is not None
-    store = app.store()
+    store = app.store(create=False)
     config = RunConfig(
         db=app.db,
         command=list(command),
