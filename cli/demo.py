@@ -94,12 +94,16 @@ def demo(app: App) -> None:
     broken = next(t.id for t in final if t.status == "failed")
     db = shlex.quote(store.path)
     opt = "" if app.db == ".spine/minna.db" else f" --db {db}"
-    click.echo(f"""
-Look at what happened:
-  minna-tasks{opt} history {flaky}     # failed verification once, then passed
-  minna-tasks{opt} show {broken}       # used up its attempts; see its error
-  minna-tasks{opt} list --status failed
-  minna-tasks{opt} retry {broken}      # give it another go
-  datasette {db}                 # browse the views: tasks, task_transitions, ...
-  sqlite-utils rows {db} tasks --table
-  MINNA_DB={db} jupyter lab notebooks/""")
+    steps = [
+        (f"minna-tasks{opt} history {flaky}", "failed verification once, then passed"),
+        (f"minna-tasks{opt} show {broken}", "used up its attempts: see its error"),
+        (f"minna-tasks{opt} list --status failed", ""),
+        (f"minna-tasks{opt} retry {broken}", "give it another go"),
+        (f"datasette {db}", "browse the views: tasks, task_transitions, ..."),
+        (f"sqlite-utils rows {db} tasks --table", ""),
+        (f"MINNA_DB={db} jupyter lab notebooks/", "the notebooks draw it"),
+    ]
+    width = max(len(command) for command, _ in steps)
+    click.echo("\nLook at what happened:")
+    for command, why in steps:
+        click.echo(f"  {command:<{width}}  # {why}" if why else f"  {command}")
