@@ -96,6 +96,33 @@ MIGRATIONS: tuple[str, ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
+# The memory store's own component migrations (versions kept in schema_components).
+# 1: the full-text index is filled in batches (see MinnaMemory._index_fts), not by a
+# trigger per insert: that trigger wrote one FTS5 segment per commit, more than half
+# the cost of a task transition. `indexed_upto` is the highest memory id already in
+# the index; search() reads the rows above it from a temporary index.
+FTS_MIGRATIONS: tuple[str, ...] = (
+    """
+    DROP TRIGGER IF EXISTS memories_fts_insert;
+    DROP TRIGGER IF EXISTS memories_fts_delete;
+    CREATE TABLE IF NOT EXISTS memories_fts_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        indexed_upto INTEGER NOT NULL
+    );
+    INSERT OR IGNORE INTO memories_fts_state (id, indexed_upto)
+    SELECT 1, coalesce(max(id), 0) FROM memories;
+    -- Only indexed rows are deleted from the index. Deleting the newest rows lowers the
+    -- mark, because SQLite reuses the ids above the largest remaining one.
+    CREATE TRIGGER IF NOT EXISTS memories_fts_delete AFTER DELETE ON memories
+    WHEN old.id <= (SELECT indexed_upto FROM memories_fts_state WHERE id = 1) BEGIN
+        INSERT INTO memories_fts (memories_fts, rowid, entity, attribute, value)
+        VALUES ('delete', old.id, old.entity, old.attribute, old.value);
+        UPDATE memories_fts_state SET indexed_upto = (SELECT coalesce(max(id), 0) FROM memories)
+        WHERE id = 1 AND indexed_upto > (SELECT coalesce(max(id), 0) FROM memories);
+    END;
+    """,
+)
+
 # Tables this module owns, with the columns it relies on. A file that has a table
 # of the same name with other columns belongs to another tool: we refuse it.
 OWN_TABLES: dict[str, set[str]] = {
@@ -117,6 +144,10 @@ OWN_TABLES: dict[str, set[str]] = {
 }
 
 SYNCHRONOUS = ("NORMAL", "FULL")
+
+# Unindexed memories at which a committing write transaction brings the full-text index
+# up to date: the index lags by fewer rows than this, and search() covers the lag.
+FTS_BATCH = 128
 
 
 def utcnow() -> str:
@@ -246,6 +277,7 @@ class MinnaMemory:
                 conn.execute(f"PRAGMA synchronous={self.synchronous}")
                 conn.execute("PRAGMA foreign_keys=ON")
                 self._migrate(conn)
+                self.ensure_component("memories_fts", FTS_MIGRATIONS)
         except sqlite3.DatabaseError as e:
             conn.close()
             self._conn = None
@@ -397,8 +429,11 @@ class MinnaMemory:
             except sqlite3.DatabaseError as e:
                 raise _translate(e, self.path) from e
             self._depth = 1
+            changes = conn.total_changes
             try:
                 yield conn
+                if conn.total_changes != changes:
+                    self._index_fts(conn, FTS_BATCH)
                 conn.execute("COMMIT")
             except sqlite3.DatabaseError as e:
                 _rollback(conn)
@@ -545,16 +580,80 @@ class MinnaMemory:
         return out
 
     def search(self, query: str, limit: int = 10) -> list[dict[str, Any]]:
-        """Full-text search over entity, attribute and value (FTS5), best match first."""
+        """Full-text search over entity, attribute and value (FTS5), best match first.
+
+        Every memory is searched: the index is filled in batches at commit, and the
+        few newest memories not in it yet are searched from a temporary index.
+        """
         match = _fts_query(query)
         if not match:
             return []
-        cursor = self.connection.execute(
-            "SELECT m.* FROM memories_fts JOIN memories m ON m.id = memories_fts.rowid"
-            " WHERE memories_fts MATCH ? ORDER BY rank, m.id DESC LIMIT ?",
-            (match, limit),
-        )
-        return list(_dict_rows(cursor))
+        with self.reading() as conn:
+            upto, top = self._fts_range(conn)
+            if top <= upto:
+                cursor = conn.execute(
+                    "SELECT m.* FROM memories_fts JOIN memories m ON m.id = memories_fts.rowid"
+                    " WHERE memories_fts MATCH ? ORDER BY rank, m.id DESC LIMIT ?",
+                    (match, limit),
+                )
+                return list(_dict_rows(cursor))
+            # The newest memories are not in the index yet: search them from a
+            # temporary one (a read, so it works on read-only files too).
+            conn.execute("DROP TABLE IF EXISTS temp.memories_fts_tail")
+            conn.execute(
+                "CREATE VIRTUAL TABLE temp.memories_fts_tail USING fts5 (entity, attribute, value)"
+            )
+            try:
+                conn.execute(
+                    "INSERT INTO temp.memories_fts_tail (rowid, entity, attribute, value)"
+                    " SELECT id, entity, attribute, value FROM memories WHERE id > ?",
+                    (upto,),
+                )
+                cursor = conn.execute(
+                    "SELECT * FROM ("
+                    " SELECT m.*, f.rank AS fts_rank FROM memories_fts f"
+                    " JOIN memories m ON m.id = f.rowid WHERE memories_fts MATCH ?1"
+                    " UNION ALL"
+                    " SELECT m.*, t.rank FROM temp.memories_fts_tail t"
+                    " JOIN memories m ON m.id = t.rowid WHERE memories_fts_tail MATCH ?1"
+                    ") ORDER BY fts_rank, id DESC LIMIT ?2",
+                    (match, limit),
+                )
+                rows = list(_dict_rows(cursor))
+            finally:
+                conn.execute("DROP TABLE IF EXISTS temp.memories_fts_tail")
+        for row in rows:
+            del row["fts_rank"]
+        return rows
+
+    @staticmethod
+    def _fts_range(conn: sqlite3.Connection) -> tuple[int, int]:
+        """(the highest memory id in the full-text index, the highest memory id)."""
+        top = int(conn.execute("SELECT coalesce(max(id), 0) FROM memories").fetchone()[0])
+        try:
+            row = conn.execute(
+                "SELECT indexed_upto FROM memories_fts_state WHERE id = 1"
+            ).fetchone()
+        except sqlite3.OperationalError:
+            # A read-only file from before batched indexing: its trigger indexed every row.
+            return top, top
+        return (0 if row is None else int(row[0])), top
+
+    def _index_fts(self, conn: sqlite3.Connection, least: int = 1) -> None:
+        """Inside a write transaction: add the memories above the mark to the full-text
+        index once there are `least` of them.
+
+        One FTS5 segment for many rows instead of one per commit; rows written by
+        other processes or by plain SQL are picked up too.
+        """
+        upto, top = self._fts_range(conn)
+        if top - upto >= least:
+            conn.execute(
+                "INSERT INTO memories_fts (rowid, entity, attribute, value)"
+                " SELECT id, entity, attribute, value FROM memories WHERE id > ? ORDER BY id",
+                (upto,),
+            )
+            conn.execute("UPDATE memories_fts_state SET indexed_upto = ? WHERE id = 1", (top,))
 
     def verify(self, memory_id: int) -> None:
         """Mark a memory as verified now, which resets its decay."""
