@@ -213,7 +213,7 @@ def _child(config: RunConfig, events: Any) -> None:
         with TaskStore(config.db) as store:
             interrupted = work(config, store, lambda t: events.put(t.status), stop)
     except USER_ERRORS as e:
-        print(f"Error: worker {config.worker}: {describe(e)}", file=sys.stderr)
+        print(f"Error: {describe(e)}", file=sys.stderr)
         sys.exit(1)
     sys.exit(INTERRUPTED if interrupted else 0)
 

@@ -88,6 +88,8 @@ def export_tasks(
     except OSError as e:
         raise MinnaTasksError(f"cannot write {target}: {e.strerror}") from None
     try:
+        # mkstemp makes the file private (0600); an export gets the user's usual mode.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             count = write_document(store, out, on_progress)
             out.flush()
@@ -97,6 +99,12 @@ def export_tasks(
         Path(temp).unlink(missing_ok=True)
         raise
     return count
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
 
 
 # -- import -------------------------------------------------------------------
