@@ -288,3 +288,16 @@ def test_imported_tasks_are_searchable_and_later_writes_too(tmp_path: Path) -> N
         assert store.memory.search("clash") == []  # the replaced task's triples are gone
         store.add("a giraffe task")
         assert [r["value"] for r in store.memory.search("giraffe")] == ["a giraffe task"]
+
+
+def test_export_gets_the_users_umask(tmp_path: Path) -> None:
+    import os
+
+    with TaskStore(tmp_path / "a.db") as store:
+        store.add("one")
+        old = os.umask(0o027)
+        try:
+            jsonio.export_tasks(store, tmp_path / "t.json")
+        finally:
+            os.umask(old)
+    assert (tmp_path / "t.json").stat().st_mode & 0o777 == 0o640
