@@ -325,3 +325,31 @@ def test_mcp_unavailable_is_a_clear_error(db: Path, monkeypatch: pytest.MonkeyPa
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: the MCP server is not available: ")
     assert not db.exists()
+
+
+def test_readme_command_line_walkthrough_runs(tmp_path: Path) -> None:
+    """The README's hand-driven walkthrough, run by bash against the real console script."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Command line", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    walkthrough = "\n".join(b for b in blocks if "minna-tasks run" not in b)
+    env = {**os.environ, "PATH": f"{SCRIPT.parent}:{os.environ['PATH']}"}
+    env.pop("MINNA_DB", None)
+    done = subprocess.run(
+        ["bash", "-c", walkthrough],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    documented = [line[2:] for line in walkthrough.splitlines() if line.startswith("# Error: ")]
+    assert documented
+    assert done.stderr.splitlines() == documented
+    history = [line.split()[1:] for line in done.stdout.splitlines() if line.startswith("20")]
+    shown = [line[2:].split()[1:] for line in walkthrough.splitlines() if line.startswith("# 20")]
+    assert history[-len(shown) :] == shown
+    with TaskStore(tmp_path / ".spine" / "minna.db") as store:
+        assert store.get("t-1").status == "completed"
+        assert store.get("t-2").description == "into French"
