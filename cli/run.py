@@ -28,7 +28,7 @@ import click
 from minna_tasks import Task, TaskStore, state_machine_loop
 from minna_tasks.loop import default_worker
 
-from .app import USER_ERRORS, App, describe, pass_app
+from .app import USER_ERRORS, App, describe
 
 TAIL = 4000
 INTERRUPTED = 130
@@ -211,7 +211,7 @@ def _child(config: RunConfig, events: Any) -> None:
     signal.signal(signal.SIGINT, lambda s, f: stop.set())  # until work() installs its own
     try:
         with TaskStore(config.db) as store:
-            interrupted = work(config, store, lambda t: events.put(t.status), stop)
+            interrupted = work(config, store, lambda t: events.put((t.id, t.status)), stop)
     except USER_ERRORS as e:
         print(f"Error: {describe(e)}", file=sys.stderr)
         sys.exit(1)
@@ -225,9 +225,11 @@ class Progress:
     store: TaskStore
     show: bool
     counts: dict[str, int] = field(default_factory=dict)
+    tasks: set[str] = field(default_factory=set)
     _shown: float = 0.0
 
-    def change(self, status: str) -> None:
+    def change(self, task_id: str, status: str) -> None:
+        self.tasks.add(task_id)
         self.counts[status] = self.counts.get(status, 0) + 1
         self.refresh()
 
@@ -257,7 +259,7 @@ class Progress:
 def run_workers(config: RunConfig, store: TaskStore, workers: int, progress: Progress) -> int:
     """Run the queue with `workers` processes (or in this process for one); the exit code."""
     if workers == 1:
-        interrupted = work(config, store, lambda t: progress.change(t.status))
+        interrupted = work(config, store, lambda t: progress.change(t.id, t.status))
         return INTERRUPTED if interrupted else 0
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
@@ -297,9 +299,9 @@ def run_workers(config: RunConfig, store: TaskStore, workers: int, progress: Pro
 
 def _drain(events: Any, progress: Progress, wait: float) -> None:
     try:
-        progress.change(events.get(timeout=wait))
+        progress.change(*events.get(timeout=wait))
         while True:
-            progress.change(events.get_nowait())
+            progress.change(*events.get_nowait())
     except queue.Empty:
         pass
 
@@ -376,7 +378,7 @@ def run(
     meter.finish()
     c = meter.counts
     click.echo(
-        f"Ran {c.get('in_progress', 0)} task(s) with {workers} worker(s): "
+        f"Ran {len(meter.tasks)} task(s) with {workers} worker(s): "
         f"{c.get('completed', 0)} completed, {c.get('failed', 0)} failed, "
         f"{c.get('pending', 0)} back to pending; "
         f"{meter.remaining()} left unfinished in {store.path}"
@@ -386,6 +388,3 @@ def run(
         ctx.exit(INTERRUPTED)
     if c.get("failed", 0):
         ctx.exit(1)
-
-
-__all__ = ["run", "pass_app"]

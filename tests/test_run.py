@@ -62,7 +62,9 @@ def test_a_failing_command_uses_up_attempts_and_exits_1(db: Path) -> None:
     script = 'if [ "$MINNA_TASK_TITLE" = bad ]; then echo "no luck" >&2; exit 3; fi; echo fine'
     result = run(db, script)  # one argument: run through the shell
     assert result.exit_code == 1
-    assert "1 completed, 1 failed, 1 back to pending" in result.stdout
+    assert result.stdout.startswith(
+        "Ran 2 task(s) with 1 worker(s): 1 completed, 1 failed, 1 back to pending;"
+    )
     with TaskStore(db) as store:
         good, bad = store.list()
         steps = [(s.to_state, s.note) for s in store.history("t-2")]
