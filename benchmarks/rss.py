@@ -68,7 +68,7 @@ def run_rss(res: Results, sizes: Sizes, scratch: Scratch) -> None:
         baseline="rss_small",
         note="flat means a ratio near 1.0",
     )
-    for _ in range(max(1, sizes.bulk_rounds - 1)):
+    for _ in range(sizes.rss_rounds):
         for key, n in (("rss_small", small), ("rss_large", large)):
             db = scratch.path(f"rss-{n}")
             with TaskStore(db) as store:
