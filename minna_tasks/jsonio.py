@@ -98,7 +98,22 @@ def export_tasks(
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+    _fsync_folder(folder)
     return count
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (best effort: not every platform allows it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:
