@@ -23,6 +23,12 @@ from minna_tasks import MinnaTasksError, Task, TaskStore, Transition
 from minna_tasks.errors import StoreError
 
 DEFAULT_DB = ".spine/minna.db"
+# click >= 8.2 raises this for a group called without a command; older clicks print help.
+NO_ARGS_IS_HELP: tuple[type[click.ClickException], ...] = tuple(
+    getattr(click.exceptions, name)
+    for name in ("NoArgsIsHelpError",)
+    if hasattr(click.exceptions, name)
+)
 # OverflowError: an integer option beyond SQLite's 64 bits (e.g. --priority 1e20 as digits).
 USER_ERRORS = (MinnaTasksError, ValueError, TypeError, OSError, OverflowError)
 
@@ -82,6 +88,9 @@ class MinnaGroup(click.Group):
             return super().main(args, prog_name, complete_var, False, **extra)
         try:
             rv = super().main(args, prog_name, complete_var, False, **extra)
+        except NO_ARGS_IS_HELP as e:
+            e.show()  # a bare group (`minna-tasks`, `minna-tasks memory`): its help
+            sys.exit(e.exit_code)
         except click.ClickException as e:
             _fail(e.format_message(), e.exit_code)
         except click.Abort:

@@ -353,3 +353,11 @@ def test_readme_command_line_walkthrough_runs(tmp_path: Path) -> None:
     with TaskStore(tmp_path / ".spine" / "minna.db") as store:
         assert store.get("t-1").status == "completed"
         assert store.get("t-2").description == "into French"
+
+
+@pytest.mark.parametrize("group", [[], ["memory"]])
+def test_a_bare_group_shows_its_help(group: list[str]) -> None:
+    result = CliRunner().invoke(cli, group)
+    assert result.exit_code in (0, 2)  # click >= 8.2 exits 2, as for other usage errors
+    assert result.output.startswith(f"Usage: {' '.join(['cli', *group])} [OPTIONS] COMMAND")
+    assert "Error:" not in result.output
