@@ -124,6 +124,13 @@ def _targets(res: Results) -> None:
             "cycles/s (the lead's 1.5x cost bound means >= 0.667)",
         )
         res.target(
+            f"bare-SQL cycle rate at {tag_last} / at {tag_first} (for reference)",
+            res.ratio(f"growth_bare_cycle_{tag_last}", f"growth_bare_cycle_{tag_first}"),
+            0.65,
+            True,
+            "the same growth without minna-tasks: the disk's share",
+        )
+        res.target(
             f"status read cost at {tag_last} / at {tag_first}",
             res.ratio(f"growth_read_{tag_last}", f"growth_read_{tag_first}"),
             1.5,

@@ -34,8 +34,8 @@ class Sizes:
     growth_reads: int = 2000
     big_tasks: int = 100_000
     add_many: int = 100_000
-    bulk_rounds: int = 2
-    rss_rounds: int = 1
+    bulk_rounds: int = 3
+    rss_rounds: int = 2
     rss_tasks: tuple[int, int] = (2_000, 20_000)
 
     @classmethod

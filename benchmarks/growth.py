@@ -158,11 +158,23 @@ def run_growth(res: Results, sizes: Sizes, scratch: Scratch) -> dict[int, Path]:
             f"{sizes.growth_reads} random reads/round",
             baseline=base,
         )
+        base = None if level == first else f"growth_bare_cycle_{_tag(first)}"
+        res.figure(
+            f"growth_bare_cycle_{tag}",
+            "5 growth",
+            f"bare-SQL cycle on a bare EAV file of {tag} triples",
+            "ops/s",
+            f"{b} cycles/round",
+            baseline=base,
+            note="the same disk and WAL checkpoints without minna-tasks",
+        )
         # The largest level is also the read section's file: at least `big_tasks` tasks.
         least = sizes.big_tasks if level == sizes.growth_levels[-1] else 0
         files[level] = _level_file(res, scratch, level, b, least)
+        bare_file = _bare_level_file(res, scratch, tag, b)
         for _ in range(sizes.rounds):
             _round(res, scratch, files[level], tag, b, sizes.growth_reads)
+            _bare_round(res, scratch, bare_file, tag, b)
     return files
 
 
@@ -192,6 +204,30 @@ def _level_file(res: Results, scratch: Scratch, level: int, b: int, least: int) 
         "file_mb": round(path.stat().st_size / 2**20, 1),
     }
     return path
+
+
+def _bare_level_file(res: Results, scratch: Scratch, tag: str, b: int) -> Path:
+    """A bare EAV file with as many triples as the level's store file (7 per task)."""
+    triples = res.extra["growth_levels"][tag]["triples"]
+    path = scratch.path(f"bare-growth-{tag}")
+    bare.create(path, max(b, triples // 7)).close()
+    checkpoint(path)
+    return path
+
+
+def _bare_round(res: Results, scratch: Scratch, level_file: Path, tag: str, b: int) -> None:
+    path = scratch.path(f"bare-growth-{tag}-round")
+    copy_db(level_file, path)
+    conn = bare.connect(path)
+    try:
+        start = time.perf_counter()
+        for i in range(b):
+            bare.cycle(conn, f"t-{i}")
+        res.add(f"growth_bare_cycle_{tag}", b / (time.perf_counter() - start))
+    finally:
+        conn.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
 
 
 def _round(res: Results, scratch: Scratch, level_file: Path, tag: str, b: int, reads: int) -> None:
