@@ -174,13 +174,30 @@ def _check_name(kind: str, name: object) -> str:
         raise ValueError(f"{kind} must not be empty")
     if "\x00" in name:
         raise ValueError(f"{kind} must not contain NUL characters")
+    if not _is_utf8(name):
+        raise ValueError(f"{kind} is not valid UTF-8 text")
     return name
+
+
+def _is_utf8(text: str) -> bool:
+    """False for text holding lone surrogates (a non-UTF-8 argv), which SQLite cannot store."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_value(value: object) -> Value:
     if value is None or isinstance(value, str | int | float):
         if isinstance(value, bool):
             return int(value)
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+            raise ValueError(
+                f"a memory value must fit in a 64-bit integer, not {value} (store it as text)"
+            )
+        if isinstance(value, str) and not _is_utf8(value):
+            raise ValueError("a memory value is not valid UTF-8 text")
         return value
     raise TypeError(
         f"a memory value must be str, int, float or None, not {type(value).__name__}"

@@ -217,6 +217,8 @@ def _check_int(name: str, value: object, minimum: int | None = None) -> int:
         raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, not {value}")
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"{name} must fit in a 64-bit integer, not {value}")
     return value
 
 
@@ -493,10 +495,12 @@ class TaskStore:
                     while True:
                         task_id = f"t-{next_seq}"
                         next_seq += 1
-                        if task_id not in seen and not _entity_exists(conn, task_id):
+                        if task_id not in seen and _id_owner(conn, task_id) is None:
                             break
-                elif task_id in seen or _entity_exists(conn, task_id):
+                elif task_id in seen or _id_owner(conn, task_id) == ENTITY_TYPE:
                     raise TaskExists(task_id)
+                elif _id_owner(conn, task_id) is not None:
+                    raise _id_taken(conn, task_id)
                 seen.add(task_id)
                 ids.append(task_id)
                 entities.append((task_id, ENTITY_TYPE, stamp))
@@ -789,7 +793,10 @@ class TaskStore:
                 if task_id in seen:
                     raise ValueError(f"task {task_id!r} appears twice in the records")
                 seen.add(task_id)
-                if _entity_exists(conn, task_id):
+                owner = _id_owner(conn, task_id)
+                if owner is not None and owner != ENTITY_TYPE:
+                    raise _id_taken(conn, task_id)  # never skipped, never replaced
+                if owner is not None:
                     if on_conflict == "skip":
                         continue
                     if on_conflict == "error":
@@ -837,8 +844,27 @@ class TaskStore:
             return [dict(zip(names, row, strict=True)) for row in cursor]
 
 
-def _entity_exists(conn: sqlite3.Connection, name: str) -> bool:
-    return conn.execute("SELECT 1 FROM entities WHERE name = ?", (name,)).fetchone() is not None
+def _id_owner(conn: sqlite3.Connection, name: str) -> str | None:
+    """What already uses this name: an entity's type ('task' for a task; aliases count),
+    '' for facts another tool stored with no entity row, or None when the name is free."""
+    row = conn.execute(
+        "SELECT entity_type FROM entities WHERE name = ? UNION ALL SELECT e.entity_type"
+        " FROM entity_aliases a JOIN entities e ON e.id = a.entity_id WHERE a.alias = ?",
+        (name, name),
+    ).fetchone()
+    if row is not None:
+        return str(row[0])
+    fact = conn.execute("SELECT 1 FROM memories WHERE entity = ? LIMIT 1", (name,)).fetchone()
+    return None if fact is None else ""
+
+
+def _id_taken(conn: sqlite3.Connection, name: str) -> MinnaTasksError:
+    """A task id that names another tool's entity or facts: its history would mix with theirs."""
+    owner = _id_owner(conn, name)
+    what = f"a {owner!r} entity" if owner else "facts stored by another tool"
+    return MinnaTasksError(
+        f"id {name!r} is already used by {what} in this memory; choose another task id"
+    )
 
 
 def _after(stamp: str, seconds: float) -> str:

@@ -106,7 +106,7 @@ def test_bad_add_writes_nothing(
 
 def test_task_id_that_names_another_entity(store: TaskStore) -> None:
     store.memory.add_entity("alice", "person")
-    with pytest.raises(TaskExists, match="task 'alice' already exists"):
+    with pytest.raises(MinnaTasksError, match="id 'alice' is already used by a 'person' entity"):
         store.add("x", task_id="alice")
 
 
