@@ -98,6 +98,17 @@ def zygote(db: str, ready_dir: str) -> int:
     return 0
 
 
+def commit_and_report(db: str, synchronous: str) -> int:
+    """Add and claim tasks one commit at a time; print each id once its commit returned."""
+    store = TaskStore(db, synchronous=synchronous)
+    for i in range(100_000):
+        task = store.add(f"durable {i}")
+        store.transition(task.id, "in_progress", actor="w")
+        print(task.id, flush=True)
+    store.close()
+    return 0
+
+
 def add_many(db: str, count: str, ready: str) -> int:
     """Add `count` tasks in one add_many call; touch `ready` just before it."""
     store = TaskStore(db)
@@ -185,6 +196,7 @@ MODES = {
     "soak": soak,
     "crashloop": crashloop,
     "zygote": zygote,
+    "commit_and_report": commit_and_report,
     "add_many": add_many,
     "hold_lock": hold_lock,
 }
