@@ -301,3 +301,20 @@ def test_export_gets_the_users_umask(tmp_path: Path) -> None:
         finally:
             os.umask(old)
     assert (tmp_path / "t.json").stat().st_mode & 0o777 == 0o640
+
+
+def test_readme_example_document_imports(tmp_path: Path) -> None:
+    """The JSON shown in the README is a real, importable document."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## JSON files", 1)[1]
+    block = section.split("```json\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "readme.json"
+    path.write_text(block)
+    document = json.loads(block)
+    with TaskStore(tmp_path / "r.db") as store:
+        assert jsonio.import_tasks(store, path) == jsonio.ImportResult(imported=1, skipped=0)
+        task = store.get("t-1")
+        steps = [(s.to_state, s.actor) for s in store.history("t-1")]
+    shown = {k: v for k, v in document["tasks"][0].items() if k != "history"}
+    assert task.to_dict() == shown
+    assert steps == [("pending", "cli"), ("in_progress", "alice")]
