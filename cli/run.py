@@ -328,7 +328,7 @@ def _drain(events: Any, progress: Progress, wait: float) -> None:
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
-    help="Kill CMD (a failed attempt) after this many seconds.",
+    help="Kill CMD (or the verify command) after this many seconds: a failed attempt.",
 )
 @click.option(
     "--max-tasks", type=click.IntRange(min=1), help="Each worker stops after this many tasks."
