@@ -388,6 +388,49 @@ def test_fuzzed_cli_add_is_exact_or_one_error_line(
             assert dump(Path(db)) == before
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    command=st.sampled_from(["move", "memory", "show", "history", "claim", "heartbeat"]),
+    a=TEXT,
+    b=st.one_of(STATUSES, TEXT),
+    c=TEXT,
+)
+def test_fuzzed_cli_commands_are_exact_or_one_error_line(
+    command: str, a: str, b: str, c: str
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        db = str(Path(folder) / "t.db")
+        with TaskStore(db) as store:
+            store.add("one")
+            store.claim("w1")
+        args = {
+            "move": ["move", a, b, "--note", c, "--actor", "w1"],
+            "memory": ["memory", "store", a, b, c],
+            "show": ["show", a],
+            "history": ["history", a, "--json"],
+            "claim": ["claim", "--worker", a],
+            "heartbeat": ["heartbeat", "t-1", "--worker", a],
+        }[command]
+        before = dump(Path(db))
+        result = CliRunner().invoke(cli, ["--db", db, *args])
+        assert result.exception is None or isinstance(result.exception, SystemExit), (
+            result.exception
+        )
+        if result.exit_code != 0:
+            assert result.exit_code in (1, 2)
+            assert result.stdout == ""
+            assert result.stderr.startswith("Error: ")
+            assert result.stderr.count("\n") == 1, result.stderr
+            assert dump(Path(db)) == before
+            return
+        with TaskStore(db) as store:
+            if command == "move":
+                step = store.history(a)[-1]
+                assert (step.to_state, step.note, step.actor) == (b, c, "w1")
+            elif command == "memory":
+                assert store.memory.recall(entity=a, attribute=b)[0]["value"] == c
+
+
 def test_real_console_script_with_non_utf8_arguments(tmp_path: Path) -> None:
     """Bytes that are not UTF-8 in argv reach Python as lone surrogates: refused, one line."""
     db = tmp_path / "t.db"
