@@ -545,3 +545,32 @@ def test_fuzzed_mcp_tool_arguments_are_exact_or_refused(call: tuple[str, dict[st
             assert row[0]["value"] == arguments["value"]
         elif name == "transition_task":
             assert store.history("t-1")[-1].note == arguments["note"]
+
+
+@pytest.mark.parametrize(
+    "task_id",
+    ["'; DROP TABLE memories; --", "../../etc/passwd", "a/b?c#d", "100%", "🚀 id", "task://queue"],
+)
+def test_mcp_task_resource_reads_hostile_ids_exactly(task_id: str) -> None:
+    """`task://{task_id}` percent-encodes any id into one path segment and reads it back."""
+    from mcp.shared.exceptions import MCPError
+
+    from minna_tasks.mcp_server import task_uri
+
+    with TaskStore(":memory:") as store:
+        store.add("hostile", task_id=task_id)
+        before = memory_dump(store)
+
+        async def main() -> tuple[Any, str]:
+            async with Client(build_server(store)) as c:
+                with anyio.fail_after(20):
+                    found = await c.read_resource(task_uri(task_id))
+                    with pytest.raises(MCPError) as missing:
+                        await c.read_resource(task_uri(task_id + "x"))
+            return json.loads(found.contents[0].text), missing.value.message  # type: ignore[union-attr]
+
+        one, message = anyio.run(main)
+        assert one["id"] == task_id
+        assert [h["to_state"] for h in one["history"]] == ["pending"]
+        assert message == f"task {task_id + 'x'!r} not found"
+        assert memory_dump(store) == before
