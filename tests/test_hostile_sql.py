@@ -50,7 +50,8 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/store.py", "TaskStore.iter"): (
         "an IN list of '?' placeholders (one per checked status) and constant clauses"
     ),
-    ("minna_tasks/store.py", "TaskStore.queue"): "SELECT_TASK + constant clauses with ?",
+    ("minna_tasks/store.py", "TaskStore.queue"): "the claim-order query + LIMIT ?",
+    ("minna_tasks/store.py", "TaskStore._queue_query"): "SELECT_TASK + a constant WHERE with ?",
     ("minna_tasks/store.py", "TaskStore._fetch"): "an IN list of '?' placeholders per chunk",
     ("minna_tasks/store.py", "TaskStore.claim"): "SELECT_TASK + constant clauses with ?",
     ("minna_tasks/store.py", "TaskStore.recover"): (

@@ -59,9 +59,12 @@ class TaskStoreMachine(RuleBasedStateMachine):
     def _expect(self, error: type[Exception] | None, call: object) -> None:
         raised: Exception | None = None
         try:
-            call()  # type: ignore[operator]
+            returned = call()  # type: ignore[operator]
         except (InvalidTransition, TransitionConflict) as e:
             raised = e
+        else:
+            # What a write returns is exactly what a fresh read sees.
+            assert returned == self.store.get(returned.id)
         assert type(raised) is error if error else raised is None, f"got {raised!r}"
 
     def _ids(self) -> list[str]:
