@@ -12,6 +12,7 @@ import builtins
 import json
 import math
 import os
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -137,6 +138,8 @@ def _projection_ddl() -> str:
             f"coalesce(CAST({latest.format(a=a)} AS INTEGER), {d})"
             if k == "INTEGER"
             else latest.format(a=a)
+            if d == "NULL"
+            else f"coalesce({latest.format(a=a)}, {d})"
         )
         for a, (k, d) in TASK_ATTRIBUTES.items()
     )
@@ -208,7 +211,8 @@ class Task:
             return self.status
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as a dict (shallow: payload and result are the task's own objects)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Task:
@@ -446,7 +450,7 @@ class TaskStore:
         for name, (kind, default) in TASK_ATTRIBUTES.items():
             value = values.get(name)
             if kind == "INTEGER":
-                value = int(value) if value is not None else int(default)
+                value = _as_integer(value, int(default))
             elif value is None and default == "''":
                 value = ""
             row.append(value)
@@ -513,49 +517,62 @@ class TaskStore:
     def _insert(
         self, specs: Sequence[dict[str, Any]], actor: str | None, note: str = "created"
     ) -> builtins.list[Task]:
-        ids: builtins.list[str] = []
+        tasks: builtins.list[Task] = []
         seen: set[str] = set()
         with self._write() as conn:
             stamp = utcnow()
             next_seq = conn.execute(
                 "SELECT coalesce(max(seq), 0) + 1 FROM task_current"
             ).fetchone()[0]
-            entities: builtins.list[tuple[str, str, str]] = []
             facts: builtins.list[Fact] = []
+            given = [spec["task_id"] for spec in specs if spec["task_id"] is not None]
+            taken = _owners(conn, given)
+            fresh = _free_ids(conn, next_seq, len(specs) - len(given), set(given))
             for spec in specs:
                 task_id = spec["task_id"]
                 if task_id is None:
-                    while True:
-                        task_id = f"t-{next_seq}"
-                        next_seq += 1
-                        if task_id not in seen and _id_owner(conn, task_id) is None:
-                            break
-                elif task_id in seen or _id_owner(conn, task_id) == ENTITY_TYPE:
+                    task_id = next(fresh)
+                elif task_id in seen or taken.get(task_id) == ENTITY_TYPE:
                     raise TaskExists(task_id)
-                elif _id_owner(conn, task_id) is not None:
+                elif task_id in taken:
                     raise _id_taken(conn, task_id)
                 seen.add(task_id)
-                ids.append(task_id)
-                entities.append((task_id, ENTITY_TYPE, stamp))
+                task = Task(
+                    task_id, spec["title"], spec["description"], self.machine.initial,
+                    spec["priority"], 0, spec["max_attempts"], _load_json(spec["payload"]),
+                    None, None, None, None, stamp, stamp,
+                )  # fmt: skip
+                tasks.append(task)
                 facts.extend(
-                    [
-                        (task_id, "title", spec["title"], actor, None),
-                        (task_id, "description", spec["description"], actor, None),
-                        (task_id, "priority", spec["priority"], actor, None),
-                        (task_id, "attempts", 0, actor, None),
-                        (task_id, "max_attempts", spec["max_attempts"], actor, None),
-                    ]
+                    (task_id, attribute, value, actor, None)
+                    for attribute, value in (
+                        ("title", task.title),
+                        ("description", task.description),
+                        ("priority", task.priority),
+                        ("attempts", 0),
+                        ("max_attempts", task.max_attempts),
+                        ("payload", spec["payload"]),
+                    )
+                    if value is not None
                 )
-                if spec["payload"] is not None:
-                    facts.append((task_id, "payload", spec["payload"], actor, None))
-                facts.append((task_id, "status", self.machine.initial, actor, note))
-            conn.executemany(
-                "INSERT INTO entities (name, entity_type, created_at) VALUES (?, ?, ?)", entities
-            )
+                facts.append((task_id, "status", task.status, actor, note))
+            # Bulk order: the triples first, while their tasks have no projection row
+            # (so the per-row triggers find nothing to update), then each finished row
+            # once, then the entities (whose trigger then finds the row and skips it).
             self.memory.append(facts, stamp)
-        if len(ids) == 1:
-            return [self._require(ids[0])]
-        return self._fetch(ids)
+            conn.executemany(
+                f"INSERT INTO task_current ({', '.join(COLUMNS)})"
+                f" VALUES ({', '.join('?' * len(COLUMNS))})",
+                [
+                    _row_values(task, spec["payload"])
+                    for task, spec in zip(tasks, specs, strict=True)
+                ],
+            )
+            conn.executemany(
+                "INSERT INTO entities (name, entity_type, created_at) VALUES (?, ?, ?)",
+                [(task.id, ENTITY_TYPE, stamp) for task in tasks],
+            )
+        return tasks
 
     def _fetch(self, ids: Sequence[str]) -> builtins.list[Task]:
         out: dict[str, Task] = {}
@@ -847,11 +864,8 @@ class TaskStore:
             chosen = (
                 records if len(keep) == len(records) else [r for r in records if r["id"] in keep]
             )
-            # One executemany for the batch: far fewer round trips than one per task.
-            conn.executemany(
-                "INSERT INTO entities (name, entity_type, created_at) VALUES (?, ?, ?)",
-                [(r["id"], ENTITY_TYPE, r["created_at"]) for r in chosen],
-            )
+            # Bulk order as in _insert: the triples first (no projection row yet for the
+            # triggers to update), then each task's finished row, then the entities.
             conn.executemany(
                 "INSERT INTO memories (entity, attribute, value, source, confidence,"
                 " context, created_at) VALUES (?, ?, ?, ?, 1.0, ?, ?)",
@@ -867,6 +881,15 @@ class TaskStore:
                     for r in chosen
                     for f in r["facts"]
                 ),
+            )
+            conn.executemany(
+                f"INSERT INTO task_current ({', '.join(COLUMNS)})"
+                f" VALUES ({', '.join('?' * len(COLUMNS))})",
+                (_replayed_row(r["id"], r["created_at"], r["facts"]) for r in chosen),
+            )
+            conn.executemany(
+                "INSERT INTO entities (name, entity_type, created_at) VALUES (?, ?, ?)",
+                [(r["id"], ENTITY_TYPE, r["created_at"]) for r in chosen],
             )
         return written
 
@@ -897,6 +920,40 @@ def _id_owner(conn: sqlite3.Connection, name: str) -> str | None:
     return None if fact is None else ""
 
 
+def _owners(conn: sqlite3.Connection, names: Sequence[str]) -> dict[str, str]:
+    """`_id_owner` for many names at once: {name: owner} for the names in use."""
+    owners: dict[str, str] = {}
+    for start in range(0, len(names), 500):
+        chunk = builtins.list(names[start : start + 500])
+        marks = ", ".join("?" * len(chunk))
+        for (name,) in conn.execute(
+            f"SELECT DISTINCT entity FROM memories WHERE entity IN ({marks})", chunk
+        ):
+            owners[name] = ""
+        for name, entity_type in conn.execute(
+            f"SELECT name, entity_type FROM entities WHERE name IN ({marks}) UNION ALL"
+            " SELECT a.alias, e.entity_type FROM entity_aliases a"
+            f" JOIN entities e ON e.id = a.entity_id WHERE a.alias IN ({marks})",
+            chunk + chunk,
+        ):
+            owners[name] = str(entity_type)
+    return owners
+
+
+def _free_ids(
+    conn: sqlite3.Connection, next_seq: int, count: int, reserved: set[str]
+) -> Iterator[str]:
+    """`count` automatic ids `t-N` from `next_seq` on, skipping names already in use."""
+    while count > 0:
+        candidates = [f"t-{n}" for n in range(next_seq, next_seq + count)]
+        next_seq += count
+        used = _owners(conn, candidates).keys() | reserved
+        for task_id in candidates:
+            if task_id not in used:
+                count -= 1
+                yield task_id
+
+
 def _id_taken(conn: sqlite3.Connection, name: str) -> MinnaTasksError:
     """A task id that names another tool's entity or facts: its history would mix with theirs."""
     owner = _id_owner(conn, name)
@@ -912,6 +969,39 @@ def _after(stamp: str, seconds: float) -> str:
         .astimezone(UTC)
         .isoformat(timespec="microseconds")
     )
+
+
+def _row_values(task: Task, payload_json: str | None) -> tuple[Any, ...]:
+    """A new task's projection row, in COLUMNS order."""
+    return tuple(payload_json if name == "payload" else getattr(task, name) for name in COLUMNS)
+
+
+def _replayed_row(
+    task_id: str, created_at: str, facts: Iterable[Mapping[str, Any]]
+) -> tuple[Any, ...]:
+    """The projection row the triggers would build from these facts, in COLUMNS order."""
+    values: dict[str, Any] = {"id": task_id, "created_at": created_at, "updated_at": created_at}
+    for name, (kind, default) in TASK_ATTRIBUTES.items():
+        values[name] = int(default) if kind == "INTEGER" else (None if default == "NULL" else "")
+    for fact in facts:
+        name = fact["attribute"]
+        if name in TASK_ATTRIBUTES:
+            value = fact["value"]
+            if TASK_ATTRIBUTES[name][0] == "INTEGER":
+                value = _as_integer(value, int(TASK_ATTRIBUTES[name][1]))
+            values[name] = value
+            values["updated_at"] = fact["created_at"]
+    return tuple(values[name] for name in COLUMNS)
+
+
+def _as_integer(value: Any, default: int) -> int:
+    """SQLite's coalesce(CAST(value AS INTEGER), default) for the values JSON can hold."""
+    if value is None:
+        return default
+    if isinstance(value, int | float):
+        return int(value)
+    digits = re.match(r"\s*[+-]?\d+", str(value))
+    return int(digits.group()) if digits else 0
 
 
 def _task(row: Sequence[Any]) -> Task:

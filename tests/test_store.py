@@ -460,3 +460,45 @@ def test_synchronous_full_selectable(tmp_path: Path) -> None:
     with TaskStore(tmp_path / "f.db", synchronous="FULL") as store:
         assert store.memory.connection.execute("PRAGMA synchronous").fetchone()[0] == 2
         store.add("durable")
+
+
+def _rebuilt_projection(db_path: Path) -> list[tuple[object, ...]]:
+    """The projection as the migration's backfill computes it from the triples alone."""
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("DELETE FROM task_current")
+        conn.execute("DELETE FROM schema_components WHERE name = 'tasks'")
+    conn.close()
+    TaskStore(db_path).close()  # re-runs the migration, whose backfill replays every triple
+    conn = sqlite3.connect(db_path)
+    try:
+        return conn.execute("SELECT * FROM task_current ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def test_bulk_writes_build_the_projection_the_triggers_would(
+    store: TaskStore, db_path: Path
+) -> None:
+    """add_many and restore write projection rows directly; a replay of the log agrees."""
+    store.add_many(["a", {"title": "b", "priority": 4, "payload": {"k": [1]}}])
+    stamp = "2026-01-01T00:00:00.000000+00:00"
+    facts = [
+        {"attribute": "title", "value": "restored", "created_at": stamp},
+        {"attribute": "priority", "value": "7", "created_at": stamp},  # text, as plain SQL
+        {"attribute": "attempts", "value": "abc", "created_at": stamp},
+        {"attribute": "status", "value": "pending", "created_at": stamp, "source": "x"},
+        {"attribute": "notes", "value": "not a task field", "created_at": stamp},
+        {"attribute": "owner", "value": None, "created_at": "2026-01-02T00:00:00.000000+00:00"},
+    ]
+    store.restore([{"id": "r-1", "created_at": stamp, "facts": facts}])
+    restored = store.get("r-1")
+    assert (restored.priority, restored.attempts, restored.description) == (7, 0, "")
+    assert restored.updated_at == "2026-01-02T00:00:00.000000+00:00"
+    assert store.as_of("r-1", later()) == restored
+    conn = sqlite3.connect(db_path)
+    before = conn.execute("SELECT * FROM task_current ORDER BY id").fetchall()
+    conn.close()
+    store.close()
+    after = _rebuilt_projection(db_path)
+    assert [row[1:] for row in after] == [row[1:] for row in before]  # all but seq
