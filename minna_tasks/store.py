@@ -9,14 +9,11 @@ stays right when another tool appends triples with plain SQL.
 from __future__ import annotations
 
 import builtins
-import json
-import math
 import os
-import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,6 +26,18 @@ from .errors import (
     TransitionConflict,
 )
 from .memory import DEFAULT_PATH, MinnaMemory, to_timestamp, utcnow
+from .records import (
+    JSON_ATTRIBUTES,
+    Fact,
+    Task,
+    Transition,
+    as_integer,
+    check_int,
+    check_lease,
+    check_text,
+    dump_json,
+    load_json,
+)
 from .states import StateMachine, TaskState
 
 ENTITY_TYPE = "task"
@@ -161,118 +170,10 @@ TASK_MIGRATIONS: tuple[str, ...] = (_projection_ddl(),)
 
 COLUMNS = ("id", *TASK_ATTRIBUTES, "created_at", "updated_at")
 SELECT_TASK = f"SELECT {', '.join(COLUMNS)} FROM task_current"
+INSERT_TASK_ROW = (
+    f"INSERT INTO task_current ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+)
 QUEUE_SQL = SELECT_TASK + f" WHERE status = '{QUEUE_STATE}' ORDER BY priority DESC, seq"
-JSON_ATTRIBUTES = ("payload", "result")
-
-
-def _load_json(text: Any) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except (TypeError, ValueError):
-        return text  # written as plain text by another tool: keep it readable
-
-
-def _dump_json(name: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    try:
-        return json.dumps(value, allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{name} is not JSON-serialisable: {e}") from None
-
-
-@dataclass(frozen=True)
-class Task:
-    """A task as it stands: its current field values."""
-
-    id: str
-    title: str
-    description: str
-    status: str
-    priority: int
-    attempts: int
-    max_attempts: int
-    payload: Any
-    result: Any
-    error: str | None
-    owner: str | None
-    lease_expires_at: str | None
-    created_at: str
-    updated_at: str
-
-    @property
-    def state(self) -> TaskState | str:
-        """The status as a TaskState where it is one (the seed's `task.state`)."""
-        try:
-            return TaskState(self.status)
-        except ValueError:
-            return self.status
-
-    def to_dict(self) -> dict[str, Any]:
-        """The fields as a dict (shallow: payload and result are the task's own objects)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Task:
-        values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(cls)}
-        return cls(**values)
-
-
-@dataclass(frozen=True)
-class Transition:
-    """One status change of a task, from the audit trail."""
-
-    task_id: str
-    from_state: str | None
-    to_state: str
-    at: str
-    actor: str | None
-    note: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Transition:
-        values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(cls)}
-        return cls(**values)
-
-
-Fact = tuple[str, str, Any, str | None, str | None]
-
-
-def _check_int(name: str, value: object, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, not {value}")
-    if not -(2**63) <= value < 2**63:
-        raise ValueError(f"{name} must fit in a 64-bit integer, not {value}")
-    return value
-
-
-def _check_text(name: str, value: object, *, empty: bool = False) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string, not {type(value).__name__}")
-    if not empty and not value.strip():
-        raise ValueError(f"{name} must not be empty")
-    if "\x00" in value:
-        raise ValueError(f"{name} must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{name} is not valid UTF-8 text") from None
-    return value
-
-
-def _check_lease(lease_seconds: object) -> float:
-    if isinstance(lease_seconds, bool) or not isinstance(lease_seconds, int | float):
-        raise TypeError(f"lease_seconds must be a number, not {type(lease_seconds).__name__}")
-    if not math.isfinite(lease_seconds) or lease_seconds <= 0:
-        raise ValueError(f"lease_seconds must be a positive number of seconds, not {lease_seconds}")
-    return float(lease_seconds)
 
 
 class TaskStore:
@@ -332,7 +233,7 @@ class TaskStore:
         return None if row is None else _task(row)
 
     def _require(self, task_id: str) -> Task:
-        _check_text("task_id", task_id)
+        check_text("task_id", task_id)
         task = self._row(task_id)
         if task is None:
             raise TaskNotFound(task_id)
@@ -342,10 +243,6 @@ class TaskStore:
         """The task with this id, or TaskNotFound."""
         with self.memory.reading():
             return self._require(task_id)
-
-    def exists(self, task_id: str) -> bool:
-        with self.memory.reading():
-            return self._row(task_id) is not None
 
     def list(
         self,
@@ -379,7 +276,7 @@ class TaskStore:
         sql += " ORDER BY seq"
         if limit is not None:
             sql += " LIMIT ?"
-            args.append(_check_int("limit", limit, 0))
+            args.append(check_int("limit", limit, 0))
         with self.memory.reading() as conn:
             for row in conn.execute(sql, args):
                 yield _task(row)
@@ -396,7 +293,7 @@ class TaskStore:
         sql, args = self._queue_query()
         if limit is not None:
             sql += " LIMIT ?"
-            args.append(_check_int("limit", limit, 0))
+            args.append(check_int("limit", limit, 0))
         with self.memory.reading() as conn:
             return [_task(row) for row in conn.execute(sql, args)]
 
@@ -450,7 +347,7 @@ class TaskStore:
         for name, (kind, default) in TASK_ATTRIBUTES.items():
             value = values.get(name)
             if kind == "INTEGER":
-                value = _as_integer(value, int(default))
+                value = as_integer(value, int(default))
             elif value is None and default == "''":
                 value = ""
             row.append(value)
@@ -506,12 +403,12 @@ class TaskStore:
             raise ValueError(f"task {index}: unknown field(s): {', '.join(sorted(unknown))}")
         task_id = spec.get("task_id", spec.get("id"))
         return {
-            "task_id": None if task_id is None else _check_text("task_id", task_id),
-            "title": _check_text("title", spec.get("title")),
-            "description": _check_text("description", spec.get("description", ""), empty=True),
-            "priority": _check_int("priority", spec.get("priority", 0)),
-            "max_attempts": _check_int("max_attempts", spec.get("max_attempts", 3), 1),
-            "payload": _dump_json("payload", spec.get("payload")),
+            "task_id": None if task_id is None else check_text("task_id", task_id),
+            "title": check_text("title", spec.get("title")),
+            "description": check_text("description", spec.get("description", ""), empty=True),
+            "priority": check_int("priority", spec.get("priority", 0)),
+            "max_attempts": check_int("max_attempts", spec.get("max_attempts", 3), 1),
+            "payload": dump_json("payload", spec.get("payload")),
         }
 
     def _insert(
@@ -539,7 +436,7 @@ class TaskStore:
                 seen.add(task_id)
                 task = Task(
                     task_id, spec["title"], spec["description"], self.machine.initial,
-                    spec["priority"], 0, spec["max_attempts"], _load_json(spec["payload"]),
+                    spec["priority"], 0, spec["max_attempts"], load_json(spec["payload"]),
                     None, None, None, None, stamp, stamp,
                 )  # fmt: skip
                 tasks.append(task)
@@ -561,8 +458,7 @@ class TaskStore:
             # once, then the entities (whose trigger then finds the row and skips it).
             self.memory.append(facts, stamp)
             conn.executemany(
-                f"INSERT INTO task_current ({', '.join(COLUMNS)})"
-                f" VALUES ({', '.join('?' * len(COLUMNS))})",
+                INSERT_TASK_ROW,
                 [
                     _row_values(task, spec["payload"])
                     for task, spec in zip(tasks, specs, strict=True)
@@ -573,15 +469,6 @@ class TaskStore:
                 [(task.id, ENTITY_TYPE, stamp) for task in tasks],
             )
         return tasks
-
-    def _fetch(self, ids: Sequence[str]) -> builtins.list[Task]:
-        out: dict[str, Task] = {}
-        conn = self.memory.connection
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            sql = SELECT_TASK + f" WHERE id IN ({', '.join('?' * len(chunk))})"
-            out.update((t.id, t) for t in map(_task, conn.execute(sql, chunk)))
-        return [out[i] for i in ids]
 
     def transition(
         self,
@@ -602,7 +489,7 @@ class TaskStore:
         to_state = self.machine.check_state(to_state)
         if expected is not None:
             expected = self.machine.check_state(expected)
-        result_json = _dump_json("result", result)
+        result_json = dump_json("result", result)
         with self._write():
             task = self._require(task_id)
             self._check_expected(task, expected, actor)
@@ -680,7 +567,7 @@ class TaskStore:
         self.memory.append(facts, stamp)
         changes: dict[str, Any] = {"updated_at": stamp}
         for _, attribute, value, _, _ in facts:
-            changes[attribute] = _load_json(value) if attribute in JSON_ATTRIBUTES else value
+            changes[attribute] = load_json(value) if attribute in JSON_ATTRIBUTES else value
         return replace(task, **changes)
 
     def _fail_attempt(
@@ -729,8 +616,8 @@ class TaskStore:
     def claim(self, worker: str, lease_seconds: float = 300) -> Task | None:
         """Move the next pending task (highest priority, then oldest) to in_progress for
         `worker` with a lease. Safe across processes: each task is claimed once."""
-        worker = _check_text("worker", worker)
-        lease = _check_lease(lease_seconds)
+        worker = check_text("worker", worker)
+        lease = check_lease(lease_seconds)
         if self.machine.claimed is None:
             raise MinnaTasksError("this state machine has no claimed state; claim() needs one")
         sql, args = self._queue_query()
@@ -744,8 +631,8 @@ class TaskStore:
 
     def heartbeat(self, task_id: str, worker: str, lease_seconds: float = 300) -> Task:
         """Extend the lease of a task `worker` holds; TransitionConflict if it lost it."""
-        worker = _check_text("worker", worker)
-        lease = _check_lease(lease_seconds)
+        worker = check_text("worker", worker)
+        lease = check_lease(lease_seconds)
         with self._write():
             task = self._require(task_id)
             self._check_holder(task, worker)
@@ -758,7 +645,7 @@ class TaskStore:
 
     def release(self, task_id: str, worker: str, note: str | None = None) -> Task:
         """Hand a held task back to the queue without counting an attempt."""
-        worker = _check_text("worker", worker)
+        worker = check_text("worker", worker)
         with self._write():
             task = self._require(task_id)
             self._check_holder(task, worker)
@@ -883,8 +770,7 @@ class TaskStore:
                 ),
             )
             conn.executemany(
-                f"INSERT INTO task_current ({', '.join(COLUMNS)})"
-                f" VALUES ({', '.join('?' * len(COLUMNS))})",
+                INSERT_TASK_ROW,
                 (_replayed_row(r["id"], r["created_at"], r["facts"]) for r in chosen),
             )
             conn.executemany(
@@ -988,26 +874,16 @@ def _replayed_row(
         if name in TASK_ATTRIBUTES:
             value = fact["value"]
             if TASK_ATTRIBUTES[name][0] == "INTEGER":
-                value = _as_integer(value, int(TASK_ATTRIBUTES[name][1]))
+                value = as_integer(value, int(TASK_ATTRIBUTES[name][1]))
             values[name] = value
             values["updated_at"] = fact["created_at"]
     return tuple(values[name] for name in COLUMNS)
 
 
-def _as_integer(value: Any, default: int) -> int:
-    """SQLite's coalesce(CAST(value AS INTEGER), default) for the values JSON can hold."""
-    if value is None:
-        return default
-    if isinstance(value, int | float):
-        return int(value)
-    digits = re.match(r"\s*[+-]?\d+", str(value))
-    return int(digits.group()) if digits else 0
-
-
 def _task(row: Sequence[Any]) -> Task:
     values = dict(zip(COLUMNS, row, strict=True))
     for name in JSON_ATTRIBUTES:
-        values[name] = _load_json(values[name])
+        values[name] = load_json(values[name])
     if values["description"] is None:
         values["description"] = ""
     return Task(**values)

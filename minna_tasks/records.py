@@ -1,0 +1,137 @@
+"""The records TaskStore returns (Task, Transition) and the checks on their fields.
+
+Pure Python, no storage: what a task looks like, and which values it accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from .states import TaskState
+
+JSON_ATTRIBUTES = ("payload", "result")
+
+
+def load_json(text: Any) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return text  # written as plain text by another tool: keep it readable
+
+
+def dump_json(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        return json.dumps(value, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name} is not JSON-serialisable: {e}") from None
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task as it stands: its current field values."""
+
+    id: str
+    title: str
+    description: str
+    status: str
+    priority: int
+    attempts: int
+    max_attempts: int
+    payload: Any
+    result: Any
+    error: str | None
+    owner: str | None
+    lease_expires_at: str | None
+    created_at: str
+    updated_at: str
+
+    @property
+    def state(self) -> TaskState | str:
+        """The status as a TaskState where it is one (the seed's `task.state`)."""
+        try:
+            return TaskState(self.status)
+        except ValueError:
+            return self.status
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict (shallow: payload and result are the task's own objects)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Task:
+        values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(cls)}
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One status change of a task, from the audit trail."""
+
+    task_id: str
+    from_state: str | None
+    to_state: str
+    at: str
+    actor: str | None
+    note: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Transition:
+        values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(cls)}
+        return cls(**values)
+
+
+Fact = tuple[str, str, Any, str | None, str | None]
+
+
+def check_int(name: str, value: object, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, not {value}")
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"{name} must fit in a 64-bit integer, not {value}")
+    return value
+
+
+def check_text(name: str, value: object, *, empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, not {type(value).__name__}")
+    if not empty and not value.strip():
+        raise ValueError(f"{name} must not be empty")
+    if "\x00" in value:
+        raise ValueError(f"{name} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} is not valid UTF-8 text") from None
+    return value
+
+
+def check_lease(lease_seconds: object) -> float:
+    if isinstance(lease_seconds, bool) or not isinstance(lease_seconds, int | float):
+        raise TypeError(f"lease_seconds must be a number, not {type(lease_seconds).__name__}")
+    if not math.isfinite(lease_seconds) or lease_seconds <= 0:
+        raise ValueError(f"lease_seconds must be a positive number of seconds, not {lease_seconds}")
+    return float(lease_seconds)
+
+
+def as_integer(value: Any, default: int) -> int:
+    """SQLite's coalesce(CAST(value AS INTEGER), default) for the values JSON can hold."""
+    if value is None:
+        return default
+    if isinstance(value, int | float):
+        return int(value)
+    digits = re.match(r"\s*[+-]?\d+", str(value))
+    return int(digits.group()) if digits else 0
