@@ -14,8 +14,9 @@ from .errors import (
 )
 from .loop import state_machine_loop
 from .memory import MinnaMemory
+from .records import Task, Transition
 from .states import StateMachine, TaskState
-from .store import Task, TaskStore, Transition
+from .store import TaskStore
 
 __version__ = "0.1.0"
 

@@ -21,7 +21,8 @@ from typing import IO, Any
 
 from .errors import ImportFormatError, MinnaTasksError, TaskExists
 from .memory import utcnow
-from .store import TASK_ATTRIBUTES, Task, TaskStore
+from .records import Task
+from .store import TASK_ATTRIBUTES, TaskStore
 
 FORMAT = "minna-tasks"
 VERSION = 1

@@ -11,8 +11,9 @@ from types import TracebackType
 from typing import Any
 
 from .errors import MinnaTasksError, TransitionConflict
+from .records import Task
 from .states import TaskState
-from .store import Task, TaskStore
+from .store import TaskStore
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,8 @@ from urllib.parse import quote
 
 from .errors import MinnaTasksError, TaskNotFound
 from .memory import DEFAULT_PATH
-from .store import Task, TaskStore
+from .records import Task
+from .store import TaskStore
 
 try:
     from mcp.server.context import ServerRequestContext
