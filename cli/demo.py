@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -94,14 +95,19 @@ def demo(app: App) -> None:
     broken = next(t.id for t in final if t.status == "failed")
     db = shlex.quote(store.path)
     opt = "" if app.db == ".spine/minna.db" else f" --db {db}"
+    meta = shlex.quote(str(Path(store.path).with_name("datasette.json")))
     steps = [
         (f"minna-tasks{opt} history {flaky}", "failed verification once, then passed"),
         (f"minna-tasks{opt} show {broken}", "used up its attempts: see its error"),
         (f"minna-tasks{opt} list --status failed", ""),
         (f"minna-tasks{opt} retry {broken}", "give it another go"),
-        (f"datasette {db}", "browse the views: tasks, task_transitions, ..."),
+        (f"minna-tasks{opt} views --datasette-metadata {meta}", "titles and canned queries"),
+        (f"datasette {db} -m {meta}", "browse the views (pip install datasette)"),
         (f"sqlite-utils rows {db} tasks --table", ""),
-        (f"MINNA_DB={db} jupyter lab notebooks/", "the notebooks draw it"),
+        (
+            f"MINNA_DB={db} jupyter execute notebooks/explore.ipynb",
+            "the notebook draws it (the dev extra)",
+        ),
     ]
     width = max(len(command) for command, _ in steps)
     click.echo("\nLook at what happened:")

@@ -87,8 +87,10 @@ def _refused(error: Exception) -> CallToolResult:
 
 
 def _task_with_history(store: TaskStore, task_id: str) -> dict[str, Any]:
-    task = store.get(task_id)
-    return {**task.to_dict(), "history": [t.to_dict() for t in store.history(task_id)]}
+    with store.memory.reading():  # one snapshot: the fields and the history agree
+        task = store.get(task_id)
+        history = store.history(task_id)
+    return {**task.to_dict(), "history": [t.to_dict() for t in history]}
 
 
 def _tasks(tasks: Iterable[Task]) -> list[dict[str, Any]]:
