@@ -124,54 +124,39 @@ def run_growth(res: Results, sizes: Sizes, scratch: Scratch) -> dict[int, Path]:
     b = sizes.growth_cycles
     files: dict[int, Path] = {}
     first = sizes.growth_levels[0]
+    cycles, reads = f"{b} cycles/round", f"{sizes.growth_reads} random reads/round"
+    # (key, label, unit, size, note): each figure at every level, against its 1k value.
+    figures = [
+        ("growth_cycle", "TaskStore cycle at {tag} triples", "ops/s", cycles, ""),
+        (
+            "growth_read",
+            "current status read, memory.recall(entity, 'status', limit=1), at {tag}",
+            "us",
+            reads,
+            "",
+        ),
+        ("growth_get", "TaskStore.get(id) at {tag}", "us", reads, ""),
+        ("growth_bare_read", "bare SQL status read (index seek) at {tag}", "us", reads, ""),
+        (
+            "growth_bare_cycle",
+            "bare-SQL cycle on a bare EAV file of {tag} triples",
+            "ops/s",
+            cycles,
+            "the same disk and WAL checkpoints without minna-tasks",
+        ),
+    ]
     for level in sizes.growth_levels:
         tag = _tag(level)
-        base = None if level == first else f"growth_cycle_{_tag(first)}"
-        res.figure(
-            f"growth_cycle_{tag}",
-            "5 growth",
-            f"TaskStore cycle at {tag} triples",
-            "ops/s",
-            f"{b} cycles/round",
-            baseline=base,
-        )
-        base = None if level == first else f"growth_read_{_tag(first)}"
-        res.figure(
-            f"growth_read_{tag}",
-            "5 growth",
-            f"current status read, memory.recall(entity, 'status', limit=1), at {tag}",
-            "us",
-            f"{sizes.growth_reads} random reads/round",
-            baseline=base,
-        )
-        base = None if level == first else f"growth_get_{_tag(first)}"
-        res.figure(
-            f"growth_get_{tag}",
-            "5 growth",
-            f"TaskStore.get(id) at {tag}",
-            "us",
-            f"{sizes.growth_reads} random reads/round",
-            baseline=base,
-        )
-        base = None if level == first else f"growth_bare_read_{_tag(first)}"
-        res.figure(
-            f"growth_bare_read_{tag}",
-            "5 growth",
-            f"bare SQL status read (index seek) at {tag}",
-            "us",
-            f"{sizes.growth_reads} random reads/round",
-            baseline=base,
-        )
-        base = None if level == first else f"growth_bare_cycle_{_tag(first)}"
-        res.figure(
-            f"growth_bare_cycle_{tag}",
-            "5 growth",
-            f"bare-SQL cycle on a bare EAV file of {tag} triples",
-            "ops/s",
-            f"{b} cycles/round",
-            baseline=base,
-            note="the same disk and WAL checkpoints without minna-tasks",
-        )
+        for key, label, unit, size, note in figures:
+            res.figure(
+                f"{key}_{tag}",
+                "5 growth",
+                label.format(tag=tag),
+                unit,
+                size,
+                baseline=None if level == first else f"{key}_{_tag(first)}",
+                note=note,
+            )
         # The largest level is also the read section's file: at least `big_tasks` tasks.
         least = sizes.big_tasks if level == sizes.growth_levels[-1] else 0
         files[level] = _level_file(res, scratch, level, b, least)
