@@ -22,24 +22,24 @@ SQL = re.compile(
 
 # (file, enclosing function or <module>) -> why the formatted SQL there is safe.
 ALLOWED: dict[tuple[str, str], str] = {
-    ("minna_tasks/memory.py", "MinnaMemory._open"): (
+    ("minna_tasks/memory/database.py", "Database._open"): (
         "PRAGMA synchronous= one of the constant SYNCHRONOUS names (checked in __init__); "
         "and a file URI with ?mode=ro, which is not SQL"
     ),
-    ("minna_tasks/memory.py", "MinnaMemory._check_schema"): (
+    ("minna_tasks/memory/database.py", "Database._check_schema"): (
         "PRAGMA table_info() of each constant OWN_TABLES name"
     ),
-    ("minna_tasks/memory.py", "MinnaMemory._migrate"): "PRAGMA user_version= an int counter",
-    ("minna_tasks/memory.py", "MinnaMemory.transaction"): (
+    ("minna_tasks/memory/database.py", "Database._migrate"): "PRAGMA user_version= an int counter",
+    ("minna_tasks/memory/database.py", "Database.transaction"): (
         "SAVEPOINT/ROLLBACK TO/RELEASE minna_<depth>: an internal int counter"
     ),
-    ("minna_tasks/memory.py", "MinnaMemory.recall"): (
+    ("minna_tasks/memory/api.py", "MinnaMemory.recall"): (
         "WHERE joins constant 'entity = ?' / 'attribute = ?' clauses; values are bound"
     ),
-    ("minna_tasks/memory.py", "MinnaMemory.get_relations"): (
+    ("minna_tasks/memory/api.py", "MinnaMemory.get_relations"): (
         "column names from a constant table keyed by the checked direction; :entity is bound"
     ),
-    ("minna_tasks/memory.py", "MinnaMemory.get_preferences"): (
+    ("minna_tasks/memory/api.py", "MinnaMemory.get_preferences"): (
         "appends a constant 'WHERE category = ?'; the value is bound"
     ),
     ("minna_tasks/store.py", "_projection_ddl"): (

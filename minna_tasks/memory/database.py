@@ -1,0 +1,327 @@
+"""The SQLite file under a Minna memory: opening it safely, its schema, its transactions."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Self
+
+from ..errors import MinnaTasksError, StoreBusy, StoreError, StoreFull
+from . import fulltext
+from .schema import FTS_MIGRATIONS, MIGRATIONS, OWN_TABLES, SCHEMA_VERSION, statements
+
+DEFAULT_PATH = ".spine/minna.db"
+SQLITE_HEADER = b"SQLite format 3\x00"
+DEFAULT_TIMEOUT = 30.0
+SYNCHRONOUS = ("NORMAL", "FULL")
+
+
+class Database:
+    """One SQLite file shared safely with other tools: its connection, schema and
+    transactions.
+
+    Every connection uses WAL and a busy timeout; writes go through short
+    `BEGIN IMMEDIATE` transactions. The schema version lives in `PRAGMA
+    user_version`; a file with a newer schema, a foreign table of one of our
+    names, or no SQLite header is refused before anything is written.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = DEFAULT_PATH,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        synchronous: str = "NORMAL",
+        readonly: bool = False,
+    ) -> None:
+        if synchronous.upper() not in SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}")
+        self.path = os.fspath(path)
+        self.timeout = float(timeout)
+        self.synchronous = synchronous.upper()
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._unindexed = 0
+        self._conn: sqlite3.Connection | None = None
+        self._pid = os.getpid()
+        self.readonly = readonly or (self.path != ":memory:" and _is_readonly(self.path))
+        self._prepare_path()
+        self._open()
+
+    # -- connection -------------------------------------------------------
+
+    def _prepare_path(self) -> None:
+        if self.path == ":memory:":
+            return
+        path = Path(self.path)
+        if path.is_dir():
+            raise StoreError(f"{self.path} is a directory, not a database file", self.path)
+        if path.exists():
+            with path.open("rb") as f:
+                head = f.read(len(SQLITE_HEADER))
+            if head and head != SQLITE_HEADER:
+                raise StoreError(f"{self.path} is not a SQLite database", self.path)
+        elif self.readonly:
+            raise StoreError(f"{self.path} does not exist", self.path)
+        else:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(f"cannot create {path.parent}: {e.strerror}", self.path) from e
+
+    def _open(self) -> None:
+        try:
+            if self.readonly:
+                uri = Path(self.path).absolute().as_uri() + "?mode=ro"
+                conn = sqlite3.connect(
+                    uri,
+                    uri=True,
+                    timeout=self.timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            else:
+                conn = sqlite3.connect(
+                    self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+                )
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open {self.path}: {e}", self.path) from e
+        self._conn = conn
+        self._pid = os.getpid()
+        try:
+            self._check_schema(conn)
+            if not self.readonly:
+                # Only now, with the file known to be ours (or empty), change its mode.
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self.synchronous}")
+                conn.execute("PRAGMA foreign_keys=ON")
+                self._migrate(conn)
+                self.ensure_component("memories_fts", FTS_MIGRATIONS)
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            self._conn = None
+            raise _translate(e, self.path) from e
+        except BaseException:
+            conn.close()
+            self._conn = None
+            raise
+
+    def _check_schema(self, conn: sqlite3.Connection) -> None:
+        """Refuse files that are not ours before anything is written to them."""
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path} is not a SQLite database ({e})", self.path) from e
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this minna-tasks "
+                f"supports ({SCHEMA_VERSION}); upgrade minna-tasks to use it",
+                self.path,
+            )
+        for table, needed in OWN_TABLES.items():
+            columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if columns and not needed <= columns:
+                raise StoreError(
+                    f"{self.path} has a table {table!r} that is not a Minna memory table "
+                    f"(missing columns: {', '.join(sorted(needed - columns))})",
+                    self.path,
+                )
+        if self.readonly and version < SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} is read-only and has schema version {version}; "
+                f"open it writable once to upgrade it to {SCHEMA_VERSION}",
+                self.path,
+            )
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return
+        with self.transaction():
+            # Re-read under the write lock: another process may have migrated.
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for step in range(version, SCHEMA_VERSION):
+                for statement in statements(MIGRATIONS[step]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={step + 1}")
+
+    def ensure_component(self, name: str, migrations: Sequence[str]) -> None:
+        """Apply numbered migrations of a layer built on this store (e.g. the task index).
+
+        Its version is kept in `schema_components`, with the same refusal of a
+        version newer than the code.
+        """
+        conn = self.connection
+
+        def current() -> int:
+            row = conn.execute(
+                "SELECT version FROM schema_components WHERE name = ?", (name,)
+            ).fetchone()
+            return 0 if row is None else int(row[0])
+
+        def refuse_newer(version: int) -> None:
+            if version > len(migrations):
+                raise StoreError(
+                    f"{self.path} has {name} schema version {version}, newer than this "
+                    f"minna-tasks supports ({len(migrations)}); upgrade minna-tasks to use it",
+                    self.path,
+                )
+
+        version = current()
+        refuse_newer(version)
+        if version == len(migrations):
+            return
+        if self.readonly:
+            raise StoreError(
+                f"{self.path} is read-only and its {name} schema is at version {version}; "
+                "open it writable once to upgrade it",
+                self.path,
+            )
+        with self.transaction():
+            version = current()
+            refuse_newer(version)
+            for step in range(version, len(migrations)):
+                for statement in statements(migrations[step]):
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_components (name, version) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET version = excluded.version",
+                (name, len(migrations)),
+            )
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """This process's connection; reopened after a fork, never shared across one."""
+        if self._conn is None:
+            raise StoreError(f"{self.path} is closed", self.path)
+        if self._pid != os.getpid():
+            # A connection inherited through fork() must not be used: open our own.
+            self._conn = None
+            self._depth = 0
+            self._lock = threading.RLock()
+            self._open()
+            assert self._conn is not None
+        return self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path!r})"
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write transaction (`BEGIN IMMEDIATE`); nested calls join it.
+
+        A nested block runs in a savepoint, so an error caught inside the outer
+        block undoes only the nested part.
+        """
+        with self._lock:
+            conn = self.connection
+            if self.readonly:
+                raise StoreError(f"{self.path} is read-only; nothing was written", self.path)
+            if self._depth:
+                name = f"minna_{self._depth}"
+                conn.execute(f"SAVEPOINT {name}")
+                self._depth += 1
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute(f"ROLLBACK TO {name}")
+                    conn.execute(f"RELEASE {name}")
+                    raise
+                else:
+                    conn.execute(f"RELEASE {name}")
+                finally:
+                    self._depth -= 1
+                return
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.DatabaseError as e:
+                raise _translate(e, self.path) from e
+            self._depth = 1
+            changes = conn.total_changes
+            try:
+                yield conn
+                # Look at the index backlog only every FTS_BATCH of our own changes (rows
+                # and the triggers' updates): two queries per commit cost ~10% of a move.
+                self._unindexed += conn.total_changes - changes
+                if self._unindexed >= fulltext.FTS_BATCH:
+                    fulltext.index_backlog(conn, fulltext.FTS_BATCH)
+                    self._unindexed = 0
+                conn.execute("COMMIT")
+            except sqlite3.DatabaseError as e:
+                _rollback(conn)
+                raise _translate(e, self.path) from e
+            except BaseException:
+                _rollback(conn)
+                raise
+            finally:
+                self._depth = 0
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A consistent read snapshot (a deferred transaction) unless a write is open."""
+        with self._lock:
+            conn = self.connection
+            if self._depth:
+                yield conn
+                return
+            try:
+                conn.execute("BEGIN")
+                self._depth = 1
+                try:
+                    yield conn
+                finally:
+                    self._depth = 0
+                    _rollback(conn)
+            except sqlite3.DatabaseError as e:
+                raise _translate(e, self.path) from e
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+def _is_readonly(path: str) -> bool:
+    """True when the file exists and we may not write it (or its folder, for the WAL).
+
+    A file with no write permission bits counts as read-only even for root, who
+    could write it anyway: the mode says what its owner wants.
+    """
+    if not os.path.exists(path):
+        return False
+    folder = os.path.dirname(os.path.abspath(path))
+    no_write_bits = not os.stat(path).st_mode & 0o222
+    return no_write_bits or not os.access(path, os.W_OK) or not os.access(folder, os.W_OK)
+
+
+def _translate(error: sqlite3.DatabaseError, path: str) -> MinnaTasksError:
+    """Turn SQLite's errors into ours, with a message naming the file."""
+    text = str(error)
+    code = getattr(error, "sqlite_errorcode", None)
+    if "locked" in text or "busy" in text or code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return StoreBusy(
+            f"{path} is busy: another process held the write lock too long; nothing was written",
+            path,
+        )
+    if "full" in text or code == sqlite3.SQLITE_FULL:
+        return StoreFull(f"{path} is full ({text}); nothing was written", path)
+    if "readonly" in text or "read-only" in text:
+        return StoreError(f"{path} is read-only; nothing was written", path)
+    if "not a database" in text or "malformed" in text:
+        return StoreError(f"{path} is not a usable SQLite database ({text})", path)
+    return StoreError(f"{path}: {text}", path)

@@ -1,0 +1,97 @@
+"""Full-text search over memories (FTS5), filled in batches rather than per insert.
+
+A per-insert FTS5 trigger wrote one index segment per commit, more than half
+the cost of a task transition. Instead a committing write transaction indexes
+every memory above a stored mark once FTS_BATCH are waiting (rows written by
+other processes or by plain SQL included), and search() covers the few newest
+rows from a temporary index, so results are always complete.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+# Unindexed memories at which a committing write transaction brings the full-text index
+# up to date: the index lags by fewer rows than this, and search() covers the lag.
+FTS_BATCH = 128
+
+
+def fts_query(query: str) -> str:
+    """Quote every word so user text never reaches FTS5 as query syntax."""
+    words = query.split()
+    return " ".join('"' + word.replace('"', '""') + '"' for word in words)
+
+
+def search(conn: sqlite3.Connection, query: str, limit: int) -> list[dict[str, Any]]:
+    """Best matches first, inside the caller's read transaction (a pure read)."""
+    match = fts_query(query)
+    if not match:
+        return []
+    upto, top = indexed_range(conn)
+    if top <= upto:
+        cursor = conn.execute(
+            "SELECT m.* FROM memories_fts JOIN memories m ON m.id = memories_fts.rowid"
+            " WHERE memories_fts MATCH ? ORDER BY rank, m.id DESC LIMIT ?",
+            (match, limit),
+        )
+        return list(dict_rows(cursor))
+    # The newest memories are not in the index yet: search them from a temporary
+    # one (temp tables are writable even on a read-only file).
+    conn.execute("DROP TABLE IF EXISTS temp.memories_fts_tail")
+    conn.execute(
+        "CREATE VIRTUAL TABLE temp.memories_fts_tail USING fts5 (entity, attribute, value)"
+    )
+    try:
+        conn.execute(
+            "INSERT INTO temp.memories_fts_tail (rowid, entity, attribute, value)"
+            " SELECT id, entity, attribute, value FROM memories WHERE id > ?",
+            (upto,),
+        )
+        cursor = conn.execute(
+            "SELECT * FROM ("
+            " SELECT m.*, f.rank AS fts_rank FROM memories_fts f"
+            " JOIN memories m ON m.id = f.rowid WHERE memories_fts MATCH ?1"
+            " UNION ALL"
+            " SELECT m.*, t.rank FROM temp.memories_fts_tail t"
+            " JOIN memories m ON m.id = t.rowid WHERE memories_fts_tail MATCH ?1"
+            ") ORDER BY fts_rank, id DESC LIMIT ?2",
+            (match, limit),
+        )
+        rows = list(dict_rows(cursor))
+    finally:
+        conn.execute("DROP TABLE IF EXISTS temp.memories_fts_tail")
+    for row in rows:
+        del row["fts_rank"]
+    return rows
+
+
+def indexed_range(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(the highest memory id in the full-text index, the highest memory id)."""
+    top = int(conn.execute("SELECT coalesce(max(id), 0) FROM memories").fetchone()[0])
+    try:
+        row = conn.execute("SELECT indexed_upto FROM memories_fts_state WHERE id = 1").fetchone()
+    except sqlite3.OperationalError:
+        # A read-only file from before batched indexing: its trigger indexed every row.
+        return top, top
+    return (0 if row is None else int(row[0])), top
+
+
+def index_backlog(conn: sqlite3.Connection, least: int = 1) -> None:
+    """Inside a write transaction: add the memories above the mark to the index once
+    there are `least` of them (one FTS5 segment for many rows)."""
+    upto, top = indexed_range(conn)
+    if top - upto >= least:
+        conn.execute(
+            "INSERT INTO memories_fts (rowid, entity, attribute, value)"
+            " SELECT id, entity, attribute, value FROM memories WHERE id > ? ORDER BY id",
+            (upto,),
+        )
+        conn.execute("UPDATE memories_fts_state SET indexed_upto = ? WHERE id = 1", (top,))
+
+
+def dict_rows(cursor: sqlite3.Cursor) -> Iterator[dict[str, Any]]:
+    names = [d[0] for d in cursor.description]
+    for row in cursor:
+        yield dict(zip(names, row, strict=True))

@@ -1,0 +1,137 @@
+"""The Minna memory file's schema: numbered migrations and the tables we own."""
+
+from __future__ import annotations
+
+import sqlite3
+
+# Numbered migrations: MIGRATIONS[n] takes the file from version n to n + 1.
+# PRAGMA user_version records how many have run.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE IF NOT EXISTS memories (
+        id INTEGER PRIMARY KEY,
+        entity TEXT NOT NULL,
+        attribute TEXT NOT NULL,
+        value,
+        source TEXT,
+        confidence REAL NOT NULL DEFAULT 1.0,
+        context TEXT,
+        created_at TEXT NOT NULL,
+        verified_at TEXT
+    );
+    -- The current value of (entity, attribute) is one index seek: no history scan.
+    CREATE INDEX IF NOT EXISTS memories_entity_attribute
+        ON memories (entity, attribute, id);
+    CREATE VIRTUAL TABLE IF NOT EXISTS memories_fts USING fts5 (
+        entity, attribute, value, content='memories', content_rowid='id'
+    );
+    CREATE TRIGGER IF NOT EXISTS memories_fts_insert AFTER INSERT ON memories BEGIN
+        INSERT INTO memories_fts (rowid, entity, attribute, value)
+        VALUES (new.id, new.entity, new.attribute, new.value);
+    END;
+    CREATE TRIGGER IF NOT EXISTS memories_fts_delete AFTER DELETE ON memories BEGIN
+        INSERT INTO memories_fts (memories_fts, rowid, entity, attribute, value)
+        VALUES ('delete', old.id, old.entity, old.attribute, old.value);
+    END;
+    CREATE TABLE IF NOT EXISTS entities (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        entity_type TEXT NOT NULL,
+        aliases TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS entity_aliases (
+        alias TEXT PRIMARY KEY,
+        entity_id INTEGER NOT NULL REFERENCES entities (id) ON DELETE CASCADE
+    );
+    CREATE TABLE IF NOT EXISTS relations (
+        id INTEGER PRIMARY KEY,
+        from_entity TEXT NOT NULL,
+        to_entity TEXT NOT NULL,
+        rel_type TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS relations_from ON relations (from_entity, rel_type);
+    CREATE INDEX IF NOT EXISTS relations_to ON relations (to_entity, rel_type);
+    CREATE TABLE IF NOT EXISTS sessions (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        topics TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS preferences (
+        key TEXT PRIMARY KEY,
+        value,
+        category TEXT NOT NULL DEFAULT 'general',
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS schema_components (
+        name TEXT PRIMARY KEY,
+        version INTEGER NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# The memory store's own component migrations (versions kept in schema_components).
+# 1: the full-text index is filled in batches (see MinnaMemory._index_fts), not by a
+# trigger per insert: that trigger wrote one FTS5 segment per commit, more than half
+# the cost of a task transition. `indexed_upto` is the highest memory id already in
+# the index; search() reads the rows above it from a temporary index.
+FTS_MIGRATIONS: tuple[str, ...] = (
+    """
+    DROP TRIGGER IF EXISTS memories_fts_insert;
+    DROP TRIGGER IF EXISTS memories_fts_delete;
+    CREATE TABLE IF NOT EXISTS memories_fts_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        indexed_upto INTEGER NOT NULL
+    );
+    INSERT OR IGNORE INTO memories_fts_state (id, indexed_upto)
+    SELECT 1, coalesce(max(id), 0) FROM memories;
+    -- Only indexed rows are deleted from the index. Deleting the newest rows lowers the
+    -- mark, because SQLite reuses the ids above the largest remaining one.
+    CREATE TRIGGER IF NOT EXISTS memories_fts_delete AFTER DELETE ON memories
+    WHEN old.id <= (SELECT indexed_upto FROM memories_fts_state WHERE id = 1) BEGIN
+        INSERT INTO memories_fts (memories_fts, rowid, entity, attribute, value)
+        VALUES ('delete', old.id, old.entity, old.attribute, old.value);
+        UPDATE memories_fts_state SET indexed_upto = (SELECT coalesce(max(id), 0) FROM memories)
+        WHERE id = 1 AND indexed_upto > (SELECT coalesce(max(id), 0) FROM memories);
+    END;
+    """,
+)
+
+# Tables this module owns, with the columns it relies on. A file that has a table
+# of the same name with other columns belongs to another tool: we refuse it.
+OWN_TABLES: dict[str, set[str]] = {
+    "memories": {
+        "id",
+        "entity",
+        "attribute",
+        "value",
+        "source",
+        "confidence",
+        "context",
+        "created_at",
+        "verified_at",
+    },
+    "entities": {"id", "name", "entity_type", "aliases", "created_at"},
+    "relations": {"id", "from_entity", "to_entity", "rel_type", "created_at"},
+    "sessions": {"id", "session_id", "summary", "topics", "created_at"},
+    "preferences": {"key", "value", "category", "updated_at"},
+}
+
+
+def statements(script: str) -> list[str]:
+    """Split a migration into statements (sqlite3.complete_statement knows triggers)."""
+    out, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        if not buffer and line.strip().startswith("--"):
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            out.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        out.append(buffer.strip())
+    return out
