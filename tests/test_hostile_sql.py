@@ -42,21 +42,24 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/memory/api.py", "MinnaMemory.get_preferences"): (
         "appends a constant 'WHERE category = ?'; the value is bound"
     ),
-    ("minna_tasks/store.py", "_projection_ddl"): (
+    ("minna_tasks/store/projection.py", "_projection_ddl"): (
         "DDL and triggers from the constant TASK_ATTRIBUTES and ENTITY_TYPE"
     ),
-    ("minna_tasks/store.py", "<module>"): (
+    ("minna_tasks/store/projection.py", "<module>"): (
         "SELECT_TASK, INSERT_TASK_ROW and QUEUE_SQL from the constants COLUMNS and QUEUE_STATE"
     ),
-    ("minna_tasks/store.py", "_owners"): "IN lists of '?' placeholders per chunk of names",
-    ("minna_tasks/store.py", "TaskStore._row"): "SELECT_TASK + a constant WHERE with ?",
-    ("minna_tasks/store.py", "TaskStore.iter"): (
+    ("minna_tasks/store/names.py", "owners"): "IN lists of '?' placeholders per chunk of names",
+    ("minna_tasks/store/task_store.py", "TaskStore._row"): "SELECT_TASK + a constant WHERE with ?",
+    ("minna_tasks/store/task_store.py", "TaskStore.iter"): (
         "an IN list of '?' placeholders (one per checked status) and constant clauses"
     ),
-    ("minna_tasks/store.py", "TaskStore.queue"): "the claim-order query + LIMIT ?",
-    ("minna_tasks/store.py", "TaskStore._queue_query"): "SELECT_TASK + a constant WHERE with ?",
-    ("minna_tasks/store.py", "TaskStore.claim"): "SELECT_TASK + constant clauses with ?",
-    ("minna_tasks/store.py", "TaskStore.recover"): (
+    ("minna_tasks/store/task_store.py", "TaskStore.queue"): "the claim-order query + LIMIT ?",
+    (
+        "minna_tasks/store/task_store.py",
+        "TaskStore._queue_query",
+    ): "SELECT_TASK + a constant WHERE with ?",
+    ("minna_tasks/store/task_store.py", "TaskStore.claim"): "SELECT_TASK + constant clauses with ?",
+    ("minna_tasks/store/task_store.py", "TaskStore.recover"): (
         "an IN list of '?' placeholders, one per held state of the machine"
     ),
     ("minna_tasks/views.py", "view_sql"): (

@@ -1,9 +1,7 @@
 """TaskStore: tasks as Minna entities, guarded state moves, leases, history and as-of.
 
-Every task field and every status change is a triple in `memories`. A small
-projection table, `task_current`, kept by triggers on `memories`, holds each
-task's current values so that claims, lists and views never scan history; it
-stays right when another tool appends triples with plain SQL.
+Every task field and every status change is a triple in `memories`; the
+`task_current` projection (see projection.py) holds each task's current values.
 """
 
 from __future__ import annotations
@@ -17,16 +15,16 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import views
-from .errors import (
+from .. import views
+from ..errors import (
     InvalidTransition,
     MinnaTasksError,
     TaskExists,
     TaskNotFound,
     TransitionConflict,
 )
-from .memory import DEFAULT_PATH, MinnaMemory, to_timestamp, utcnow
-from .records import (
+from ..memory import DEFAULT_PATH, MinnaMemory, to_timestamp, utcnow
+from ..records import (
     JSON_ATTRIBUTES,
     Fact,
     Task,
@@ -38,142 +36,20 @@ from .records import (
     dump_json,
     load_json,
 )
-from .states import StateMachine, TaskState
-
-ENTITY_TYPE = "task"
-
-# attribute -> (column type in the projection, default for a task that lacks it)
-TASK_ATTRIBUTES: dict[str, tuple[str, str]] = {
-    "title": ("TEXT", "NULL"),
-    "description": ("TEXT", "''"),
-    "status": ("TEXT", "NULL"),
-    "priority": ("INTEGER", "0"),
-    "attempts": ("INTEGER", "0"),
-    "max_attempts": ("INTEGER", "3"),
-    "payload": ("TEXT", "NULL"),
-    "result": ("TEXT", "NULL"),
-    "error": ("TEXT", "NULL"),
-    "owner": ("TEXT", "NULL"),
-    "lease_expires_at": ("TEXT", "NULL"),
-}
-
-
-# The claim index's columns, and the state it covers (the default machine's queue).
-QUEUE_COLUMNS = ("status", "priority")
-QUEUE_STATE = TaskState.PENDING.value
-
-
-def _column_value(attribute: str, expr: str) -> str:
-    kind, default = TASK_ATTRIBUTES[attribute]
-    if kind == "INTEGER":
-        return f"coalesce(CAST({expr} AS INTEGER), {default})"
-    return expr
-
-
-def _projection_ddl() -> str:
-    """The task projection, its triggers and a backfill from any existing triples.
-
-    Built from the constant TASK_ATTRIBUTES above, never from input.
-    """
-    columns = ",\n".join(
-        f"        {name} {kind} NOT NULL DEFAULT {default}"
-        if kind == "INTEGER"
-        else f"        {name} {kind} DEFAULT {default}"
-        for name, (kind, default) in TASK_ATTRIBUTES.items()
-    )
-    parts = [
-        f"""
-    CREATE TABLE IF NOT EXISTS task_current (
-        seq INTEGER PRIMARY KEY,
-        id TEXT NOT NULL UNIQUE,
-{columns},
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    );
-    -- Claim order: highest priority first, then oldest (insertion order). Partial, so
-    -- that moves between the other states never touch it (fewer pages per commit).
-    CREATE INDEX IF NOT EXISTS task_current_queue ON task_current (priority DESC, seq)
-    WHERE status = '{QUEUE_STATE}';
-    CREATE TRIGGER IF NOT EXISTS task_current_add AFTER INSERT ON entities
-    WHEN new.entity_type = '{ENTITY_TYPE}' BEGIN
-        INSERT OR IGNORE INTO task_current (id, created_at, updated_at)
-        VALUES (new.name, new.created_at, new.created_at);
-    END;
-    CREATE TRIGGER IF NOT EXISTS task_current_remove AFTER DELETE ON entities
-    WHEN old.entity_type = '{ENTITY_TYPE}' BEGIN
-        DELETE FROM task_current WHERE id = old.name;
-    END;
-"""
-    ]
-    # Three triggers: status and priority (the claim index's columns) each update only
-    # their own column; every other field shares one trigger, so an insert evaluates
-    # three WHEN clauses, not eleven, and a title change never touches the claim index.
-    for name in QUEUE_COLUMNS:
-        parts.append(
-            f"""
-    CREATE TRIGGER IF NOT EXISTS task_current_{name} AFTER INSERT ON memories
-    WHEN new.attribute = '{name}' BEGIN
-        UPDATE task_current SET {name} = {_column_value(name, "new.value")},
-            updated_at = new.created_at
-        WHERE id = new.entity;
-    END;
-"""
-        )
-    others = [name for name in TASK_ATTRIBUTES if name not in QUEUE_COLUMNS]
-    cases = ",\n            ".join(
-        f"{name} = CASE WHEN new.attribute = '{name}'"
-        f" THEN {_column_value(name, 'new.value')} ELSE {name} END"
-        for name in others
-    )
-    listed = ", ".join(f"'{name}'" for name in others)
-    parts.append(
-        f"""
-    CREATE TRIGGER IF NOT EXISTS task_current_fields AFTER INSERT ON memories
-    WHEN new.attribute IN ({listed}) BEGIN
-        UPDATE task_current SET
-            {cases},
-            updated_at = new.created_at
-        WHERE id = new.entity;
-    END;
-"""
-    )
-    latest = (
-        "(SELECT value FROM memories m WHERE m.entity = task_current.id"
-        " AND m.attribute = '{a}' ORDER BY m.id DESC LIMIT 1)"
-    )
-    sets = ",\n        ".join(
-        f"{a} = "
-        + (
-            f"coalesce(CAST({latest.format(a=a)} AS INTEGER), {d})"
-            if k == "INTEGER"
-            else latest.format(a=a)
-            if d == "NULL"
-            else f"coalesce({latest.format(a=a)}, {d})"
-        )
-        for a, (k, d) in TASK_ATTRIBUTES.items()
-    )
-    parts.append(
-        f"""
-    INSERT OR IGNORE INTO task_current (id, created_at, updated_at)
-    SELECT name, created_at, created_at FROM entities
-    WHERE entity_type = '{ENTITY_TYPE}' ORDER BY id;
-    UPDATE task_current SET
-        {sets},
-        updated_at = coalesce((SELECT max(created_at) FROM memories m
-                               WHERE m.entity = task_current.id), created_at);
-"""
-    )
-    return "".join(parts)
-
-
-TASK_MIGRATIONS: tuple[str, ...] = (_projection_ddl(),)
-
-COLUMNS = ("id", *TASK_ATTRIBUTES, "created_at", "updated_at")
-SELECT_TASK = f"SELECT {', '.join(COLUMNS)} FROM task_current"
-INSERT_TASK_ROW = (
-    f"INSERT INTO task_current ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+from ..states import StateMachine
+from .names import free_ids, id_owner, id_taken, owners
+from .projection import (
+    ENTITY_TYPE,
+    INSERT_TASK_ROW,
+    QUEUE_SQL,
+    QUEUE_STATE,
+    SELECT_TASK,
+    TASK_ATTRIBUTES,
+    TASK_MIGRATIONS,
+    replayed_row,
+    row_values,
+    task_from_row,
 )
-QUEUE_SQL = SELECT_TASK + f" WHERE status = '{QUEUE_STATE}' ORDER BY priority DESC, seq"
 
 
 class TaskStore:
@@ -230,7 +106,7 @@ class TaskStore:
 
     def _row(self, task_id: str) -> Task | None:
         row = self.memory.connection.execute(SELECT_TASK + " WHERE id = ?", (task_id,)).fetchone()
-        return None if row is None else _task(row)
+        return None if row is None else task_from_row(row)
 
     def _require(self, task_id: str) -> Task:
         check_text("task_id", task_id)
@@ -279,7 +155,7 @@ class TaskStore:
             args.append(check_int("limit", limit, 0))
         with self.memory.reading() as conn:
             for row in conn.execute(sql, args):
-                yield _task(row)
+                yield task_from_row(row)
 
     def _queue_query(self) -> tuple[str, builtins.list[Any]]:
         """The claim-order query. For the default queue state the state is a literal:
@@ -295,7 +171,7 @@ class TaskStore:
             sql += " LIMIT ?"
             args.append(check_int("limit", limit, 0))
         with self.memory.reading() as conn:
-            return [_task(row) for row in conn.execute(sql, args)]
+            return [task_from_row(row) for row in conn.execute(sql, args)]
 
     def stats(self) -> dict[str, int]:
         """Number of tasks per status (every state of the machine, zeros included)."""
@@ -352,7 +228,7 @@ class TaskStore:
                 value = ""
             row.append(value)
         row.extend([created[0] if created else updated, updated])
-        return _task(tuple(row))
+        return task_from_row(tuple(row))
 
     # -- writing ------------------------------------------------------------
 
@@ -423,8 +299,8 @@ class TaskStore:
             ).fetchone()[0]
             facts: builtins.list[Fact] = []
             given = [spec["task_id"] for spec in specs if spec["task_id"] is not None]
-            taken = _owners(conn, given)
-            fresh = _free_ids(conn, next_seq, len(specs) - len(given), set(given))
+            taken = owners(conn, given)
+            fresh = free_ids(conn, next_seq, len(specs) - len(given), set(given))
             for spec in specs:
                 task_id = spec["task_id"]
                 if task_id is None:
@@ -432,7 +308,7 @@ class TaskStore:
                 elif task_id in seen or taken.get(task_id) == ENTITY_TYPE:
                     raise TaskExists(task_id)
                 elif task_id in taken:
-                    raise _id_taken(conn, task_id)
+                    raise id_taken(conn, task_id)
                 seen.add(task_id)
                 task = Task(
                     task_id, spec["title"], spec["description"], self.machine.initial,
@@ -460,7 +336,7 @@ class TaskStore:
             conn.executemany(
                 INSERT_TASK_ROW,
                 [
-                    _row_values(task, spec["payload"])
+                    row_values(task, spec["payload"])
                     for task, spec in zip(tasks, specs, strict=True)
                 ],
             )
@@ -626,7 +502,7 @@ class TaskStore:
             if row is None:
                 return None
             return self._move(
-                _task(row), self.machine.claimed, worker, "claimed", lease_seconds=lease
+                task_from_row(row), self.machine.claimed, worker, "claimed", lease_seconds=lease
             )
 
     def heartbeat(self, task_id: str, worker: str, lease_seconds: float = 300) -> Task:
@@ -677,7 +553,7 @@ class TaskStore:
             ).fetchall()
             recovered = []
             for row in rows:
-                task = _task(row)
+                task = task_from_row(row)
                 note = f"lease of {task.owner or 'nobody'} expired at {task.lease_expires_at}"
                 recovered.append(self._fail_attempt(task, "recover", note, error=note))
         return recovered
@@ -736,9 +612,9 @@ class TaskStore:
                 if task_id in seen:
                     raise ValueError(f"task {task_id!r} appears twice in the records")
                 seen.add(task_id)
-                owner = _id_owner(conn, task_id)
+                owner = id_owner(conn, task_id)
                 if owner is not None and owner != ENTITY_TYPE:
-                    raise _id_taken(conn, task_id)  # never skipped, never replaced
+                    raise id_taken(conn, task_id)  # never skipped, never replaced
                 if owner is not None:
                     if on_conflict == "skip":
                         continue
@@ -771,7 +647,7 @@ class TaskStore:
             )
             conn.executemany(
                 INSERT_TASK_ROW,
-                (_replayed_row(r["id"], r["created_at"], r["facts"]) for r in chosen),
+                (replayed_row(r["id"], r["created_at"], r["facts"]) for r in chosen),
             )
             conn.executemany(
                 "INSERT INTO entities (name, entity_type, created_at) VALUES (?, ?, ?)",
@@ -792,98 +668,9 @@ class TaskStore:
             return [dict(zip(names, row, strict=True)) for row in cursor]
 
 
-def _id_owner(conn: sqlite3.Connection, name: str) -> str | None:
-    """What already uses this name: an entity's type ('task' for a task; aliases count),
-    '' for facts another tool stored with no entity row, or None when the name is free."""
-    row = conn.execute(
-        "SELECT entity_type FROM entities WHERE name = ? UNION ALL SELECT e.entity_type"
-        " FROM entity_aliases a JOIN entities e ON e.id = a.entity_id WHERE a.alias = ?",
-        (name, name),
-    ).fetchone()
-    if row is not None:
-        return str(row[0])
-    fact = conn.execute("SELECT 1 FROM memories WHERE entity = ? LIMIT 1", (name,)).fetchone()
-    return None if fact is None else ""
-
-
-def _owners(conn: sqlite3.Connection, names: Sequence[str]) -> dict[str, str]:
-    """`_id_owner` for many names at once: {name: owner} for the names in use."""
-    owners: dict[str, str] = {}
-    for start in range(0, len(names), 500):
-        chunk = builtins.list(names[start : start + 500])
-        marks = ", ".join("?" * len(chunk))
-        for (name,) in conn.execute(
-            f"SELECT DISTINCT entity FROM memories WHERE entity IN ({marks})", chunk
-        ):
-            owners[name] = ""
-        for name, entity_type in conn.execute(
-            f"SELECT name, entity_type FROM entities WHERE name IN ({marks}) UNION ALL"
-            " SELECT a.alias, e.entity_type FROM entity_aliases a"
-            f" JOIN entities e ON e.id = a.entity_id WHERE a.alias IN ({marks})",
-            chunk + chunk,
-        ):
-            owners[name] = str(entity_type)
-    return owners
-
-
-def _free_ids(
-    conn: sqlite3.Connection, next_seq: int, count: int, reserved: set[str]
-) -> Iterator[str]:
-    """`count` automatic ids `t-N` from `next_seq` on, skipping names already in use."""
-    while count > 0:
-        candidates = [f"t-{n}" for n in range(next_seq, next_seq + count)]
-        next_seq += count
-        used = _owners(conn, candidates).keys() | reserved
-        for task_id in candidates:
-            if task_id not in used:
-                count -= 1
-                yield task_id
-
-
-def _id_taken(conn: sqlite3.Connection, name: str) -> MinnaTasksError:
-    """A task id that names another tool's entity or facts: its history would mix with theirs."""
-    owner = _id_owner(conn, name)
-    what = f"a {owner!r} entity" if owner else "facts stored by another tool"
-    return MinnaTasksError(
-        f"id {name!r} is already used by {what} in this memory; choose another task id"
-    )
-
-
 def _after(stamp: str, seconds: float) -> str:
     return (
         (datetime.fromisoformat(stamp) + timedelta(seconds=seconds))
         .astimezone(UTC)
         .isoformat(timespec="microseconds")
     )
-
-
-def _row_values(task: Task, payload_json: str | None) -> tuple[Any, ...]:
-    """A new task's projection row, in COLUMNS order."""
-    return tuple(payload_json if name == "payload" else getattr(task, name) for name in COLUMNS)
-
-
-def _replayed_row(
-    task_id: str, created_at: str, facts: Iterable[Mapping[str, Any]]
-) -> tuple[Any, ...]:
-    """The projection row the triggers would build from these facts, in COLUMNS order."""
-    values: dict[str, Any] = {"id": task_id, "created_at": created_at, "updated_at": created_at}
-    for name, (kind, default) in TASK_ATTRIBUTES.items():
-        values[name] = int(default) if kind == "INTEGER" else (None if default == "NULL" else "")
-    for fact in facts:
-        name = fact["attribute"]
-        if name in TASK_ATTRIBUTES:
-            value = fact["value"]
-            if TASK_ATTRIBUTES[name][0] == "INTEGER":
-                value = as_integer(value, int(TASK_ATTRIBUTES[name][1]))
-            values[name] = value
-            values["updated_at"] = fact["created_at"]
-    return tuple(values[name] for name in COLUMNS)
-
-
-def _task(row: Sequence[Any]) -> Task:
-    values = dict(zip(COLUMNS, row, strict=True))
-    for name in JSON_ATTRIBUTES:
-        values[name] = load_json(values[name])
-    if values["description"] is None:
-        values["description"] = ""
-    return Task(**values)

@@ -1,0 +1,182 @@
+"""The task projection: `task_current`, one row of current values per task.
+
+Kept by triggers on `memories`, so claims, lists and views never scan history
+and stay right when another tool appends triples with plain SQL. The DDL is
+built from the constant TASK_ATTRIBUTES below, never from input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ..records import JSON_ATTRIBUTES, Task, as_integer, load_json
+from ..states import TaskState
+
+ENTITY_TYPE = "task"
+
+# attribute -> (column type in the projection, default for a task that lacks it)
+TASK_ATTRIBUTES: dict[str, tuple[str, str]] = {
+    "title": ("TEXT", "NULL"),
+    "description": ("TEXT", "''"),
+    "status": ("TEXT", "NULL"),
+    "priority": ("INTEGER", "0"),
+    "attempts": ("INTEGER", "0"),
+    "max_attempts": ("INTEGER", "3"),
+    "payload": ("TEXT", "NULL"),
+    "result": ("TEXT", "NULL"),
+    "error": ("TEXT", "NULL"),
+    "owner": ("TEXT", "NULL"),
+    "lease_expires_at": ("TEXT", "NULL"),
+}
+
+
+# The claim index's columns, and the state it covers (the default machine's queue).
+QUEUE_COLUMNS = ("status", "priority")
+QUEUE_STATE = TaskState.PENDING.value
+
+
+def _column_value(attribute: str, expr: str) -> str:
+    kind, default = TASK_ATTRIBUTES[attribute]
+    if kind == "INTEGER":
+        return f"coalesce(CAST({expr} AS INTEGER), {default})"
+    return expr
+
+
+def _projection_ddl() -> str:
+    """The task projection, its triggers and a backfill from any existing triples.
+
+    Built from the constant TASK_ATTRIBUTES above, never from input.
+    """
+    columns = ",\n".join(
+        f"        {name} {kind} NOT NULL DEFAULT {default}"
+        if kind == "INTEGER"
+        else f"        {name} {kind} DEFAULT {default}"
+        for name, (kind, default) in TASK_ATTRIBUTES.items()
+    )
+    parts = [
+        f"""
+    CREATE TABLE IF NOT EXISTS task_current (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+{columns},
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    -- Claim order: highest priority first, then oldest (insertion order). Partial, so
+    -- that moves between the other states never touch it (fewer pages per commit).
+    CREATE INDEX IF NOT EXISTS task_current_queue ON task_current (priority DESC, seq)
+    WHERE status = '{QUEUE_STATE}';
+    CREATE TRIGGER IF NOT EXISTS task_current_add AFTER INSERT ON entities
+    WHEN new.entity_type = '{ENTITY_TYPE}' BEGIN
+        INSERT OR IGNORE INTO task_current (id, created_at, updated_at)
+        VALUES (new.name, new.created_at, new.created_at);
+    END;
+    CREATE TRIGGER IF NOT EXISTS task_current_remove AFTER DELETE ON entities
+    WHEN old.entity_type = '{ENTITY_TYPE}' BEGIN
+        DELETE FROM task_current WHERE id = old.name;
+    END;
+"""
+    ]
+    # Three triggers: status and priority (the claim index's columns) each update only
+    # their own column; every other field shares one trigger, so an insert evaluates
+    # three WHEN clauses, not eleven, and a title change never touches the claim index.
+    for name in QUEUE_COLUMNS:
+        parts.append(
+            f"""
+    CREATE TRIGGER IF NOT EXISTS task_current_{name} AFTER INSERT ON memories
+    WHEN new.attribute = '{name}' BEGIN
+        UPDATE task_current SET {name} = {_column_value(name, "new.value")},
+            updated_at = new.created_at
+        WHERE id = new.entity;
+    END;
+"""
+        )
+    others = [name for name in TASK_ATTRIBUTES if name not in QUEUE_COLUMNS]
+    cases = ",\n            ".join(
+        f"{name} = CASE WHEN new.attribute = '{name}'"
+        f" THEN {_column_value(name, 'new.value')} ELSE {name} END"
+        for name in others
+    )
+    listed = ", ".join(f"'{name}'" for name in others)
+    parts.append(
+        f"""
+    CREATE TRIGGER IF NOT EXISTS task_current_fields AFTER INSERT ON memories
+    WHEN new.attribute IN ({listed}) BEGIN
+        UPDATE task_current SET
+            {cases},
+            updated_at = new.created_at
+        WHERE id = new.entity;
+    END;
+"""
+    )
+    latest = (
+        "(SELECT value FROM memories m WHERE m.entity = task_current.id"
+        " AND m.attribute = '{a}' ORDER BY m.id DESC LIMIT 1)"
+    )
+    sets = ",\n        ".join(
+        f"{a} = "
+        + (
+            f"coalesce(CAST({latest.format(a=a)} AS INTEGER), {d})"
+            if k == "INTEGER"
+            else latest.format(a=a)
+            if d == "NULL"
+            else f"coalesce({latest.format(a=a)}, {d})"
+        )
+        for a, (k, d) in TASK_ATTRIBUTES.items()
+    )
+    parts.append(
+        f"""
+    INSERT OR IGNORE INTO task_current (id, created_at, updated_at)
+    SELECT name, created_at, created_at FROM entities
+    WHERE entity_type = '{ENTITY_TYPE}' ORDER BY id;
+    UPDATE task_current SET
+        {sets},
+        updated_at = coalesce((SELECT max(created_at) FROM memories m
+                               WHERE m.entity = task_current.id), created_at);
+"""
+    )
+    return "".join(parts)
+
+
+TASK_MIGRATIONS: tuple[str, ...] = (_projection_ddl(),)
+
+COLUMNS = ("id", *TASK_ATTRIBUTES, "created_at", "updated_at")
+SELECT_TASK = f"SELECT {', '.join(COLUMNS)} FROM task_current"
+INSERT_TASK_ROW = (
+    f"INSERT INTO task_current ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+)
+QUEUE_SQL = SELECT_TASK + f" WHERE status = '{QUEUE_STATE}' ORDER BY priority DESC, seq"
+
+
+def row_values(task: Task, payload_json: str | None) -> tuple[Any, ...]:
+    """A new task's projection row, in COLUMNS order."""
+    return tuple(payload_json if name == "payload" else getattr(task, name) for name in COLUMNS)
+
+
+def replayed_row(
+    task_id: str, created_at: str, facts: Iterable[Mapping[str, Any]]
+) -> tuple[Any, ...]:
+    """The projection row the triggers would build from these facts, in COLUMNS order."""
+    values: dict[str, Any] = {"id": task_id, "created_at": created_at, "updated_at": created_at}
+    for name, (kind, default) in TASK_ATTRIBUTES.items():
+        values[name] = int(default) if kind == "INTEGER" else (None if default == "NULL" else "")
+    for fact in facts:
+        name = fact["attribute"]
+        if name in TASK_ATTRIBUTES:
+            value = fact["value"]
+            if TASK_ATTRIBUTES[name][0] == "INTEGER":
+                value = as_integer(value, int(TASK_ATTRIBUTES[name][1]))
+            values[name] = value
+            values["updated_at"] = fact["created_at"]
+    return tuple(values[name] for name in COLUMNS)
+
+
+def task_from_row(row: Sequence[Any]) -> Task:
+    """A Task from a projection row selected with SELECT_TASK."""
+    values = dict(zip(COLUMNS, row, strict=True))
+    for name in JSON_ATTRIBUTES:
+        values[name] = load_json(values[name])
+    if values["description"] is None:
+        values["description"] = ""
+    return Task(**values)
