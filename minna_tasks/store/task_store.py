@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import builtins
 import os
-import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -232,11 +230,6 @@ class TaskStore:
 
     # -- writing ------------------------------------------------------------
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self.memory.transaction() as conn:
-            yield conn
-
     def add(
         self,
         title: str,
@@ -292,7 +285,7 @@ class TaskStore:
     ) -> builtins.list[Task]:
         tasks: builtins.list[Task] = []
         seen: set[str] = set()
-        with self._write() as conn:
+        with self.memory.transaction() as conn:
             stamp = utcnow()
             next_seq = conn.execute(
                 "SELECT coalesce(max(seq), 0) + 1 FROM task_current"
@@ -366,7 +359,7 @@ class TaskStore:
         if expected is not None:
             expected = self.machine.check_state(expected)
         result_json = dump_json("result", result)
-        with self._write():
+        with self.memory.transaction():
             task = self._require(task_id)
             self._check_expected(task, expected, actor)
             self.machine.validate(task.status, to_state, task_id)
@@ -480,7 +473,7 @@ class TaskStore:
         """Record a failed attempt of a held task (execution error or failed verification)."""
         if expected is not None:
             expected = self.machine.check_state(expected)
-        with self._write():
+        with self.memory.transaction():
             task = self._require(task_id)
             self._check_expected(task, expected, worker)
             if task.status not in self.machine.held:
@@ -497,7 +490,7 @@ class TaskStore:
         if self.machine.claimed is None:
             raise MinnaTasksError("this state machine has no claimed state; claim() needs one")
         sql, args = self._queue_query()
-        with self._write() as conn:
+        with self.memory.transaction() as conn:
             row = conn.execute(sql + " LIMIT 1", args).fetchone()
             if row is None:
                 return None
@@ -509,7 +502,7 @@ class TaskStore:
         """Extend the lease of a task `worker` holds; TransitionConflict if it lost it."""
         worker = check_text("worker", worker)
         lease = check_lease(lease_seconds)
-        with self._write():
+        with self.memory.transaction():
             task = self._require(task_id)
             self._check_holder(task, worker)
             stamp = utcnow()
@@ -522,7 +515,7 @@ class TaskStore:
     def release(self, task_id: str, worker: str, note: str | None = None) -> Task:
         """Hand a held task back to the queue without counting an attempt."""
         worker = check_text("worker", worker)
-        with self._write():
+        with self.memory.transaction():
             task = self._require(task_id)
             self._check_holder(task, worker)
             self.machine.validate(task.status, self.machine.initial, task_id)
@@ -545,7 +538,7 @@ class TaskStore:
         held = self.machine.held
         if not held:
             return []
-        with self._write() as conn:
+        with self.memory.transaction() as conn:
             rows = conn.execute(
                 SELECT_TASK + f" WHERE status IN ({', '.join('?' * len(held))})"
                 " AND (lease_expires_at IS NULL OR lease_expires_at < ?) ORDER BY seq",
@@ -582,7 +575,7 @@ class TaskStore:
         """`MinnaMemory.store` for fronts (MCP, CLI), refusing a task's own fields: those
         change only through the guarded methods above, or a raw write could bypass the
         state machine (e.g. set a pending task's status to completed)."""
-        with self._write():
+        with self.memory.transaction():
             if attribute in TASK_ATTRIBUTES and self._row(entity) is not None:
                 raise MinnaTasksError(
                     f"{entity} is a task: its {attribute} changes only through the task "
@@ -605,7 +598,7 @@ class TaskStore:
         if on_conflict not in ("error", "skip", "replace"):
             raise ValueError("on_conflict must be 'error', 'skip' or 'replace'")
         written: builtins.list[str] = []
-        with self._write() as conn:
+        with self.memory.transaction() as conn:
             seen: set[str] = set()
             for record in records:
                 task_id = record["id"]
