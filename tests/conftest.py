@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,14 @@ def file_digest(path: Path) -> str:
         if p.exists():
             h.update(p.read_bytes())
     return h.hexdigest()
+
+
+@contextmanager
+def unchanged(path: Path) -> Iterator[None]:
+    """Assert that the block leaves the database logically as it found it."""
+    before = dump(path)
+    yield
+    assert dump(path) == before
 
 
 def dump(path: Path) -> list[str]:

@@ -23,7 +23,7 @@ from minna_tasks import (
 )
 from minna_tasks.errors import StoreError, TaskExists, UnknownState
 
-from .conftest import dump
+from .conftest import dump, unchanged
 
 
 def later(minutes: float = 10) -> datetime:
@@ -98,10 +98,8 @@ def test_bad_add_writes_nothing(
     message: str,
 ) -> None:
     store.add("existing")
-    before = dump(db_path)
-    with pytest.raises(error, match=message):
+    with unchanged(db_path), pytest.raises(error, match=message):
         store.add(**kwargs)  # type: ignore[arg-type]
-    assert dump(db_path) == before
 
 
 def test_task_id_that_names_another_entity(store: TaskStore) -> None:
@@ -170,10 +168,8 @@ def test_bad_claim_writes_nothing(
     message: str,
 ) -> None:
     store.add("a")
-    before = dump(db_path)
-    with pytest.raises(error, match=message):
+    with unchanged(db_path), pytest.raises(error, match=message):
         store.claim(**kwargs)  # type: ignore[arg-type]
-    assert dump(db_path) == before
 
 
 def test_transition_full_cycle_and_history(store: TaskStore) -> None:
