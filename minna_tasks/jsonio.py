@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -84,13 +84,8 @@ def export_tasks(
     if target.is_dir():
         raise MinnaTasksError(f"{target} is a directory, not a file")
     folder = target.parent if str(target.parent) else Path(".")
+    fd, temp = _create_temp(folder, target)
     try:
-        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise MinnaTasksError(f"cannot write {target}: {e.strerror}") from None
-    try:
-        # mkstemp makes the file private (0600); an export gets the user's usual mode.
-        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             count = write_document(store, out, on_progress)
             out.flush()
@@ -117,10 +112,20 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)  # the only portable way to read it is to set it
-    os.umask(mask)
-    return mask
+def _create_temp(folder: Path, target: Path) -> tuple[int, Path]:
+    """A new temp file beside `target`, created with mode 0666 less the user's umask.
+
+    O_CREAT | O_EXCL never opens an existing file or follows a symlink, and the
+    kernel applies the umask (mkstemp would make the file 0600).
+    """
+    while True:
+        temp = folder / f".{target.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), temp
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise MinnaTasksError(f"cannot write {target}: {e.strerror}") from None
 
 
 # -- import -------------------------------------------------------------------
