@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +12,12 @@ from . import fulltext
 from .database import Database
 from .fulltext import dict_rows
 from .values import Value, check_name, check_value, decayed, utcnow
+
+INSERT_MEMORY = (
+    "INSERT INTO memories (entity, attribute, value, source, confidence, context, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+MemoryRow = tuple[str, str, Value, str | None, float, str | None, str]
 
 
 class MinnaMemory(Database):
@@ -33,55 +39,36 @@ class MinnaMemory(Database):
         context: str | None = None,
     ) -> int:
         """Append one fact; returns its memory id. Older values stay in the log."""
-        return self.store_many([(entity, attribute, value, source, context)], confidence)[0]
-
-    def store_many(
-        self,
-        facts: Sequence[tuple[str, str, Value, str | None, str | None]],
-        confidence: float = 1.0,
-        created_at: str | None = None,
-    ) -> list[int]:
-        """Append several (entity, attribute, value, source, context) facts atomically."""
         if not 0.0 <= float(confidence) <= 1.0:
             raise ValueError("confidence must be between 0 and 1")
-        stamp = created_at or utcnow()
-        rows = [
-            (
-                check_name("entity", e),
-                check_name("attribute", a),
-                check_value(v),
-                s,
-                float(confidence),
-                c,
-                stamp,
-            )
-            for e, a, v, s, c in facts
-        ]
-        ids: list[int] = []
+        row = (
+            check_name("entity", entity),
+            check_name("attribute", attribute),
+            check_value(value),
+            source,
+            float(confidence),
+            context,
+            utcnow(),
+        )
         with self.transaction() as conn:
-            for row in rows:
-                cursor = conn.execute(
-                    "INSERT INTO memories (entity, attribute, value, source, confidence,"
-                    " context, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                )
-                ids.append(int(cursor.lastrowid or 0))
-        return ids
+            return int(conn.execute(INSERT_MEMORY, row).lastrowid or 0)
 
     def append(
         self,
-        facts: Sequence[tuple[str, str, Value, str | None, str | None]],
+        facts: Iterable[tuple[str, str, Value, str | None, str | None]],
         created_at: str,
         confidence: float = 1.0,
     ) -> None:
-        """Append pre-checked facts inside the caller's open transaction (no savepoint)."""
+        """Append pre-checked (entity, attribute, value, source, context) facts, all
+        stamped `created_at`, inside the caller's open transaction."""
+        self.append_rows((e, a, v, s, confidence, c, created_at) for e, a, v, s, c in facts)
+
+    def append_rows(self, rows: Iterable[MemoryRow]) -> None:
+        """Append whole pre-checked rows (entity, attribute, value, source, confidence,
+        context, created_at) inside the caller's open transaction (no savepoint)."""
         if not self._depth:
             raise RuntimeError("MinnaMemory.append needs an open transaction()")
-        self.connection.executemany(
-            "INSERT INTO memories (entity, attribute, value, source, confidence,"
-            " context, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(e, a, v, s, confidence, c, created_at) for e, a, v, s, c in facts],
-        )
+        self.connection.executemany(INSERT_MEMORY, rows)
 
     def current(self, entity: str, attribute: str) -> Value:
         """The newest value of (entity, attribute), or None: one index seek."""

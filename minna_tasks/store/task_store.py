@@ -622,21 +622,18 @@ class TaskStore:
             )
             # Bulk order as in _insert: the triples first (no projection row yet for the
             # triggers to update), then each task's finished row, then the entities.
-            conn.executemany(
-                "INSERT INTO memories (entity, attribute, value, source, confidence,"
-                " context, created_at) VALUES (?, ?, ?, ?, 1.0, ?, ?)",
+            self.memory.append_rows(
                 (
-                    (
-                        r["id"],
-                        f["attribute"],
-                        f["value"],
-                        f.get("source"),
-                        f.get("context"),
-                        f["created_at"],
-                    )
-                    for r in chosen
-                    for f in r["facts"]
-                ),
+                    r["id"],
+                    f["attribute"],
+                    f["value"],
+                    f.get("source"),
+                    1.0,
+                    f.get("context"),
+                    f["created_at"],
+                )
+                for r in chosen
+                for f in r["facts"]
             )
             conn.executemany(
                 INSERT_TASK_ROW,
