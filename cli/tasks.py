@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from minna_tasks import defaults
 from minna_tasks.memory import SCHEMA_VERSION
 
 from .app import (
@@ -53,7 +54,7 @@ def init(app: App) -> None:
 @click.option(
     "--max-attempts",
     type=click.IntRange(min=1),
-    default=3,
+    default=defaults.MAX_ATTEMPTS,
     show_default=True,
     help="Failed attempts before the task goes to failed.",
 )
@@ -161,7 +162,7 @@ def move(
 @click.option(
     "--lease",
     type=LEASE,
-    default=300,
+    default=defaults.LEASE_SECONDS,
     show_default=True,
     help="Seconds the claim holds without a heartbeat.",
 )
@@ -182,7 +183,11 @@ def claim(app: App, worker: str, lease: float, as_json: bool) -> None:
 @click.argument("task_id")
 @WORKER
 @click.option(
-    "--lease", type=LEASE, default=300, show_default=True, help="Seconds from now the lease holds."
+    "--lease",
+    type=LEASE,
+    default=defaults.LEASE_SECONDS,
+    show_default=True,
+    help="Seconds from now the lease holds.",
 )
 @pass_app
 def heartbeat(app: App, task_id: str, worker: str, lease: float) -> None:

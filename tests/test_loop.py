@@ -25,7 +25,14 @@ def test_loop_completes_everything_with_results(store: TaskStore) -> None:
         return bool(task.result == task.payload["n"] ** 2)
 
     summary = state_machine_loop(store, execute, verify, worker="w")
-    assert summary == {"pending": 0, "in_progress": 0, "review": 0, "failed": 0, "completed": 5}
+    assert summary == {
+        "completed": 5,
+        "failed": 0,
+        "retried": 0,
+        "released": 0,
+        "blocked": 0,
+        "totals": {"pending": 0, "in_progress": 0, "review": 0, "failed": 0, "completed": 5},
+    }
     assert len(seen) == 5
     for task in store.list():
         assert task.result == task.payload["n"] ** 2
@@ -51,7 +58,7 @@ def test_failed_verification_retries_then_fails(store: TaskStore) -> None:
         return task.id == flaky.id and task.result == "try 2"
 
     summary = state_machine_loop(store, execute, verify)
-    assert (summary["completed"], summary["failed"]) == (1, 1)
+    assert (summary["completed"], summary["failed"], summary["retried"]) == (1, 1, 2)
     assert calls == {flaky.id: 2, hopeless.id: 2}
     assert store.get(flaky.id).attempts == 1
     assert (store.get(hopeless.id).status, store.get(hopeless.id).attempts) == ("failed", 2)
@@ -98,7 +105,7 @@ def test_no_verify_accepts_the_result(store: TaskStore) -> None:
 def test_max_tasks_and_stop(store: TaskStore) -> None:
     store.add_many(["a", "b", "c"])
     summary = state_machine_loop(store, lambda t: 1, max_tasks=2)
-    assert (summary["completed"], summary["pending"]) == (2, 1)
+    assert (summary["completed"], summary["totals"]["pending"]) == (2, 1)
 
 
 def test_heartbeat_keeps_a_long_execute_alive(store: TaskStore) -> None:
