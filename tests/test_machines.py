@@ -431,3 +431,56 @@ def test_run_subprocess_on_a_three_state_file(tmp_path: Path) -> None:
     with TaskStore(db) as store:
         assert [(t.status, t.result) for t in store.list()] == [("done", "made"), ("done", "made")]
         assert [h.to_state for h in store.history("t-1")] == ["todo", "doing", "done"]
+
+
+# -- the MCP tools -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [three, larger], ids=["three", "larger"])
+def test_mcp_tools_drive_a_custom_machine(tmp_path: Path, make: object) -> None:
+    from mcp.client import Client
+
+    from .test_mcp_server import run, value
+
+    machine = make()  # type: ignore[operator]
+    db = tmp_path / "mcp.db"
+    TaskStore(db, machine=machine).close()
+    store = TaskStore(db)  # as the server opens it: with the file's machine
+
+    async def body(c: Client) -> dict[str, object]:
+        out: dict[str, object] = {}
+        value(await c.call_tool("add_task", {"title": "x", "max_attempts": 3}))
+        out["claim"] = value(await c.call_tool("claim_task", {"worker": "w"}))
+        out["failed"] = value(
+            await c.call_tool(
+                "transition_task",
+                {"task_id": "t-1", "to_state": machine.initial, "actor": "w", "event": "fail"},
+            )
+        )
+        value(await c.call_tool("claim_task", {"worker": "w"}))
+        if machine.review is not None:
+            value(
+                await c.call_tool(
+                    "transition_task",
+                    {"task_id": "t-1", "to_state": machine.review, "actor": "w", "result": 7},
+                )
+            )
+        out["done"] = value(
+            await c.call_tool(
+                "transition_task", {"task_id": "t-1", "to_state": machine.done, "actor": "w"}
+            )
+        )
+        bad = await c.call_tool("transition_task", {"task_id": "t-1", "to_state": "review"})
+        out["bad"] = bad.is_error
+        return out
+
+    try:
+        out = run(store, body)
+    finally:
+        store.close()
+    claim, failed, done = out["claim"], out["failed"], out["done"]
+    assert isinstance(claim, dict) and isinstance(failed, dict) and isinstance(done, dict)
+    assert (claim["status"], claim["owner"]) == (machine.claimed, "w")
+    assert (failed["status"], failed["attempts"], failed["owner"]) == (machine.initial, 1, None)
+    assert (done["status"], done["owner"]) == (machine.done, None)
+    assert out["bad"] is True
