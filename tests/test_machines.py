@@ -391,10 +391,8 @@ def test_cli_machine_show_set_and_diagram(tmp_path: Path) -> None:
     )
     code, out, err = invoke(db, "machine", "set", str(spec), "--note", "grow")
     assert (code, err) == (0, "")
-    assert (
-        out
-        == f"{db}: state machine set (queued, running, checking, broken, shipped, cancelled, archived)\n"
-    )
+    states = "queued, running, checking, broken, shipped, cancelled, archived"
+    assert out == f"{db}: state machine set ({states})\n"
     with TaskStore(db) as store:
         assert store.machine == larger()
         store.add("x")
@@ -413,7 +411,8 @@ def test_cli_machine_show_set_and_diagram(tmp_path: Path) -> None:
         )
     assert (code, err) == (
         1,
-        "Error: no claimed state: name the state a claim moves a task to from 'a' with claimed=...\n",
+        "Error: no claimed state: name the state a claim moves a task to from 'a' "
+        "with claimed=...\n",
     )
 
 
@@ -479,7 +478,9 @@ def test_mcp_tools_drive_a_custom_machine(tmp_path: Path, make: object) -> None:
     finally:
         store.close()
     claim, failed, done = out["claim"], out["failed"], out["done"]
-    assert isinstance(claim, dict) and isinstance(failed, dict) and isinstance(done, dict)
+    assert isinstance(claim, dict)
+    assert isinstance(failed, dict)
+    assert isinstance(done, dict)
     assert (claim["status"], claim["owner"]) == (machine.claimed, "w")
     assert (failed["status"], failed["attempts"], failed["owner"]) == (machine.initial, 1, None)
     assert (done["status"], done["owner"]) == (machine.done, None)
