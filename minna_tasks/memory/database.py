@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
+from ..defaults import DB_PATH
 from ..errors import (
     MinnaTasksError,
     StoreBusy,
@@ -21,7 +22,7 @@ from ..errors import (
 from . import fulltext
 from .schema import FTS_MIGRATIONS, MIGRATIONS, OWN_TABLES, SCHEMA_VERSION, statements
 
-DEFAULT_PATH = ".spine/minna.db"
+DEFAULT_PATH = DB_PATH  # defined once, in minna_tasks/defaults.py
 SQLITE_HEADER = b"SQLite format 3\x00"
 DEFAULT_TIMEOUT = 30.0
 SYNCHRONOUS = ("NORMAL", "FULL")
