@@ -121,7 +121,8 @@ def test_sigkill_loop_workers_200_times(db_path: Path, tmp_path: Path) -> None:
             assert recovered > KILLS // 2
             assert integrity(db_path) == "ok"
             summary = state_machine_loop(store, lambda t: "ok", worker="survivor")
-            assert summary["pending"] == summary["in_progress"] == summary["review"] == 0
+            totals = summary["totals"]
+            assert totals["pending"] == totals["in_progress"] == totals["review"] == 0
             check_final(store)
             attempts = sum(
                 1 for t in store.list() for step in store.history(t.id) if step.actor == "recover"
