@@ -130,6 +130,11 @@ def show(app: App, task_id: str, as_of: str | None, as_json: bool) -> None:
 @click.option("--note", help="Why (stored with the status change).")
 @click.option("--result", metavar="JSON", help="A result to store, as JSON.")
 @click.option("--error", "error_text", metavar="TEXT", help="An error to store.")
+@click.option(
+    "--event",
+    metavar="NAME",
+    help="Which event, for a move with several (in_progress -> pending: release, fail, expire).",
+)
 @ACTOR
 @json_option
 @pass_app
@@ -141,6 +146,7 @@ def move(
     note: str | None,
     result: str | None,
     error_text: str | None,
+    event: str | None,
     actor: str,
     as_json: bool,
 ) -> None:
@@ -149,7 +155,14 @@ def move(
     store = app.store(create=False)
     before = store.get(task_id).status
     task = store.transition(
-        task_id, state, expected=expect, actor=actor, note=note, result=value, error=error_text
+        task_id,
+        state,
+        expected=expect,
+        actor=actor,
+        note=note,
+        result=value,
+        error=error_text,
+        event=event,
     )
     if as_json:
         emit_json(task.to_dict())

@@ -485,3 +485,22 @@ def test_mcp_tools_drive_a_custom_machine(tmp_path: Path, make: object) -> None:
     assert (failed["status"], failed["attempts"], failed["owner"]) == (machine.initial, 1, None)
     assert (done["status"], done["owner"]) == (machine.done, None)
     assert out["bad"] is True
+
+
+def test_cli_move_names_the_event(tmp_path: Path) -> None:
+    db = tmp_path / "ev.db"
+    with TaskStore(db) as store:
+        store.add("x")
+        store.claim("alice")
+    code, out, err = invoke(db, "move", "t-1", "pending", "--actor", "alice", "--event", "fail")
+    assert (code, out, err) == (0, "t-1: in_progress -> pending\n", "")
+    with TaskStore(db) as store:
+        assert store.get("t-1").attempts == 1
+        store.claim("alice")
+    with unchanged(db):
+        code, _, err = invoke(db, "move", "t-1", "pending", "--actor", "alice", "--event", "accept")
+    assert (code, err) == (
+        1,
+        "Error: cannot move t-1 from in_progress to pending: "
+        "the move in_progress -> pending is release or fail or expire, not accept\n",
+    )
