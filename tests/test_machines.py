@@ -504,3 +504,18 @@ def test_cli_move_names_the_event(tmp_path: Path) -> None:
         "Error: cannot move t-1 from in_progress to pending: "
         "the move in_progress -> pending is release or fail or expire, not accept\n",
     )
+
+
+def test_a_0_1_file_with_tasks_refuses_a_machine_that_would_strand_them(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    with TaskStore(db) as store:
+        store.add("kept")
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TABLE task_machines")
+    conn.execute("UPDATE schema_components SET version = 1 WHERE name = 'tasks'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(MachineInUse, match=r"lacks: pending \(1 task\(s\)\)"):
+        TaskStore(db, machine=three())
+    with TaskStore(db) as store:  # nothing was recorded: the default machine still rules
+        assert store.machine == StateMachine()

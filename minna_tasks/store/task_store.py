@@ -99,6 +99,7 @@ class TaskStore:
                 stored = machines.read(conn, self.path)  # re-read under the write lock
                 if stored is None:
                     stored = given or StateMachine()
+                    _check_fits(conn, stored)  # a 0.1 file's tasks must not be stranded
                     machines.record(conn, stored, utcnow(), note="first opened")
         if stored is None:
             return given or StateMachine()
@@ -117,13 +118,7 @@ class TaskStore:
         if not isinstance(machine, StateMachine):
             raise TypeError(f"machine must be a StateMachine, not {type(machine).__name__}")
         with self.memory.transaction() as conn:
-            stranded = {
-                state: count
-                for state, count in machines.states_in_use(conn).items()
-                if state not in machine.states
-            }
-            if stranded:
-                raise MachineInUse(stranded)
+            _check_fits(conn, machine)
             if machines.read(conn, self.path) != machine:
                 machines.record(conn, machine, utcnow(), actor, note or "replaced")
         self.machine = machine
@@ -713,6 +708,17 @@ class TaskStore:
             )
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def _check_fits(conn: Any, machine: StateMachine) -> None:
+    """Refuse a machine that lacks a state some task is in (MachineInUse)."""
+    stranded = {
+        state: count
+        for state, count in machines.states_in_use(conn).items()
+        if state not in machine.states
+    }
+    if stranded:
+        raise MachineInUse(stranded)
 
 
 def _after(stamp: str, seconds: float) -> str:
