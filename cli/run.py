@@ -230,7 +230,9 @@ class Progress:
 
     def change(self, task_id: str, status: str) -> None:
         self.tasks.add(task_id)
-        self.counts[status] = self.counts.get(status, 0) + 1
+        m = self.store.machine  # counted by role, whatever the machine names its states
+        key = {m.done: "completed", m.failed: "failed", m.initial: "pending"}.get(status, status)
+        self.counts[key] = self.counts.get(key, 0) + 1
         self.refresh()
 
     def remaining(self) -> int:

@@ -427,6 +427,7 @@ def test_run_subprocess_on_a_three_state_file(tmp_path: Path) -> None:
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("Ran 2 task(s) with 1 worker(s): 2 completed, 0 failed")
     with TaskStore(db) as store:
         assert [(t.status, t.result) for t in store.list()] == [("done", "made"), ("done", "made")]
         assert [h.to_state for h in store.history("t-1")] == ["todo", "doing", "done"]
