@@ -59,6 +59,8 @@ def ensure_views(memory: MinnaMemory) -> None:
     Called by TaskStore on every writable open, so it must be cheap: when the
     views are current it runs one read of `sqlite_master` and writes nothing.
     """
+    if memory.engine != "sqlite":
+        return  # the other engines create their views in their own migrations
     if _stale(memory.connection):
         # Several processes may open the file at once: BEGIN IMMEDIATE serialises
         # them, and create_view(replace=True) re-reads the schema under the lock,

@@ -11,6 +11,8 @@ import pytest
 
 from minna_tasks import MinnaMemory, TaskStore
 
+from .pg import Cluster, pg_cluster, pg_url  # noqa: F401 (fixtures)
+
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from ..engines import is_postgres_url
 from ..errors import AliasTaken, EntityTypeConflict, MemoryNotFound
 from . import fulltext
 from .database import Database
@@ -25,7 +26,19 @@ class MinnaMemory(Database):
 
     Facts are triples in an append-only `memories` table: a new value is a new
     row, recall is newest first, and history is never lost.
+    `MinnaMemory("postgresql://...")` is the same memory on a PostgreSQL database.
     """
+
+    def __new__(cls, path: Any = None, *args: Any, **kwargs: Any) -> MinnaMemory:
+        # A postgresql:// URL selects the PostgreSQL engine: the same class, with the
+        # engine's connection and transactions mixed in (see memory/postgres.py).
+        if is_postgres_url(path):
+            from .postgres import PostgresMemory, postgres_class
+
+            if issubclass(cls, PostgresMemory):
+                return super().__new__(cls)
+            return super().__new__(postgres_class(cls))  # type: ignore[no-any-return]
+        return super().__new__(cls)
 
     # -- memories -----------------------------------------------------------
 

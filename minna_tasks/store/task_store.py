@@ -144,7 +144,9 @@ class TaskStore:
     # -- reading ------------------------------------------------------------
 
     def _row(self, task_id: str) -> Task | None:
-        row = self.memory.connection.execute(SELECT_TASK + " WHERE id = ?", (task_id,)).fetchone()
+        # In a write transaction on PostgreSQL the row is locked (a guarded move).
+        sql = SELECT_TASK + " WHERE id = ?" + self.memory.for_update()
+        row = self.memory.connection.execute(sql, (task_id,)).fetchone()
         return None if row is None else task_from_row(row)
 
     def _require(self, task_id: str) -> Task:
@@ -329,6 +331,7 @@ class TaskStore:
         tasks: builtins.list[Task] = []
         seen: set[str] = set()
         with self.memory.transaction() as conn:
+            self.memory.serialize("add")  # new ids are numbered from the newest one
             stamp = utcnow()
             next_seq = conn.execute(
                 "SELECT coalesce(max(seq), 0) + 1 FROM task_current"
@@ -543,7 +546,8 @@ class TaskStore:
         step = self.machine.event(self.machine.initial, self.machine.claimed, "claim")
         sql, args = self._queue_query()
         with self.memory.transaction() as conn:
-            row = conn.execute(sql + " LIMIT 1", args).fetchone()
+            # PostgreSQL: the first row no other claim holds (FOR UPDATE SKIP LOCKED).
+            row = conn.execute(sql + " LIMIT 1" + self.memory.for_update(True), args).fetchone()
             if row is None:
                 return None
             return self._move(task_from_row(row), step, worker, "claimed", lease_seconds=lease)

@@ -1,0 +1,260 @@
+"""The PostgreSQL schema: the memory tables, the task projection and its PL/pgSQL
+triggers (built from the same TASK_ATTRIBUTES rule as SQLite's), full-text search and
+the NOTIFY that wakes waiting workers. All DDL is built from constants, never input.
+
+A memory's `value` is JSONB, so a number stored comes back a number and a text a text,
+as on SQLite, whose columns keep each value's own type.
+"""
+
+from __future__ import annotations
+
+from ...store.projection import ENTITY_TYPE, QUEUE_COLUMNS, QUEUE_STATE, TASK_ATTRIBUTES
+
+# The channel status changes are announced on (the payload is the new status).
+CHANNEL = "minna_tasks"
+
+# One advisory lock key (any constant bigint) for migrations: they run one at a time.
+MIGRATION_LOCK = 0x6D696E6E61  # "minna"
+
+# The text a memory is searched by: entity, attribute and the value as text.
+SEARCH_TEXT = (
+    "(entity || ' ' || attribute || ' ' || coalesce(value #>> '{}', ''))"
+)
+SEARCH_VECTOR = f"to_tsvector('simple', {SEARCH_TEXT})"
+
+# Numbered migrations of the memory core, as SQLite's MIGRATIONS; the version is kept
+# in minna_schema (PostgreSQL has no user_version).
+MIGRATIONS: tuple[str, ...] = (
+    f"""
+    CREATE TABLE IF NOT EXISTS memories (
+        id BIGSERIAL PRIMARY KEY,
+        entity TEXT NOT NULL,
+        attribute TEXT NOT NULL,
+        value JSONB,
+        source TEXT,
+        confidence DOUBLE PRECISION NOT NULL DEFAULT 1.0,
+        context TEXT,
+        created_at TEXT NOT NULL,
+        verified_at TEXT
+    );
+    CREATE INDEX IF NOT EXISTS memories_entity_attribute ON memories (entity, attribute, id);
+    CREATE INDEX IF NOT EXISTS memories_search ON memories USING GIN ({SEARCH_VECTOR});
+    CREATE TABLE IF NOT EXISTS entities (
+        id BIGSERIAL PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        entity_type TEXT NOT NULL,
+        aliases TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS entity_aliases (
+        alias TEXT PRIMARY KEY,
+        entity_id BIGINT NOT NULL REFERENCES entities (id) ON DELETE CASCADE
+    );
+    CREATE TABLE IF NOT EXISTS relations (
+        id BIGSERIAL PRIMARY KEY,
+        from_entity TEXT NOT NULL,
+        to_entity TEXT NOT NULL,
+        rel_type TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS relations_from ON relations (from_entity, rel_type);
+    CREATE INDEX IF NOT EXISTS relations_to ON relations (to_entity, rel_type);
+    CREATE TABLE IF NOT EXISTS sessions (
+        id BIGSERIAL PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        topics TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS preferences (
+        key TEXT PRIMARY KEY,
+        value JSONB,
+        category TEXT NOT NULL DEFAULT 'general',
+        updated_at TEXT NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# Created before any migration (the version table itself).
+BOOTSTRAP = """
+    CREATE TABLE IF NOT EXISTS schema_components (
+        name TEXT PRIMARY KEY,
+        version INTEGER NOT NULL
+    )
+"""
+
+# SQLite's coalesce(CAST(value AS INTEGER), default) for a JSONB value (records.as_integer).
+AS_INTEGER = """
+    CREATE OR REPLACE FUNCTION minna_as_integer(v JSONB, fallback BIGINT) RETURNS BIGINT
+    LANGUAGE plpgsql IMMUTABLE AS $$
+    DECLARE
+        digits TEXT;
+    BEGIN
+        IF v IS NULL OR jsonb_typeof(v) = 'null' THEN
+            RETURN fallback;
+        ELSIF jsonb_typeof(v) = 'number' THEN
+            RETURN trunc((v #>> '{}')::numeric)::bigint;
+        END IF;
+        digits := substring(v #>> '{}' FROM '^\\s*[+-]?[0-9]+');
+        IF digits IS NULL THEN
+            RETURN 0;
+        END IF;
+        RETURN btrim(digits)::bigint;
+    EXCEPTION WHEN numeric_value_out_of_range THEN
+        RETURN 0;
+    END;
+    $$
+"""
+
+
+def _pg_type(kind: str) -> str:
+    return "BIGINT" if kind == "INTEGER" else "TEXT"
+
+
+def _column_value(name: str, expr: str) -> str:
+    kind, default = TASK_ATTRIBUTES[name]
+    if kind == "INTEGER":
+        return f"minna_as_integer({expr}, {default})"
+    return f"({expr} #>> '{{}}')"
+
+
+def _projection_ddl() -> str:
+    """task_current, its triggers and a backfill, from TASK_ATTRIBUTES (as SQLite's)."""
+    columns = ",\n".join(
+        f"        {name} {_pg_type(kind)} NOT NULL DEFAULT {default}"
+        if kind == "INTEGER"
+        else f"        {name} {_pg_type(kind)} DEFAULT {default}"
+        for name, (kind, default) in TASK_ATTRIBUTES.items()
+    )
+    cases = "\n".join(
+        f"""        WHEN '{name}' THEN
+            UPDATE task_current SET {name} = {_column_value(name, "NEW.value")},
+                updated_at = NEW.created_at
+            WHERE id = NEW.entity;"""
+        for name in TASK_ATTRIBUTES
+    )
+    listed = ", ".join(f"'{name}'" for name in TASK_ATTRIBUTES)
+    latest = (
+        "(SELECT value FROM memories m WHERE m.entity = task_current.id"
+        " AND m.attribute = '{a}' ORDER BY m.id DESC LIMIT 1)"
+    )
+    sets = ",\n        ".join(
+        f"{a} = "
+        + (
+            _column_value(a, latest.format(a=a))
+            if k == "INTEGER"
+            else f"coalesce({_column_value(a, latest.format(a=a))}, {d})"
+        )
+        for a, (k, d) in TASK_ATTRIBUTES.items()
+    )
+    queue_columns = ", ".join(QUEUE_COLUMNS)
+    return f"""
+    CREATE TABLE IF NOT EXISTS task_current (
+        seq BIGSERIAL PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+{columns},
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    -- Claim order: highest priority first, then oldest; partial on the queue state.
+    CREATE INDEX IF NOT EXISTS task_current_queue ON task_current (priority DESC, seq)
+        WHERE status = '{QUEUE_STATE}';
+    CREATE INDEX IF NOT EXISTS task_current_status ON task_current ({queue_columns});
+    {AS_INTEGER};
+    CREATE OR REPLACE FUNCTION task_current_entity() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO task_current (id, created_at, updated_at)
+            VALUES (NEW.name, NEW.created_at, NEW.created_at) ON CONFLICT (id) DO NOTHING;
+            RETURN NEW;
+        END IF;
+        DELETE FROM task_current WHERE id = OLD.name;
+        RETURN OLD;
+    END;
+    $$;
+    DROP TRIGGER IF EXISTS task_current_add ON entities;
+    CREATE TRIGGER task_current_add AFTER INSERT ON entities
+        FOR EACH ROW WHEN (NEW.entity_type = '{ENTITY_TYPE}')
+        EXECUTE FUNCTION task_current_entity();
+    DROP TRIGGER IF EXISTS task_current_remove ON entities;
+    CREATE TRIGGER task_current_remove AFTER DELETE ON entities
+        FOR EACH ROW WHEN (OLD.entity_type = '{ENTITY_TYPE}')
+        EXECUTE FUNCTION task_current_entity();
+    -- One trigger for every field: a CASE on the attribute updates its one column.
+    -- A status change is announced on '{CHANNEL}' (delivered at commit) for waiting workers.
+    CREATE OR REPLACE FUNCTION task_current_fields() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        CASE NEW.attribute
+{cases}
+        END CASE;
+        IF NEW.attribute = 'status' AND FOUND THEN
+            PERFORM pg_notify('{CHANNEL}', left(coalesce(NEW.value #>> '{{}}', ''), 200));
+        END IF;
+        RETURN NULL;
+    END;
+    $$;
+    DROP TRIGGER IF EXISTS task_current_fields ON memories;
+    CREATE TRIGGER task_current_fields AFTER INSERT ON memories
+        FOR EACH ROW WHEN (NEW.attribute IN ({listed}))
+        EXECUTE FUNCTION task_current_fields();
+    INSERT INTO task_current (id, created_at, updated_at)
+    SELECT name, created_at, created_at FROM entities
+    WHERE entity_type = '{ENTITY_TYPE}' ORDER BY id ON CONFLICT (id) DO NOTHING;
+    UPDATE task_current SET
+        {sets},
+        updated_at = coalesce((SELECT max(created_at) FROM memories m
+                               WHERE m.entity = task_current.id), created_at);
+    """
+
+
+MACHINE_DDL = """
+    CREATE TABLE IF NOT EXISTS task_machines (
+        id BIGSERIAL PRIMARY KEY,
+        definition TEXT NOT NULL,
+        actor TEXT,
+        note TEXT,
+        created_at TEXT NOT NULL
+    );
+"""
+
+# The views SQLite gets from sqlite-utils, for psql and pandas (same names and columns).
+VIEWS_DDL = """
+    CREATE OR REPLACE VIEW tasks AS
+    SELECT id, title, description, status, priority, attempts, max_attempts,
+           owner, lease_expires_at, error, payload, result, created_at, updated_at
+    FROM task_current ORDER BY seq;
+    CREATE OR REPLACE VIEW task_transitions AS
+    SELECT
+        m.id AS memory_id,
+        m.entity AS task_id,
+        lag(m.value #>> '{}') OVER w AS from_state,
+        m.value #>> '{}' AS to_state,
+        m.created_at AS at,
+        m.source AS actor,
+        m.context AS reason,
+        round(extract(epoch FROM (m.created_at::timestamptz
+              - (lag(m.created_at) OVER w)::timestamptz))::numeric, 3)
+            AS seconds_in_previous_state
+    FROM memories m JOIN task_current t ON t.id = m.entity
+    WHERE m.attribute = 'status'
+    WINDOW w AS (PARTITION BY m.entity ORDER BY m.id)
+    ORDER BY m.id;
+    CREATE OR REPLACE VIEW task_status_counts AS
+    SELECT status, count(*) AS count FROM task_current GROUP BY status ORDER BY status;
+    CREATE OR REPLACE VIEW task_expired_leases AS
+    SELECT id, title, status, owner, lease_expires_at,
+        round(extract(epoch FROM (now() - lease_expires_at::timestamptz))::numeric, 3)
+            AS seconds_overdue
+    FROM task_current
+    WHERE lease_expires_at IS NOT NULL AND lease_expires_at::timestamptz < now()
+    ORDER BY lease_expires_at;
+"""
+
+# Component migrations, by the name the store gives ensure_component (SQLite's
+# TASK_MIGRATIONS has the same steps: the projection, then the machine table).
+COMPONENTS: dict[str, tuple[str, ...]] = {
+    "tasks": (_projection_ddl(), MACHINE_DDL + VIEWS_DDL),
+}
