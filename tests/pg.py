@@ -43,7 +43,9 @@ def pg_bin() -> Path | None:
     """The folder of initdb/pg_ctl: Debian's /usr/lib/postgresql/N/bin (newest), or PATH."""
     found = sorted(
         glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0,
+        key=lambda p: (
+            int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0
+        ),
     )
     if found:
         return Path(found[-1]).parent
@@ -106,8 +108,15 @@ class Cluster:
     def stop(self) -> None:
         _run(
             self.run_as,
-            [str(self.bindir / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "immediate",
-             "-w", "stop"],
+            [
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.folder / "data"),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
             check=False,
         )
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -115,7 +124,11 @@ class Cluster:
 
 def _run(run_as: list[str], cmd: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*run_as, *cmd], capture_output=True, text=True, check=check, timeout=120,
+        [*run_as, *cmd],
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=120,
         stdin=subprocess.DEVNULL,
     )
 
@@ -146,14 +159,40 @@ def start_cluster() -> Cluster:
     port = free_port()
     options = " ".join(f"-c {k}='{v}'" for k, v in SETTINGS.items())
     try:
-        _run(run_as, [str(bindir / "initdb"), "-D", str(folder / "data"), "-U", SUPERUSER,
-                      "--pwfile", str(pwfile), "--auth-local=trust",
-                      "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8",
-                      "--no-sync"])
-        _run(run_as, [str(bindir / "pg_ctl"), "-D", str(folder / "data"), "-w", "-t", "60",
-                      "-l", str(folder / "server.log"),
-                      "-o", f"-k {folder} -p {port} -c listen_addresses=127.0.0.1 {options}",
-                      "start"])
+        _run(
+            run_as,
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(folder / "data"),
+                "-U",
+                SUPERUSER,
+                "--pwfile",
+                str(pwfile),
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ],
+        )
+        _run(
+            run_as,
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(folder / "data"),
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(folder / "server.log"),
+                "-o",
+                f"-k {folder} -p {port} -c listen_addresses=127.0.0.1 {options}",
+                "start",
+            ],
+        )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
         detail = getattr(e, "stderr", "") or ""
         log = folder / "server.log"
@@ -198,3 +237,68 @@ def pg_url(pg_cluster: Cluster) -> Iterator[str]:
     name = pg_cluster.create_database()
     yield pg_cluster.url(name)
     pg_cluster.drop_database(name)
+
+
+DUMPED_TABLES = (
+    "memories",
+    "entities",
+    "entity_aliases",
+    "relations",
+    "sessions",
+    "preferences",
+    "task_current",
+    "task_machines",
+    "schema_components",
+)
+
+
+def pg_dump(url: str) -> list[str]:
+    """The logical content of a PostgreSQL store (its tables' rows and the tables there
+    are), for 'changed nothing' checks. Sequences are left out: PostgreSQL never gives
+    back a number a rolled-back insert drew."""
+    import psycopg
+
+    out: list[str] = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1"
+        ).fetchall()
+        out.extend(f"table {t}" for (t,) in tables)
+        present = {t for (t,) in tables}
+        for table in DUMPED_TABLES:
+            if table in present:
+                rows = conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()  # type: ignore[arg-type]
+                out.extend(f"{table} {row!r}" for row in rows)
+    return out
+
+
+def pg_integrity(url: str) -> str:
+    """PostgreSQL's counterpart of PRAGMA integrity_check for a store: "ok" when every
+    task's projection row is what a replay of its triples gives, else what differs."""
+    import psycopg
+
+    from minna_tasks.store.projection import COLUMNS, replayed_row
+
+    problems: list[str] = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        current = {
+            row[0]: tuple(row)
+            for row in conn.execute(f"SELECT {', '.join(COLUMNS)} FROM task_current")  # type: ignore[arg-type]
+        }
+        entities = dict(
+            conn.execute("SELECT name, created_at FROM entities WHERE entity_type = 'task'")
+        )
+        facts: dict[str, list[dict[str, object]]] = {}
+        for entity, attribute, value, created_at in conn.execute(
+            "SELECT entity, attribute, value, created_at FROM memories ORDER BY id"
+        ):
+            facts.setdefault(entity, []).append(
+                {"attribute": attribute, "value": value, "created_at": created_at}
+            )
+    if set(current) != set(entities):
+        problems.append(f"projection rows {sorted(set(current) ^ set(entities))[:5]} unmatched")
+    for task_id, created_at in entities.items():
+        expected = replayed_row(task_id, created_at, facts.get(task_id, []))
+        if current.get(task_id) != expected:
+            problems.append(f"{task_id}: {current.get(task_id)} != {expected}")
+    return "ok" if not problems else "; ".join(problems[:5])

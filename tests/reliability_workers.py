@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from minna_tasks import StateMachine, Task, TaskStore, state_machine_loop
+from minna_tasks.engines import is_postgres_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -160,6 +161,11 @@ def wait_for(path: Path, proc: subprocess.Popen[str], seconds: float = 60) -> No
 
 
 def integrity(path: Path) -> str:
+    """PRAGMA integrity_check, or on PostgreSQL the projection against a replay."""
+    if is_postgres_url(str(path)):
+        from tests.pg import pg_integrity
+
+        return pg_integrity(str(path))
     conn = sqlite3.connect(path)
     try:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])

@@ -187,6 +187,7 @@ def test_sigkill_during_add_many_leaves_all_or_none(db_path: Path, tmp_path: Pat
     assert 0 in outcomes  # the kills did land inside the call
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("synchronous", ["NORMAL", "FULL"])
 def test_every_reported_commit_survives_sigkill(
     db_path: Path, tmp_path: Path, synchronous: str

@@ -133,7 +133,9 @@ class PostgresDatabase:
                 application_name="minna-tasks",
             )
         except psycopg.Error as e:
-            raise StoreError(f"cannot connect to {self.path}: {_message(e, self.url)}", self.path) from None
+            raise StoreError(
+                f"cannot connect to {self.path}: {_message(e, self.url)}", self.path
+            ) from None
 
     def _open(self) -> None:
         raw = self._connect()
@@ -277,9 +279,7 @@ class PostgresDatabase:
     def _version(self, name: str) -> int:
         raw = self.connection.raw
         try:
-            row = raw.execute(
-                "SELECT to_regclass('schema_components') IS NOT NULL"
-            ).fetchone()
+            row = raw.execute("SELECT to_regclass('schema_components') IS NOT NULL").fetchone()
             if not row or not row[0]:
                 return 0
             row = raw.execute(

@@ -17,9 +17,7 @@ CHANNEL = "minna_tasks"
 MIGRATION_LOCK = 0x6D696E6E61  # "minna"
 
 # The text a memory is searched by: entity, attribute and the value as text.
-SEARCH_TEXT = (
-    "(entity || ' ' || attribute || ' ' || coalesce(value #>> '{}', ''))"
-)
+SEARCH_TEXT = "(entity || ' ' || attribute || ' ' || coalesce(value #>> '{}', ''))"
 SEARCH_VECTOR = f"to_tsvector('simple', {SEARCH_TEXT})"
 
 # Numbered migrations of the memory core, as SQLite's MIGRATIONS; the version is kept
@@ -166,8 +164,11 @@ def _projection_ddl() -> str:
     LANGUAGE plpgsql AS $$
     BEGIN
         IF TG_OP = 'INSERT' THEN
-            INSERT INTO task_current (id, created_at, updated_at)
-            VALUES (NEW.name, NEW.created_at, NEW.created_at) ON CONFLICT (id) DO NOTHING;
+            -- Look first: an insert that conflicts would still draw a seq number.
+            IF NOT EXISTS (SELECT 1 FROM task_current WHERE id = NEW.name) THEN
+                INSERT INTO task_current (id, created_at, updated_at)
+                VALUES (NEW.name, NEW.created_at, NEW.created_at) ON CONFLICT (id) DO NOTHING;
+            END IF;
             RETURN NEW;
         END IF;
         DELETE FROM task_current WHERE id = OLD.name;
