@@ -37,7 +37,7 @@ class MinnaMemory(Database):
 
             if issubclass(cls, PostgresMemory):
                 return super().__new__(cls)
-            return super().__new__(postgres_class(cls))  # type: ignore[no-any-return]
+            return super().__new__(postgres_class(cls))
         return super().__new__(cls)
 
     # -- memories -----------------------------------------------------------

@@ -7,12 +7,10 @@ search instead of FTS5).
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from ..engines.postgres.database import PostgresDatabase
 from ..engines.postgres.schema import SEARCH_VECTOR
-from .fulltext import dict_rows
 
 
 class PostgresMemory(PostgresDatabase):
@@ -31,10 +29,17 @@ class PostgresMemory(PostgresDatabase):
                 f" ORDER BY ts_rank({SEARCH_VECTOR}, q) DESC, m.id DESC LIMIT ?",
                 (words, limit),
             )
-            return list(dict_rows(cursor))
+            names = [d[0] for d in cursor.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cursor]
 
 
-@cache
+_CLASSES: dict[type, type] = {}
+
+
 def postgres_class(base: type) -> type:
     """`base` (MinnaMemory or a subclass) on PostgreSQL: the same name, the engine mixed in."""
-    return type(base.__name__, (PostgresMemory, base), {"__module__": base.__module__})
+    if base not in _CLASSES:
+        _CLASSES[base] = type(
+            base.__name__, (PostgresMemory, base), {"__module__": base.__module__}
+        )
+    return _CLASSES[base]
