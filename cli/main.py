@@ -7,6 +7,9 @@ import click
 from minna_tasks import __version__
 
 from . import files, tasks
+from .diagram import diagram
+from .memory import memory
+from .serve import mcp
 from .app import DEFAULT_DB, App, MinnaGroup
 from .demo import demo
 from .run import run
@@ -35,7 +38,7 @@ def cli(ctx: click.Context, db: str) -> None:
     ctx.call_on_close(app.close)
 
 
-for command in (*tasks.COMMANDS, *files.COMMANDS, run, demo):
+for command in (*tasks.COMMANDS, *files.COMMANDS, mcp, diagram, memory, run, demo):
     cli.add_command(command)
 
 
