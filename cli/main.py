@@ -7,12 +7,12 @@ import click
 from minna_tasks import __version__
 
 from . import files, tasks
-from .diagram import diagram
-from .memory import memory
-from .serve import mcp
 from .app import DEFAULT_DB, App, MinnaGroup
 from .demo import demo
+from .diagram import diagram
+from .memory import memory
 from .run import run
+from .serve import mcp
 
 
 @click.group(cls=MinnaGroup, context_settings={"help_option_names": ["-h", "--help"]})
