@@ -43,11 +43,12 @@ def check_entity_type(entity_type: str) -> str:
 def to_memory(row: dict[str, Any], half_life_days: float, now: datetime, decay: bool) -> Memory:
     """A `memories` row as a Memory with its effective (decayed) confidence.
 
-    Rounded to 6 places, so a memory stored a moment ago still has confidence 1.0.
+    Rounded to 4 places (decay is a matter of days: at the default half-life the 4th
+    place moves after ~13 minutes), so a memory stored a moment ago has its full
+    confidence and `min_confidence=1.0` keeps it.
     """
-    effective = round(
-        decayed(row["confidence"], row["verified_at"] or row["created_at"], half_life_days, now), 6
-    )
+    since = row["verified_at"] or row["created_at"]
+    effective = round(decayed(row["confidence"], since, half_life_days, now), 4)
     return Memory(
         id=row["id"],
         entity=row["entity"],
