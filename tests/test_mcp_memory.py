@@ -392,14 +392,17 @@ def test_the_agent_registry_registers_through_the_tools(db_path: Path) -> None:
         assert store.history("t-1")[-1].to_state == "in_progress"
 
 
-def test_readme_host_configuration_serves_the_memory_tools(db_path: Path) -> None:
+def test_readme_host_configuration_serves_the_memory_tools(tmp_path: Path) -> None:
     section = README.read_text(encoding="utf-8").split("\n## Minna memory\n", 1)[1]
     snippet = section.split("```json\n", 1)[1].split("```", 1)[0]
     server = json.loads(snippet)["mcpServers"]["minna-memory"]
     assert server["command"] == "minna-tasks"
     assert server["env"]["MINNA_DB_PATH"].endswith(".spine/minna.db")
+    db_path = tmp_path / "project" / ".spine" / "minna.db"
+    cwd = tmp_path / "host"  # hosts start servers in a directory of their own
+    cwd.mkdir()
     env = {"MINNA_DB_PATH": str(db_path)}
-    params = StdioServerParameters(command=MINNA_TASKS, args=server["args"], env=env)
+    params = StdioServerParameters(command=MINNA_TASKS, args=server["args"], env=env, cwd=cwd)
 
     async def body() -> tuple[list[str], Any]:
         async with Client(params) as c:
@@ -408,5 +411,6 @@ def test_readme_host_configuration_serves_the_memory_tools(db_path: Path) -> Non
 
     tools, stored = run(body)
     assert tools == DOCUMENTED
+    assert list(cwd.iterdir()) == []
     with TaskStore(db_path) as store:
         assert store.memory.recall(entity="a")[0].id == stored["memory_id"]
