@@ -209,7 +209,8 @@ def test_each_memory_tool_over_stdio_answers_as_documented(db_path: Path) -> Non
                 c,
                 "memory_summarize_session",
                 session_id="session-2026-01-18",
-                summary="Completed Minna integration for SPINE. Added 16 MCP tools, created showcase docs.",
+                summary="Completed Minna integration for SPINE. Added 16 MCP tools, "
+                "created showcase docs.",
                 topics=["minna-memory", "spine-showcase", "documentation"],
                 entity_ids=[out["adr"]["entity_id"], out["jack"]["entity_id"]],
             )
@@ -242,7 +243,8 @@ def test_each_memory_tool_over_stdio_answers_as_documented(db_path: Path) -> Non
         "communication": "concise, no emojis",
         "prefers": "dark mode code blocks",
     }
-    assert len(who["memories"]) == 4 and who["related"][0]["entity"] == "adr:spine:auth-jwt"
+    assert len(who["memories"]) == 4
+    assert who["related"][0]["entity"] == "adr:spine:auth-jwt"
     assert out["who_nobody"] is None
     assert (out["entity"]["name"], out["entity"]["id"]) == ("Jack", out["jack"]["entity_id"])
     assert out["entity_nobody"] is None
