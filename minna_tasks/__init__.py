@@ -18,7 +18,7 @@ from .records import Task, Transition
 from .states import StateMachine, TaskState
 from .store import TaskStore
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "InvalidStateMachine",
