@@ -289,3 +289,55 @@ def test_a_01_file_migrates_keeping_every_preference_and_memory(tmp_path: Path) 
         assert memory.search("UTC")[0].id == old.id
     with MinnaMemory(path) as again:  # opening again changes nothing
         assert len(again.get_preferences()) == 4
+
+
+def test_a_file_written_by_01_opens_migrates_and_keeps_everything(tmp_path: Path) -> None:
+    """tests/data/minna-0.1.sqlite was written by minna-tasks 0.1.0 itself: two tasks (one
+    completed), facts, an entity with an alias, a relation, a session, three preferences."""
+    path = tmp_path / "minna.db"
+    path.write_bytes((Path(__file__).parent / "data" / "minna-0.1.sqlite").read_bytes())
+    with sqlite3.connect(path) as conn:
+        old_memories = conn.execute("SELECT * FROM memories ORDER BY id").fetchall()
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    with TaskStore(path) as store:
+        memory = store.memory
+        assert memory.connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        rows = memory.connection.execute(
+            "SELECT id, entity, attribute, value, source, confidence, context, created_at,"
+            " verified_at FROM memories ORDER BY id"
+        ).fetchall()
+        assert rows == old_memories
+        assert [(p["category"], p["key"], p["value"]) for p in memory.get_preferences()] == [
+            ("code_style", "line_length", 100),
+            ("general", "theme", "dark"),
+            ("tools", "editor", "vim"),
+        ]
+        assert [(t.id, t.status) for t in store.list()] == [
+            ("t-1", "completed"),
+            ("t-2", "pending"),
+        ]
+        assert store.get("t-1").result == {"words": 120}
+        assert [h.to_state for h in store.history("t-1")] == [
+            "pending",
+            "in_progress",
+            "review",
+            "completed",
+        ]
+        assert memory.who("jj")["facts"] == {"timezone": "UTC+1"}  # type: ignore[index]
+        assert [r["entity"] for r in memory.get_related("Jack")] == ["t-1"]
+        (session,) = memory.get_context()
+        assert (session.summary, session.topics, session.entity_ids) == (
+            "first session",
+            ["setup"],
+            [],
+        )
+        assert memory.detect_conflicts()["conflicts"] == [
+            {
+                "entity": "Jack",
+                "attribute": "timezone",
+                "values": ["UTC-5", "UTC+1"],
+                "memory_ids": [m[0] for m in old_memories if m[1] == "Jack"],
+            }
+        ]
+        store.add("after the upgrade")
+        assert store.get("t-3").status == "pending"
