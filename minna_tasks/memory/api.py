@@ -40,26 +40,33 @@ def check_entity_type(entity_type: str) -> str:
     return entity_type
 
 
-def to_memory(row: dict[str, Any], half_life_days: float, now: datetime, decay: bool) -> Memory:
-    """A `memories` row as a Memory with its effective (decayed) confidence.
+# The columns of `memories` a Memory is made from, in this order.
+MEMORY_COLUMNS = (
+    "id, entity, attribute, value, source, confidence, context, created_at, verified_at"
+)
+MemoryRecord = tuple[int, str, str, Value, str | None, float, str | None, str, str | None]
+
+
+def to_memory(row: Sequence[Any], half_life_days: float, now: datetime, decay: bool) -> Memory:
+    """A `memories` row (MEMORY_COLUMNS) as a Memory with its effective confidence.
 
     Rounded to 4 places (decay is a matter of days: at the default half-life the 4th
     place moves after ~13 minutes), so a memory stored a moment ago has its full
     confidence and `min_confidence=1.0` keeps it.
     """
-    since = row["verified_at"] or row["created_at"]
-    effective = round(decayed(row["confidence"], since, half_life_days, now), 4)
-    return Memory(
-        id=row["id"],
-        entity=row["entity"],
-        attribute=row["attribute"],
-        value=row["value"],
-        source=row["source"],
-        confidence=effective if decay else row["confidence"],
+    memory_id, entity, attribute, value, source, confidence, context, created_at, verified = row
+    effective = round(decayed(confidence, verified or created_at, half_life_days, now), 4)
+    return Memory.trusted(
+        id=memory_id,
+        entity=entity,
+        attribute=attribute,
+        value=value,
+        source=source,
+        confidence=effective if decay else confidence,
         effective_confidence=effective,
-        context=row["context"],
-        created_at=row["created_at"],
-        verified_at=row["verified_at"],
+        context=context,
+        created_at=created_at,
+        verified_at=verified,
     )
 
 
@@ -147,14 +154,14 @@ class MinnaMemory(SessionsAndPreferences):
         if attribute is not None:
             where.append("attribute = ?")
             args.append(attribute)
-        sql = "SELECT * FROM memories"
+        sql = f"SELECT {MEMORY_COLUMNS} FROM memories"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC"
         now = datetime.now(UTC)
         out: list[Memory] = []
         with self.reading() as conn:
-            for row in dict_rows(conn.execute(sql, args)):
+            for row in conn.execute(sql, args):
                 memory = to_memory(row, half_life_days, now, include_decay)
                 if memory.effective_confidence < min_confidence:
                     continue
@@ -173,7 +180,10 @@ class MinnaMemory(SessionsAndPreferences):
         now = datetime.now(UTC)
         with self.reading() as conn:
             rows = fulltext.search(conn, query, limit)
-        return [to_memory(row, DEFAULT_HALF_LIFE_DAYS, now, False) for row in rows]
+        columns = MEMORY_COLUMNS.split(", ")
+        return [
+            to_memory([row[c] for c in columns], DEFAULT_HALF_LIFE_DAYS, now, False) for row in rows
+        ]
 
     def verify(self, memory_id: int) -> str:
         """Mark a memory as verified now, which resets its decay; returns that time."""

@@ -25,6 +25,13 @@ class Record(dict[str, Any]):
         if missing:
             raise TypeError(f"{type(self).__name__} is missing {', '.join(missing)}")
 
+    @classmethod
+    def trusted(cls, **fields: Any) -> Self:
+        """A record from fields the store has just read, all present (no check)."""
+        record = dict.__new__(cls)
+        dict.__init__(record, fields)
+        return record
+
     def __getattr__(self, name: str) -> Any:
         try:
             return self[name]
