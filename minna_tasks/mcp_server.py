@@ -45,7 +45,7 @@ try:
     )
     from pydantic import ValidationError
 
-    from .mcp_memory import MemoryTools, add_memory_tools
+    from .mcp_memory import MEMORY_INSTRUCTIONS, MemoryTools, add_memory_tools
     from .mcp_schemas import (
         AnyJSON,
         MaybeTaskResult,
@@ -87,8 +87,6 @@ Call heartbeat_task while a long job runs so the lease does not expire; release_
 a task back untouched; fail_task records a failed attempt (counted: the task is retried
 until its attempts are used up) and retry_task gives a failed task a fresh start. Every
 change is kept in the task's history (get_task).
-The memory_* tools are the Minna memory on the same file (facts, entities, relations,
-preferences, session summaries).
 """
 
 
@@ -329,7 +327,11 @@ def build_server(store: TaskStore, tools: str = "all") -> MCPServer:
         "minna-tasks",
         title="minna-tasks",
         description="Durable, auditable task state and Minna memory on one SQLite file",
-        instructions=INSTRUCTIONS,
+        instructions={
+            "all": INSTRUCTIONS + MEMORY_INSTRUCTIONS,
+            "tasks": INSTRUCTIONS,
+            "memory": MEMORY_INSTRUCTIONS,
+        }[tools],
         version=_version(),
         log_level="WARNING",
     )
