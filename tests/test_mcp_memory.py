@@ -4,6 +4,7 @@ their declared schemas through the SDK's in-process client."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -394,6 +395,13 @@ def test_the_agent_registry_registers_through_the_tools(db_path: Path) -> None:
         assert store.history("t-1")[-1].to_state == "in_progress"
 
 
+# MINNA_DB_PATH itself comes with issue 11 (minna_tasks/dbpath.py on its branch). Until it
+# is merged this test must fail (strict xfail); once it is, the test runs as any other.
+@pytest.mark.xfail(
+    importlib.util.find_spec("minna_tasks.dbpath") is None,
+    reason="MINNA_DB_PATH support (issue 11) is not merged yet",
+    strict=True,
+)
 def test_readme_host_configuration_serves_the_memory_tools(tmp_path: Path) -> None:
     section = README.read_text(encoding="utf-8").split("\n## Minna memory\n", 1)[1]
     snippet = section.split("```json\n", 1)[1].split("```", 1)[0]
