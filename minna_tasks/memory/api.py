@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import MinnaTasksError
+from ..errors import AliasTaken, EntityTypeConflict, MemoryNotFound, UnknownEntityType
 from . import fulltext
 from .context import SessionsAndPreferences
 from .fulltext import dict_rows
@@ -31,12 +31,9 @@ DEFAULT_HALF_LIFE_DAYS = 90.0
 
 
 def check_entity_type(entity_type: str) -> str:
-    """The entity type if it is one of the five documented ones; else a one-line refusal."""
+    """The entity type if it is one of the five documented ones; else UnknownEntityType."""
     if entity_type not in ENTITY_TYPES:
-        extra = " (tasks are made by the task tools)" if entity_type == TASK_TYPE else ""
-        raise MinnaTasksError(
-            f"unknown entity type {entity_type!r}{extra}; use one of: {', '.join(ENTITY_TYPES)}"
-        )
+        raise UnknownEntityType(entity_type, ENTITY_TYPES, TASK_TYPE)
     return entity_type
 
 
@@ -193,7 +190,7 @@ class MinnaMemory(SessionsAndPreferences):
                 "UPDATE memories SET verified_at = ? WHERE id = ?", (stamp, memory_id)
             )
             if cursor.rowcount == 0:
-                raise MinnaTasksError(f"memory {memory_id} not found")
+                raise MemoryNotFound(memory_id)
         return stamp
 
     def who(self, name: str) -> dict[str, Any] | None:
@@ -300,9 +297,7 @@ class MinnaMemory(SessionsAndPreferences):
             else:
                 entity_id = int(row[0])
                 if row[1] != entity_type:
-                    raise MinnaTasksError(
-                        f"entity {name!r} exists with type {row[1]!r}, not {entity_type!r}"
-                    )
+                    raise EntityTypeConflict(name, row[1], entity_type)
                 merged = list(dict.fromkeys([*json.loads(row[2]), *new_aliases]))
                 conn.execute(
                     "UPDATE entities SET aliases = ? WHERE id = ?", (json.dumps(merged), entity_id)
@@ -312,7 +307,7 @@ class MinnaMemory(SessionsAndPreferences):
                     "SELECT entity_id FROM entity_aliases WHERE alias = ?", (alias,)
                 ).fetchone()
                 if owner is not None and owner[0] != entity_id:
-                    raise MinnaTasksError(f"alias {alias!r} already names another entity")
+                    raise AliasTaken(alias)
                 conn.execute(
                     "INSERT OR IGNORE INTO entity_aliases (alias, entity_id) VALUES (?, ?)",
                     (alias, entity_id),
