@@ -71,6 +71,12 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at TEXT NOT NULL
     );
     """,
+    # As SQLite's second: preferences keyed by (category, key); sessions gain entity_ids.
+    """
+    ALTER TABLE preferences DROP CONSTRAINT IF EXISTS preferences_pkey;
+    ALTER TABLE preferences ADD PRIMARY KEY (category, key);
+    ALTER TABLE sessions ADD COLUMN IF NOT EXISTS entity_ids TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
