@@ -77,6 +77,9 @@ class MinnaMemory(SessionsAndPreferences):
     `MinnaMemory("postgresql://...")` is the same memory on a PostgreSQL database.
     """
 
+    # The engine's full-text search (FTS5 here; PostgreSQL's text search there).
+    search_rows = staticmethod(fulltext.search)
+
     def __new__(cls, path: Any = None, *args: Any, **kwargs: Any) -> MinnaMemory:
         # A postgresql:// URL selects the PostgreSQL engine: the same class, with the
         # engine's connection and transactions mixed in (see memory/postgres.py).
@@ -189,7 +192,7 @@ class MinnaMemory(SessionsAndPreferences):
         """
         now = datetime.now(UTC)
         with self.reading() as conn:
-            rows = fulltext.search(conn, query, limit)
+            rows = self.search_rows(conn, query, limit)
         columns = MEMORY_COLUMNS.split(", ")
         return [
             to_memory([row[c] for c in columns], DEFAULT_HALF_LIFE_DAYS, now, False) for row in rows

@@ -7,30 +7,14 @@ search instead of FTS5).
 
 from __future__ import annotations
 
-from typing import Any
-
+from ..engines.postgres import fulltext
 from ..engines.postgres.database import PostgresDatabase
-from ..engines.postgres.schema import SEARCH_VECTOR
 
 
 class PostgresMemory(PostgresDatabase):
     """Mixed in before a MinnaMemory class (see `postgres_class`)."""
 
-    def search(self, query: str, limit: int = 10) -> list[dict[str, Any]]:
-        """Full-text search over entity, attribute and value, best match first: every
-        word must occur (as FTS5's quoted words), the closest matches ranked first."""
-        words = " ".join(query.split())
-        if not words:
-            return []
-        with self.reading() as conn:
-            cursor = conn.execute(
-                "SELECT m.* FROM memories m, plainto_tsquery('simple', ?) q"
-                f" WHERE {SEARCH_VECTOR} @@ q"
-                f" ORDER BY ts_rank({SEARCH_VECTOR}, q) DESC, m.id DESC LIMIT ?",
-                (words, limit),
-            )
-            names = [d[0] for d in cursor.description or ()]
-            return [dict(zip(names, row, strict=True)) for row in cursor]
+    search_rows = staticmethod(fulltext.search)
 
 
 _CLASSES: dict[type, type] = {}
