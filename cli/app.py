@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 import click
 
 from minna_tasks import MinnaTasksError, Task, TaskStore, Transition, defaults
+from minna_tasks.engines import is_postgres_url
 from minna_tasks.errors import StoreError
 
 DEFAULT_DB = defaults.DB_PATH
@@ -51,7 +52,7 @@ class App:
     def store(self, create: bool = True) -> TaskStore:
         """The store; read-only commands pass create=False so a typo'd --db is not created."""
         if self._store is None:
-            if not create and not Path(self.db).exists():
+            if not create and not is_postgres_url(self.db) and not Path(self.db).exists():
                 raise StoreError(
                     f"{self.db} does not exist (create it with `minna-tasks init`)", self.db
                 )

@@ -28,7 +28,6 @@ CONFORMANCE = frozenset(
         "test_crash",
         "test_hostile",
         "test_jsonio",
-        "test_postgres",
     }
 )
 

@@ -197,7 +197,7 @@ def _projection_ddl() -> str:
         CASE NEW.attribute
 {cases}
         END CASE;
-        IF NEW.attribute = 'status' AND FOUND THEN
+        IF NEW.attribute = 'status' THEN
             PERFORM pg_notify('{CHANNEL}', left(coalesce(NEW.value #>> '{{}}', ''), 200));
         END IF;
         RETURN NULL;

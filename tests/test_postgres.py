@@ -1,0 +1,314 @@
+"""What only PostgreSQL has: claim races through separate connections, READ COMMITTED
+whatever the server's default, row locks, plain-SQL writers, NOTIFY, schema versions,
+credentials and roles. The shared behaviour is the conformance suite (conftest.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from minna_tasks import MinnaMemory, TaskStore, state_machine_loop
+from minna_tasks.engines import display_location, is_postgres_url, mask_url
+from minna_tasks.errors import StoreBusy, StoreError
+
+from .pg import Cluster, pg_integrity
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = "import sys; from minna_tasks_cli.main import cli; cli(sys.argv[1:])"
+
+
+def raw(url: str) -> Any:
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True)
+
+
+def test_url_detection_and_masking() -> None:
+    assert is_postgres_url("postgresql://u@h/db") and is_postgres_url("postgres://h/db")
+    assert not is_postgres_url(".spine/minna.db") and not is_postgres_url(Path("x"))
+    assert mask_url("postgresql://ann:hunter2@db.example:5432/q") == (
+        "postgresql://ann:****@db.example:5432/q"
+    )
+    masked = mask_url("postgresql://ann@h/q?sslmode=require&password=hunter2")
+    assert "hunter2" not in masked and "sslmode=require" in masked
+    assert mask_url("postgresql://ann@h/q") == "postgresql://ann@h/q"
+    assert display_location("postgresql://a:b@h/c") == "postgresql://a:****@h/c"
+    assert display_location(".spine/minna.db") == ".spine/minna.db"
+
+
+def test_one_cycle_and_the_views(pg_url: str) -> None:
+    with TaskStore(pg_url) as store:
+        task = store.add("hello", payload={"n": 1}, priority=2)
+        claimed = store.claim("w1")
+        assert claimed is not None and claimed.id == task.id and claimed.owner == "w1"
+        store.transition(task.id, "review", actor="w1", result={"ok": True})
+        done = store.transition(task.id, "completed", actor="w1")
+        assert done.status == "completed" and done.result == {"ok": True}
+        assert store.memory.recall(entity=task.id, attribute="status")[0]["value"] == "completed"
+    with raw(pg_url) as conn:
+        assert conn.execute("SELECT id, status FROM tasks").fetchall() == [(task.id, "completed")]
+        moves = conn.execute("SELECT from_state, to_state FROM task_transitions").fetchall()
+        assert moves == [
+            (None, "pending"),
+            ("pending", "in_progress"),
+            ("in_progress", "review"),
+            ("review", "completed"),
+        ]
+        assert conn.execute("SELECT * FROM task_status_counts").fetchall() == [("completed", 1)]
+
+
+def test_claims_run_at_read_committed_whatever_the_server_default(
+    pg_cluster: Cluster, pg_url: str
+) -> None:
+    """A server defaulting to SERIALIZABLE must not turn contention into failures."""
+    dbname = pg_url.split("/")[3].split("?")[0]
+    pg_cluster.admin(
+        f"ALTER DATABASE \"{dbname}\" SET default_transaction_isolation = 'serializable'"
+    )
+    with TaskStore(pg_url) as store:
+        with store.memory.transaction() as conn:
+            level = conn.execute("SHOW transaction_isolation").fetchone()[0]
+        assert level == "read committed"
+        store.add_many([f"t{i}" for i in range(200)])
+        got: list[str] = []
+        errors: list[BaseException] = []
+
+        def worker(name: str) -> None:
+            try:
+                with TaskStore(pg_url) as mine:
+                    while (task := mine.claim(name)) is not None:
+                        got.append(task.id)
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not errors
+        assert sorted(got) == sorted(f"t-{i}" for i in range(1, 201))
+
+
+def test_a_locked_task_is_skipped_by_claims_and_waited_for_by_moves(pg_url: str) -> None:
+    with TaskStore(pg_url, timeout=0.2) as store:
+        first, second = store.add_many(["first", "second"])
+        with raw(pg_url) as other:
+            other.execute("BEGIN")
+            other.execute("SELECT 1 FROM task_current WHERE id = %s FOR UPDATE", (first.id,))
+            claimed = store.claim("w")  # SKIP LOCKED: the next one, no waiting
+            assert claimed is not None and claimed.id == second.id
+            with pytest.raises(StoreBusy, match="busy"):
+                store.transition(first.id, "in_progress", actor="w")  # a guarded move waits
+            other.execute("ROLLBACK")
+        assert store.get(first.id).status == "pending"
+        assert store.transition(first.id, "in_progress", actor="w").owner == "w"
+
+
+def test_heartbeats_postponed_while_the_row_is_locked(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another session holds the task's row during heartbeats: they are postponed, not
+    given up, and the task completes under the same lease (SQLite's busy-file test)."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="minna_tasks.loop")
+    with TaskStore(pg_url, timeout=0.05) as store:
+        task = store.add("slow")
+
+        def execute(t: Any) -> str:
+            with raw(pg_url) as holder:
+                holder.execute("BEGIN")
+                holder.execute("SELECT 1 FROM task_current WHERE id = %s FOR UPDATE", (t.id,))
+                deadline = time.monotonic() + 60
+                while sum("postponed" in r.getMessage() for r in caplog.records) < 2:
+                    assert time.monotonic() < deadline, "no postponed heartbeat"
+                    time.sleep(0.01)
+                holder.execute("ROLLBACK")
+            return "done"
+
+        summary = state_machine_loop(
+            store, execute, worker="w", lease_seconds=60, heartbeat_seconds=0.02
+        )
+        assert summary["completed"] == 1
+        assert store.get(task.id).result == "done"
+
+
+def test_plain_sql_writers_keep_the_projection_right(pg_url: str) -> None:
+    with TaskStore(pg_url) as store:
+        task = store.add("by hand")
+    with raw(pg_url) as conn:
+        conn.execute(
+            "INSERT INTO memories (entity, attribute, value, source, created_at)"
+            " VALUES (%s, 'status', '\"failed\"', 'psql', '2030-01-01T00:00:00+00:00'),"
+            " (%s, 'priority', '\"7\"', 'psql', '2030-01-01T00:00:01+00:00'),"
+            " (%s, 'attempts', '\"abc\"', 'psql', '2030-01-01T00:00:02+00:00')",
+            (task.id, task.id, task.id),
+        )
+    with TaskStore(pg_url) as store:
+        now = store.get(task.id)
+        assert (now.status, now.priority, now.attempts) == ("failed", 7, 0)
+        assert now.updated_at == "2030-01-01T00:00:02+00:00"
+    assert pg_integrity(pg_url) == "ok"
+
+
+def test_bulk_writes_build_the_projection_the_triggers_would(pg_url: str) -> None:
+    with TaskStore(pg_url) as store:
+        store.add_many(["a", {"title": "b", "priority": 4, "payload": {"k": [1]}}])
+        stamp = "2026-01-01T00:00:00.000000+00:00"
+        facts = [
+            {"attribute": "title", "value": "restored", "created_at": stamp},
+            {"attribute": "priority", "value": "7", "created_at": stamp},
+            {"attribute": "attempts", "value": "abc", "created_at": stamp},
+            {"attribute": "status", "value": "pending", "created_at": stamp, "source": "x"},
+            {"attribute": "owner", "value": None, "created_at": stamp},
+        ]
+        store.restore([{"id": "r-1", "created_at": stamp, "facts": facts}])
+        assert (store.get("r-1").priority, store.get("r-1").attempts) == (7, 0)
+    assert pg_integrity(pg_url) == "ok"
+
+
+def test_a_newer_schema_is_refused(pg_url: str) -> None:
+    TaskStore(pg_url).close()
+    with raw(pg_url) as conn:
+        conn.execute("UPDATE schema_components SET version = 99 WHERE name = 'memory'")
+    with pytest.raises(StoreError, match="schema version 99, newer than this minna-tasks"):
+        MinnaMemory(pg_url)
+    with raw(pg_url) as conn:
+        conn.execute("UPDATE schema_components SET version = 2 WHERE name = 'memory'")
+        conn.execute("UPDATE schema_components SET version = 42 WHERE name = 'tasks'")
+    with pytest.raises(StoreError, match="tasks schema version 42"):
+        TaskStore(pg_url)
+
+
+def test_status_changes_are_announced(pg_url: str) -> None:
+    with raw(pg_url) as listener, TaskStore(pg_url) as store:
+        listener.execute("LISTEN minna_tasks")
+        task = store.add("announced")
+        store.claim("w")
+        heard = [n.payload for n in listener.notifies(timeout=10, stop_after=2)]
+        assert heard == ["pending", "in_progress"]
+        assert task.id
+
+
+def test_a_password_never_shows(pg_cluster: Cluster, pg_url: str) -> None:
+    dbname = pg_url.split("/")[3].split("?")[0]
+    pg_cluster.admin(
+        "CREATE ROLE ann LOGIN PASSWORD 'hunter2-secret'",
+        f'GRANT ALL ON DATABASE "{dbname}" TO ann',
+        f'ALTER DATABASE "{dbname}" OWNER TO ann',
+    )
+    try:
+        url = pg_cluster.tcp_url(dbname, "ann", "hunter2-secret")
+        with TaskStore(url) as store:
+            store.add("secret work")
+            assert "hunter2" not in repr(store) and "hunter2" not in store.path
+            assert "****" in store.path
+        wrong = pg_cluster.tcp_url(dbname, "ann", "wrong-hunter3")
+        with pytest.raises(StoreError) as info:
+            TaskStore(wrong)
+        assert "hunter3" not in str(info.value) and "password" in str(info.value)
+        # The CLI prints errors and paths with the password masked.
+        out = subprocess.run(
+            [sys.executable, "-c", CLI, "--db", wrong, "list"],
+            capture_output=True, text=True, cwd=ROOT, timeout=60,
+        )  # fmt: skip
+        assert out.returncode != 0 and "hunter3" not in out.stderr + out.stdout
+    finally:
+        pg_cluster.drop_database(dbname)
+        pg_cluster.admin("DROP ROLE ann")
+
+
+def test_libpq_credentials_pass_through(
+    pg_cluster: Cluster, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dbname = pg_url.split("/")[3].split("?")[0]
+    pg_cluster.admin("CREATE ROLE bob LOGIN PASSWORD 'from-the-env'")
+    try:
+        TaskStore(pg_url).close()  # migrated by the owner
+        pg_cluster.admin(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO bob",
+            "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO bob",
+            dbname=dbname,
+        )
+        monkeypatch.setenv("PGPASSWORD", "from-the-env")
+        url = f"postgresql://bob@127.0.0.1:{pg_cluster.port}/{dbname}?sslmode=disable"
+        with TaskStore(url) as store:  # no password in the URL: libpq reads PGPASSWORD
+            assert store.add("via env").status == "pending"
+    finally:
+        pg_cluster.admin("DROP OWNED BY bob", dbname=dbname)
+        pg_cluster.admin("DROP ROLE bob")
+
+
+def test_a_role_that_may_not_create_tables_gets_a_clear_message(
+    pg_cluster: Cluster, pg_url: str
+) -> None:
+    dbname = pg_url.split("/")[3].split("?")[0]
+    pg_cluster.admin("CREATE ROLE carol LOGIN")
+    try:
+        carol = pg_cluster.url(dbname, user="carol")
+        with pytest.raises(StoreError, match="may not do .*as a role that may create tables"):
+            TaskStore(carol)  # a fresh database: it needs the first migration
+        with TaskStore(pg_url) as owner:  # migrated by a role that may
+            owner.add("shared")
+        pg_cluster.admin(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO carol",
+            "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO carol",
+            dbname=dbname,
+        )
+        with TaskStore(carol) as store:  # reads and writes a store another role migrated
+            claimed = store.claim("carol")
+            assert claimed is not None and claimed.title == "shared"
+    finally:
+        pg_cluster.admin("DROP OWNED BY carol", dbname=dbname)
+        pg_cluster.admin("DROP ROLE carol")
+
+
+def _race_worker_count(log_dir: Path) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for log in log_dir.glob("log*"):
+        counts.update(line.split()[0] for line in log.read_text().splitlines())
+    return counts
+
+
+@pytest.mark.slow
+def test_eight_processes_claim_2000_tasks_each_executed_once(pg_url: str, tmp_path: Path) -> None:
+    """Separate processes, separate connections, one queue: FOR UPDATE SKIP LOCKED hands
+    every task to exactly one of them."""
+    with TaskStore(pg_url) as store:
+        store.add_many([f"task {i}" for i in range(2000)])
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.workers",
+                "loop",
+                pg_url,
+                str(tmp_path / f"log{i}"),
+                f"worker-{i}",
+            ],
+            cwd=ROOT,
+            text=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for i in range(8)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+    counts = _race_worker_count(tmp_path)
+    assert len(counts) == 2000 and set(counts.values()) == {1}
+    with TaskStore(pg_url) as store:
+        assert store.stats()["completed"] == 2000
+        workers = {t.result["by"] for t in store.list(status="completed")}
+    assert len(workers) > 1  # the work was shared
+    assert pg_integrity(pg_url) == "ok"
