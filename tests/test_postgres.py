@@ -31,13 +31,16 @@ def raw(url: str) -> Any:
 
 
 def test_url_detection_and_masking() -> None:
-    assert is_postgres_url("postgresql://u@h/db") and is_postgres_url("postgres://h/db")
-    assert not is_postgres_url(".spine/minna.db") and not is_postgres_url(Path("x"))
+    assert is_postgres_url("postgresql://u@h/db")
+    assert is_postgres_url("postgres://h/db")
+    assert not is_postgres_url(".spine/minna.db")
+    assert not is_postgres_url(Path("x"))
     assert mask_url("postgresql://ann:hunter2@db.example:5432/q") == (
         "postgresql://ann:****@db.example:5432/q"
     )
     masked = mask_url("postgresql://ann@h/q?sslmode=require&password=hunter2")
-    assert "hunter2" not in masked and "sslmode=require" in masked
+    assert "hunter2" not in masked
+    assert "sslmode=require" in masked
     assert mask_url("postgresql://ann@h/q") == "postgresql://ann@h/q"
     assert display_location("postgresql://a:b@h/c") == "postgresql://a:****@h/c"
     assert display_location(".spine/minna.db") == ".spine/minna.db"
@@ -47,10 +50,13 @@ def test_one_cycle_and_the_views(pg_url: str) -> None:
     with TaskStore(pg_url) as store:
         task = store.add("hello", payload={"n": 1}, priority=2)
         claimed = store.claim("w1")
-        assert claimed is not None and claimed.id == task.id and claimed.owner == "w1"
+        assert claimed is not None
+        assert claimed.id == task.id
+        assert claimed.owner == "w1"
         store.transition(task.id, "review", actor="w1", result={"ok": True})
         done = store.transition(task.id, "completed", actor="w1")
-        assert done.status == "completed" and done.result == {"ok": True}
+        assert done.status == "completed"
+        assert done.result == {"ok": True}
         assert store.memory.recall(entity=task.id, attribute="status")[0]["value"] == "completed"
     with raw(pg_url) as conn:
         assert conn.execute("SELECT id, status FROM tasks").fetchall() == [(task.id, "completed")]
@@ -104,7 +110,8 @@ def test_a_locked_task_is_skipped_by_claims_and_waited_for_by_moves(pg_url: str)
             other.execute("BEGIN")
             other.execute("SELECT 1 FROM task_current WHERE id = %s FOR UPDATE", (first.id,))
             claimed = store.claim("w")  # SKIP LOCKED: the next one, no waiting
-            assert claimed is not None and claimed.id == second.id
+            assert claimed is not None
+            assert claimed.id == second.id
             with pytest.raises(StoreBusy, match="busy"):
                 store.transition(first.id, "in_progress", actor="w")  # a guarded move waits
             other.execute("ROLLBACK")
@@ -209,18 +216,21 @@ def test_a_password_never_shows(pg_cluster: Cluster, pg_url: str) -> None:
         url = pg_cluster.tcp_url(dbname, "ann", "hunter2-secret")
         with TaskStore(url) as store:
             store.add("secret work")
-            assert "hunter2" not in repr(store) and "hunter2" not in store.path
+            assert "hunter2" not in repr(store)
+            assert "hunter2" not in store.path
             assert "****" in store.path
         wrong = pg_cluster.tcp_url(dbname, "ann", "wrong-hunter3")
         with pytest.raises(StoreError) as info:
             TaskStore(wrong)
-        assert "hunter3" not in str(info.value) and "password" in str(info.value)
+        assert "hunter3" not in str(info.value)
+        assert "password" in str(info.value)
         # The CLI prints errors and paths with the password masked.
         out = subprocess.run(
             [sys.executable, "-c", CLI, "--db", wrong, "list"],
             capture_output=True, text=True, cwd=ROOT, timeout=60,
         )  # fmt: skip
-        assert out.returncode != 0 and "hunter3" not in out.stderr + out.stdout
+        assert out.returncode != 0
+        assert "hunter3" not in out.stderr + out.stdout
     finally:
         pg_cluster.drop_database(dbname)
         pg_cluster.admin("DROP ROLE ann")
@@ -265,7 +275,8 @@ def test_a_role_that_may_not_create_tables_gets_a_clear_message(
         )
         with TaskStore(carol) as store:  # reads and writes a store another role migrated
             claimed = store.claim("carol")
-            assert claimed is not None and claimed.title == "shared"
+            assert claimed is not None
+            assert claimed.title == "shared"
     finally:
         pg_cluster.admin("DROP OWNED BY carol", dbname=dbname)
         pg_cluster.admin("DROP ROLE carol")
@@ -306,7 +317,8 @@ def test_eight_processes_claim_2000_tasks_each_executed_once(pg_url: str, tmp_pa
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err
     counts = _race_worker_count(tmp_path)
-    assert len(counts) == 2000 and set(counts.values()) == {1}
+    assert len(counts) == 2000
+    assert set(counts.values()) == {1}
     with TaskStore(pg_url) as store:
         assert store.stats()["completed"] == 2000
         workers = {t.result["by"] for t in store.list(status="completed")}
