@@ -17,7 +17,7 @@ from typing import Any, Self
 
 from ...errors import MinnaTasksError, StoreBusy, StoreError, StoreReadOnly
 from .. import mask_url
-from .dialect import adapt, translate
+from .dialect import MANY_ROWS, adapt, many, translate
 
 # Connections inherited through fork(): kept referenced so the child never closes the
 # parent's socket by garbage-collecting them.
@@ -83,10 +83,17 @@ class Connection:
 
     def executemany(self, sql: str, rows: Any) -> None:
         statement = translate(sql)
-        text = statement.sql.removesuffix(" RETURNING id")
+        values = [adapt(statement, row) for row in rows]
         try:
             with self.raw.cursor() as cursor:
-                cursor.executemany(text, [adapt(statement, row) for row in rows])
+                if statement.head and not isinstance(values[0] if values else None, dict):
+                    for i in range(0, len(values), MANY_ROWS):
+                        chunk = values[i : i + MANY_ROWS]
+                        flat = [v for row in chunk for v in row]
+                        cursor.execute(many(statement, len(chunk)), flat)
+                else:
+                    text = statement.sql.removesuffix(" RETURNING id")
+                    cursor.executemany(text, values)
         except Exception as e:
             raise translate_error(e, self.where) from e
 

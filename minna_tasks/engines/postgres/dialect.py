@@ -29,12 +29,25 @@ _CATALOGUE = re.compile(
 
 
 class Statement(NamedTuple):
-    """A translated statement: its text, the parameter positions that take JSONB, and
-    whether it returns the new row's id."""
+    """A translated statement: its text, the parameter positions that take JSONB,
+    whether it returns the new row's id, and for a plain one-row INSERT ... VALUES its
+    text up to VALUES and its row of placeholders (for multi-row inserts)."""
 
     sql: str
     json_params: tuple[int, ...]
     returns_id: bool
+    head: str = ""
+    row: str = ""
+
+
+# Rows per multi-row INSERT (PostgreSQL takes at most 65535 parameters per statement).
+MANY_ROWS = 500
+
+
+def many(statement: Statement, count: int) -> str:
+    """One INSERT of `count` rows for a one-row INSERT ... VALUES statement: one round
+    trip and one statement instead of `count` (executemany of the store's bulk writes)."""
+    return f"{statement.head} VALUES " + ", ".join([statement.row] * count)
 
 
 def _placeholders(sql: str) -> tuple[str, int]:
@@ -98,7 +111,11 @@ def translate(sql: str) -> Statement:
             sql += " RETURNING id"
             returns_id = True
     text, _ = _placeholders(sql)
-    return Statement(text, json_params, returns_id)
+    head = row = ""
+    values = re.fullmatch(r"(?is)(.*?)\s+VALUES\s*(\([^()]*\))", text.removesuffix(" RETURNING id"))
+    if m and not m.group("ignore") and values:
+        head, row = values.group(1), values.group(2)
+    return Statement(text, json_params, returns_id, head, row)
 
 
 def adapt(statement: Statement, params: Any) -> Any:
