@@ -324,3 +324,38 @@ def test_eight_processes_claim_2000_tasks_each_executed_once(pg_url: str, tmp_pa
         workers = {t.result["by"] for t in store.list(status="completed")}
     assert len(workers) > 1  # the work was shared
     assert pg_integrity(pg_url) == "ok"
+
+
+def test_the_readme_postgresql_example_runs_on_postgresql(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## PostgreSQL") :]
+    block = section[section.index("```python\n") + len("```python\n") :]
+    block = block[: block.index("```")]
+    monkeypatch.setenv("MINNA_DB", pg_url)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "README.md", "exec"), {"__name__": "__readme__"})
+    with TaskStore(pg_url) as store:
+        assert [t.status for t in store.list()] == ["completed"]
+    assert not (tmp_path / ".spine").exists()  # it did not fall back to SQLite
+
+
+def test_export_from_sqlite_import_into_postgresql(pg_url: str, tmp_path: Path) -> None:
+    """The README's way to move a queue: the CLI, as real processes, history included."""
+    sqlite = tmp_path / "minna.db"
+    with TaskStore(sqlite) as store:
+        task = store.add("moving", payload={"k": 1})
+        store.claim("w")
+        store.transition(task.id, "review", actor="w", result="r")
+        history = store.history(task.id)
+    dump = tmp_path / "queue.json"
+    for args in (["--db", str(sqlite), "export", str(dump)], ["--db", pg_url, "import", str(dump)]):
+        done = subprocess.run(
+            [sys.executable, "-c", CLI, *args], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+    with TaskStore(pg_url) as store:
+        assert store.history(task.id) == history
+        assert store.get(task.id).payload == {"k": 1}
+    assert pg_integrity(pg_url) == "ok"
