@@ -18,7 +18,7 @@ from minna_tasks import MinnaMemory, TaskStore, state_machine_loop
 from minna_tasks.engines import display_location, is_postgres_url, mask_url
 from minna_tasks.errors import StoreBusy, StoreError
 
-from .pg import Cluster, pg_integrity
+from .pg import Cluster, pg_dump, pg_integrity
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = "import sys; from minna_tasks_cli.main import cli; cli(sys.argv[1:])"
@@ -359,3 +359,26 @@ def test_export_from_sqlite_import_into_postgresql(pg_url: str, tmp_path: Path) 
         assert store.history(task.id) == history
         assert store.get(task.id).payload == {"k": 1}
     assert pg_integrity(pg_url) == "ok"
+
+
+def test_the_notebook_reads_a_postgresql_store(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nbformat
+
+    from .test_notebooks import NOTEBOOKS, kernel_env, run  # noqa: F401 (kernel_env: fixture)
+    from .test_views import build_demo
+
+    build_demo(pg_url).close()  # type: ignore[arg-type]
+    before = pg_dump(pg_url)
+    monkeypatch.setenv("MINNA_DB", pg_url)
+    env = kernel_env.__wrapped__(tmp_path, monkeypatch)  # type: ignore[attr-defined]
+    for path in NOTEBOOKS:
+        nb = run(nbformat.read(path, as_version=4), cwd=env)
+        outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+        assert not [o for o in outputs if o.output_type == "error"]
+        images = [o for o in outputs if "image/png" in o.get("data", {})]
+        assert len(images) >= 4
+        text = "".join(o.get("text", "") for o in outputs)
+        assert "6 tasks" in text
+    assert pg_dump(pg_url) == before  # read-only

@@ -243,7 +243,7 @@ VIEWS_DDL = """
         m.source AS actor,
         m.context AS reason,
         round(extract(epoch FROM (m.created_at::timestamptz
-              - (lag(m.created_at) OVER w)::timestamptz))::numeric, 3)
+              - (lag(m.created_at) OVER w)::timestamptz))::numeric, 3)::double precision
             AS seconds_in_previous_state
     FROM memories m JOIN task_current t ON t.id = m.entity
     WHERE m.attribute = 'status'
@@ -254,7 +254,7 @@ VIEWS_DDL = """
     CREATE OR REPLACE VIEW task_expired_leases AS
     SELECT id, title, status, owner, lease_expires_at,
         round(extract(epoch FROM (now() - lease_expires_at::timestamptz))::numeric, 3)
-            AS seconds_overdue
+            ::double precision AS seconds_overdue
     FROM task_current
     WHERE lease_expires_at IS NOT NULL AND lease_expires_at::timestamptz < now()
     ORDER BY lease_expires_at;
