@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import socket
 import sys
 from collections.abc import Callable, Sequence
@@ -20,9 +21,10 @@ from typing import Any, NoReturn
 import click
 
 from minna_tasks import MinnaTasksError, Task, TaskStore, Transition
+from minna_tasks.dbpath import resolve_db
 from minna_tasks.errors import StoreError
+from minna_tasks.memory import DEFAULT_TIMEOUT
 
-DEFAULT_DB = ".spine/minna.db"
 # click >= 8.2 raises this for a group called without a command; older clicks print help.
 NO_ARGS_IS_HELP: tuple[type[click.ClickException], ...] = tuple(
     getattr(click.exceptions, name)
@@ -44,19 +46,41 @@ def describe(error: BaseException) -> str:
 class App:
     """What every command shares: the database path and the store, opened once."""
 
-    def __init__(self, db: str) -> None:
-        self.db = db
+    def __init__(self, db: str | None = None, busy_timeout: float | None = None) -> None:
+        self.db = resolve_db(db)
+        self.busy_timeout = DEFAULT_TIMEOUT if busy_timeout is None else busy_timeout
         self._store: TaskStore | None = None
+        self._told_waiting = False
 
     def store(self, create: bool = True) -> TaskStore:
-        """The store; read-only commands pass create=False so a typo'd --db is not created."""
+        """The store; reading commands pass create=False: a missing or empty file is
+        refused, never created (a read writes nothing), and a file we may not write
+        is opened read-only."""
         if self._store is None:
-            if not create and not Path(self.db).exists():
-                raise StoreError(
-                    f"{self.db} does not exist (create it with `minna-tasks init`)", self.db
-                )
-            self._store = TaskStore(self.db)
+            if not create:
+                path = Path(self.db)
+                if not path.exists():
+                    raise StoreError(
+                        f"{self.db} does not exist (create it with `minna-tasks init`)", self.db
+                    )
+                if path.is_file() and path.stat().st_size == 0:
+                    raise StoreError(
+                        f"{self.db} is empty: not a database yet (make it one with "
+                        "`minna-tasks init`)",
+                        self.db,
+                    )
+            self._store = TaskStore(self.db, timeout=self.busy_timeout)
+            self._store.memory.on_wait = self._waiting
         return self._store
+
+    def _waiting(self, timeout: float) -> None:
+        if not self._told_waiting:
+            self._told_waiting = True
+            click.echo(
+                f"Waiting for {self.db}: another process holds the write lock "
+                f"(up to {timeout:g}s; --busy-timeout sets it)",
+                err=True,
+            )
 
     def close(self) -> None:
         if self._store is not None:
@@ -73,6 +97,8 @@ class MinnaGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            raise  # the reader went away: main() ends quietly
         except USER_ERRORS as e:
             raise click.ClickException(describe(e)) from None
 
@@ -96,9 +122,20 @@ class MinnaGroup(click.Group):
         except click.Abort:
             _fail("interrupted", 130)
         except BrokenPipeError:
-            sys.stderr.close()  # the reader went away (e.g. `| head`): not an error
-            sys.exit(0)
+            _reader_gone()
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _reader_gone()
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _reader_gone() -> NoReturn:
+    """The reader of stdout went away (`| head`): not an error, end quietly with 0."""
+    # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(0)
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -109,7 +146,10 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def default_worker() -> str:
-    """A stable worker name for commands typed by a person (user@host)."""
+    """The one name every command that takes a worker or actor uses by default:
+    $MINNA_WORKER when set (so a CMD under `run` acts as its worker), else user@host."""
+    if os.environ.get("MINNA_WORKER"):
+        return os.environ["MINNA_WORKER"]
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
@@ -135,26 +175,30 @@ def emit_json(value: Any) -> None:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """A plain aligned text table (the last column is not padded)."""
+    """An aligned text table (tabulate's `simple` format); cells are made terminal-safe."""
+    from tabulate import tabulate
+
     cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
-
-    def line(values: Sequence[str]) -> str:
-        padded = [v.ljust(w) for v, w in zip(values[:-1], widths[:-1], strict=True)]
-        return "  ".join([*padded, values[-1]]).rstrip()
-
-    click.echo(line(list(headers)))
-    click.echo(line(["-" * w for w in widths]))
-    for row in cells:
-        click.echo(line(row))
+    text = tabulate(cells, headers=list(headers), tablefmt="simple", disable_numparse=True)
+    click.echo("\n".join(line.rstrip() for line in text.splitlines()))
 
 
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, str):
-        return " ".join(value.split())
-    return json.dumps(value, ensure_ascii=False)
+        return safe_text(" ".join(value.split()))
+    return safe_text(json.dumps(value, ensure_ascii=False))
+
+
+# Control characters (escape sequences can retitle or reprogram a terminal) and the
+# bidirectional overrides that make text display in another order than it reads.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def safe_text(text: str) -> str:
+    """`text` with every control character shown as an escape (`\\x1b`), never sent raw."""
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 TASK_COLUMNS = ("id", "status", "priority", "attempts", "owner", "title")
@@ -177,7 +221,7 @@ def show_task(task: Task) -> None:
     width = max(len(k) for k in data)
     for key, value in data.items():
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        click.echo(f"{key + ':':<{width + 1}} {text}")
+        click.echo(f"{key + ':':<{width + 1}} {safe_text(text)}")
 
 
 def history_rows(steps: Sequence[Transition]) -> list[list[Any]]:
@@ -189,4 +233,4 @@ def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def env_db() -> str:
-    return os.environ.get("MINNA_DB") or DEFAULT_DB
+    return resolve_db()

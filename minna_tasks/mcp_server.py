@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any
 from urllib.parse import quote
 
+from .dbpath import resolve_db
 from .errors import MinnaTasksError, TaskNotFound
 from .memory import DEFAULT_PATH
 from .records import Task
@@ -41,12 +41,14 @@ try:
     )
     from pydantic import ValidationError
 except ImportError as e:  # the optional `mcp` extra is not installed
-    raise MinnaTasksError(
-        "the MCP server needs the mcp extra: pip install 'minna-tasks[mcp]'"
-    ) from e
+    from .install_hint import mcp_install_hint
+
+    raise MinnaTasksError(f"the MCP server needs the mcp extra: {mcp_install_hint()}") from e
 
 __all__ = ["CURRENT_URI", "QUEUE_URI", "TASK_URI", "build_server", "main", "serve", "task_uri"]
 
+# Who a tool call acts as when it names no actor.
+MCP_ACTOR = "mcp"
 QUEUE_URI = "task://queue"
 CURRENT_URI = "task://current"
 TASK_URI = "task://{task_id}"
@@ -217,15 +219,23 @@ class _Tools:
         note: str | None = None,
         actor: str | None = None,
         result: Any = None,
+        force: bool = False,
     ) -> CallToolResult:
         """Move a task to `to_state` (pending, in_progress, review, completed, failed) in one
         atomic step, and return it. `expected` refuses the move if the task is no longer in
-        that state; `actor` is who moves it (a held task may only be moved by its owner);
-        `note` is the reason kept in the history; `result` (any JSON) is stored with the move.
-        An invalid move is refused with the moves that are allowed."""
+        that state; `actor` is who moves it (default "mcp"): a task a worker holds moves only
+        for that worker, or with `force: true` (recorded as forced); `note` is the reason
+        kept in the history; `result` (any JSON) is stored with the move. An invalid move
+        is refused with the moves that are allowed."""
         return await self._run(
             lambda: self.store.transition(
-                task_id, to_state, expected=expected, actor=actor, note=note, result=result
+                task_id,
+                to_state,
+                expected=expected,
+                actor=actor or MCP_ACTOR,
+                note=note,
+                result=result,
+                force=force,
             ).to_dict(),
             ctx,
             changed=True,
@@ -409,12 +419,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--db",
-        default=os.environ.get("MINNA_DB", DEFAULT_PATH),
-        help="the SQLite file (env MINNA_DB, default %(default)s)",
+        help=f"the SQLite file (default: $MINNA_DB, else $MINNA_DB_PATH, else {DEFAULT_PATH})",
     )
     args = parser.parse_args(argv)
     try:
-        serve(args.db)
+        serve(resolve_db(args.db))
     except MinnaTasksError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 1

@@ -113,8 +113,10 @@ def test_a_task_life_on_the_command_line(db: Path) -> None:
     }
     nothing = CliRunner().invoke(cli, ["--db", str(db), "claim", "--json"])
     assert json.loads(nothing.stdout)["id"] == "job-2"
-    empty = invoke(db, "claim")
+    empty = invoke(db, "claim", code=3)  # its own status, so `while id=$(claim)` ends
     assert (empty.stdout, empty.stderr) == ("", "No pending task.\n")
+    empty_json = invoke(db, "claim", "--json", code=3)
+    assert (empty_json.stdout, empty_json.stderr) == ("null\n", "")
 
 
 def test_list_filters_and_table(db: Path) -> None:

@@ -17,6 +17,7 @@ from .. import views
 from ..errors import (
     InvalidTransition,
     MinnaTasksError,
+    NotRetryable,
     TaskExists,
     TaskNotFound,
     TransitionConflict,
@@ -35,6 +36,7 @@ from ..records import (
     load_json,
 )
 from ..states import StateMachine
+from ..wording import is_in
 from .names import free_ids, id_owner, id_taken, owners
 from .projection import (
     ENTITY_TYPE,
@@ -348,12 +350,14 @@ class TaskStore:
         note: str | None = None,
         result: Any = None,
         error: str | None = None,
+        force: bool = False,
     ) -> Task:
         """Move a task to `to_state` in one atomic step.
 
         Raises TransitionConflict if the task is not in `expected` (or is held by
-        another worker than `actor`), InvalidTransition if the machine forbids
-        the move. Moving review -> pending counts a failed attempt.
+        another worker than `actor`, unless `force`, which the history records),
+        InvalidTransition if the machine forbids the move. Moving review -> pending
+        counts a failed attempt.
         """
         to_state = self.machine.check_state(to_state)
         if expected is not None:
@@ -361,8 +365,10 @@ class TaskStore:
         result_json = dump_json("result", result)
         with self.memory.transaction():
             task = self._require(task_id)
-            self._check_expected(task, expected, actor)
+            self._check_expected(task, expected, None if force else actor)
             self.machine.validate(task.status, to_state, task_id)
+            if force and actor != task.owner and task.status in self.machine.held:
+                note = f"forced (held by {task.owner})" + (f": {note}" if note else "")
             attempt_failed = (
                 task.status in self.machine.held
                 and task.status != self.machine.claimed
@@ -377,7 +383,7 @@ class TaskStore:
             raise TransitionConflict(
                 task.id,
                 task.status,
-                f"task {task.id} is {task.status}, not {expected}: it moved under you; "
+                f"task {task.id} {is_in(task.status)}, not {expected}: it moved under you; "
                 f"it can move to: {', '.join(self.machine.allowed(task.status)) or 'nothing'}",
                 self.machine.allowed(task.status),
             )
@@ -390,8 +396,10 @@ class TaskStore:
             raise TransitionConflict(
                 task.id,
                 task.status,
-                f"task {task.id} is {task.status} and held by {task.owner}, not {actor}",
+                f"task {task.id} {is_in(task.status)} and held by {task.owner}, not {actor}; "
+                f"move it as {task.owner} or force the move",
                 self.machine.allowed(task.status),
+                holder=task.owner,
             )
 
     def _move(
@@ -527,7 +535,7 @@ class TaskStore:
             raise TransitionConflict(
                 task.id,
                 task.status,
-                f"task {task.id} is {task.status} and {holder}, not {worker}",
+                f"task {task.id} {is_in(task.status)} and {holder}, not {worker}",
                 self.machine.allowed(task.status),
             )
 
@@ -555,6 +563,11 @@ class TaskStore:
         """Give a failed task a fresh start: failed -> pending, attempts back to 0."""
         if self.machine.failed is None:
             raise MinnaTasksError("this state machine has no failed state to retry from")
+        task = self._require(task_id)
+        if task.status != self.machine.failed:
+            raise NotRetryable(
+                task.id, task.status, self.machine.failed, self.machine.allowed(task.status)
+            )
         return self.transition(
             task_id,
             self.machine.initial,
