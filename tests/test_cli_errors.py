@@ -104,8 +104,7 @@ CASES: list[tuple[str, Setup, int, str]] = [
         "move-expect-mismatch",
         lambda t, d: ["move", "t-2", "in_progress", "--expect", "failed"],
         1,
-        "cannot retry t-2: task t-2 is pending, not failed; only a failed task can be retried; "
-        "it can move to: in_progress",
+        "task t-2 is pending, not failed: it moved under you; it can move to: in_progress",
     ),
     (
         "move-expect-unknown",
