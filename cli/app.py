@@ -9,6 +9,7 @@ first use) and closes it with `ctx.call_on_close`; commands receive it with
 from __future__ import annotations
 
 import getpass
+import importlib
 import json
 import os
 import re
@@ -92,7 +93,27 @@ pass_app = click.make_pass_decorator(App)
 
 
 class MinnaGroup(click.Group):
-    """A group that turns user errors into `Error: ...` and keeps usage errors to one line."""
+    """A group that turns user errors into `Error: ...` and keeps usage errors to one line.
+
+    Subcommands may be given lazily, as {name: "module:attribute"}, so that a command
+    imports only what it needs (click's "lazy loading subcommands" pattern): an agent
+    calling `minna-tasks list` in a loop pays for `list`, not for `run` or `mcp`.
+    """
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            module, _, attribute = self.lazy[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            assert isinstance(command, click.Command), self.lazy[cmd_name]
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

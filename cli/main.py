@@ -8,13 +8,36 @@ from minna_tasks import __version__
 from minna_tasks.memory import DEFAULT_PATH as DEFAULT_DB
 from minna_tasks.memory import DEFAULT_TIMEOUT
 
-from . import files, tasks
 from .app import App, MinnaGroup
-from .demo import demo
-from .run import run
+
+# Each command is imported when it is called (see MinnaGroup): name -> module:attribute.
+COMMANDS = {
+    "init": "minna_tasks_cli.tasks:init",
+    "add": "minna_tasks_cli.tasks:add",
+    "list": "minna_tasks_cli.tasks:list_",
+    "show": "minna_tasks_cli.tasks:show",
+    "move": "minna_tasks_cli.tasks:move",
+    "claim": "minna_tasks_cli.tasks:claim",
+    "heartbeat": "minna_tasks_cli.tasks:heartbeat",
+    "release": "minna_tasks_cli.tasks:release",
+    "recover": "minna_tasks_cli.tasks:recover",
+    "retry": "minna_tasks_cli.tasks:retry",
+    "history": "minna_tasks_cli.tasks:history",
+    "stats": "minna_tasks_cli.tasks:stats",
+    "views": "minna_tasks_cli.files:views",
+    "export": "minna_tasks_cli.files:export_",
+    "import": "minna_tasks_cli.files:import_",
+    "mcp": "minna_tasks_cli.files:mcp",
+    "diagram": "minna_tasks_cli.files:diagram",
+    "memory": "minna_tasks_cli.files:memory",
+    "run": "minna_tasks_cli.run:run",
+    "demo": "minna_tasks_cli.demo:demo",
+}
 
 
-@click.group(cls=MinnaGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=MinnaGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.option(
     "--db",
     metavar="PATH",
@@ -42,10 +65,6 @@ def cli(ctx: click.Context, db: str | None, busy_timeout: float) -> None:
     app = App(db, busy_timeout)
     ctx.obj = app
     ctx.call_on_close(app.close)
-
-
-for command in (*tasks.COMMANDS, *files.COMMANDS, run, demo):
-    cli.add_command(command)
 
 
 def main() -> None:

@@ -16,9 +16,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-from sqlite_utils.db import quote_identifier
-
 from .memory import MinnaMemory
 
 VIEWS: dict[str, str] = {
@@ -63,6 +60,8 @@ def ensure_views(memory: MinnaMemory) -> None:
         # Several processes may open the file at once: BEGIN IMMEDIATE serialises
         # them, and create_view(replace=True) re-reads the schema under the lock,
         # leaving views that another process just made current untouched.
+        import sqlite_utils  # only here: it imports pandas when installed (slow to start)
+
         db = sqlite_utils.Database(
             memory.connection, recursive_triggers=False, execute_plugins=False
         )
@@ -73,7 +72,12 @@ def ensure_views(memory: MinnaMemory) -> None:
 
 def view_sql(name: str) -> str:
     """The `CREATE VIEW` statement of one of our views, exactly as SQLite keeps it."""
-    return f"CREATE VIEW {quote_identifier(name)} AS {VIEWS[name]}"
+    return f"CREATE VIEW {_quote_identifier(name)} AS {VIEWS[name]}"
+
+
+def _quote_identifier(name: str) -> str:
+    """As sqlite_utils.db.quote_identifier quotes it (not imported: see ensure_views)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _stale(conn: sqlite3.Connection) -> bool:

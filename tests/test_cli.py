@@ -238,7 +238,9 @@ def test_mcp_command_serves(db: Path, tmp_path: Path) -> None:
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     out = []
-    for name, command in sorted(group.commands.items()):
+    context = click.Context(group)
+    for name in group.list_commands(context):  # lazy commands load here
+        command = group.get_command(context, name)
         out.append((*prefix, name))
         if isinstance(command, click.Group):
             out.extend(_commands(command, (*prefix, name)))
