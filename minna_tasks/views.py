@@ -8,6 +8,7 @@ this module as `datasette.json`.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import sqlite3
@@ -15,6 +16,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .memory import MinnaMemory
 
@@ -100,9 +102,41 @@ def datasette_metadata(database: str | os.PathLike[str] = DEFAULT_DATABASE) -> d
     """
     text = resources.files(__package__).joinpath(METADATA_RESOURCE).read_text("utf-8")
     meta: dict[str, Any] = json.loads(text)
-    name = Path(os.fspath(database)).stem or DEFAULT_DATABASE
-    meta["databases"] = {name: meta["databases"].pop(DEFAULT_DATABASE)}
+    given = os.fspath(database)
+    name = Path(given).stem or DEFAULT_DATABASE
+    entry = meta["databases"].pop(DEFAULT_DATABASE)
+    served = f"The minna-tasks file {given}." if given != name else "A minna-tasks file."
+    entry["description"] = f"{served} {entry['description']}"
+    entry["description_html"] = _contents_html(name, entry)
+    meta["databases"] = {name: entry}
     return meta
+
+
+def _contents_html(name: str, entry: dict[str, Any]) -> str:
+    """The database page's opening: the task views first, then the memory tables under them.
+
+    Datasette lists tables before views, alphabetically; this puts the tasks first.
+    """
+    tables: dict[str, Any] = entry["tables"]
+
+    def link(table: str) -> str:
+        title = html.escape(tables.get(table, {}).get("title") or table)
+        return f'<a href="/{quote(name)}/{quote(table)}">{title}</a> (<code>{table}</code>)'
+
+    def items(names: list[str]) -> str:
+        return "".join(
+            f"<li>{link(t)}: {html.escape(tables.get(t, {}).get('description', ''))}</li>"
+            for t in names
+        )
+
+    memory = [t for t in tables if t not in VIEWS]
+    return (
+        f"<p>{html.escape(entry['description'])}</p>"
+        f"<p><strong>Task views</strong>, one row per task or status change:</p>"
+        f"<ul>{items(list(VIEWS))}</ul>"
+        f"<p><strong>The Minna memory tables</strong> underneath (every triple ever written):</p>"
+        f"<ul>{items(memory)}</ul>"
+    )
 
 
 def write_datasette_metadata(
