@@ -13,6 +13,7 @@ import json
 import math
 import os
 import secrets
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -79,10 +80,13 @@ def write_document(store: TaskStore, out: IO[str], on_progress: Progress | None 
 def export_tasks(
     store: TaskStore, path: str | os.PathLike[str], on_progress: Progress | None = None
 ) -> int:
-    """Write every task to `path` atomically (a temp file beside it, then a rename)."""
+    """Write every task to `path` atomically (a temp file beside it, then a rename).
+
+    Only a regular file (or nothing) at `path` is replaced: a symlink, a device, a
+    directory or a pipe there is refused and left exactly as it was.
+    """
     target = Path(path)
-    if target.is_dir():
-        raise MinnaTasksError(f"{target} is a directory, not a file")
+    _check_target(target)
     folder = target.parent if str(target.parent) else Path(".")
     fd, temp = _create_temp(folder, target)
     try:
@@ -96,6 +100,30 @@ def export_tasks(
         raise
     _fsync_folder(folder)
     return count
+
+
+def _check_target(target: Path) -> None:
+    try:
+        mode = os.lstat(target).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise MinnaTasksError(f"cannot write {target}: {e.strerror}") from None
+    if stat.S_ISREG(mode):
+        return
+    kind = (
+        "a symlink"
+        if stat.S_ISLNK(mode)
+        else "a directory"
+        if stat.S_ISDIR(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "not a regular file"
+    )
+    raise MinnaTasksError(
+        f"{target} is {kind}; an export only replaces a regular file (nothing was written; "
+        "use `-` for stdout)"
+    )
 
 
 def _fsync_folder(folder: Path) -> None:

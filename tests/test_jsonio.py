@@ -181,7 +181,10 @@ BAD: list[tuple[Any, str]] = [
         "doc has format version '1'; this minna-tasks reads version 1",
     ),
     ({"format": "minna-tasks", "version": 1, "tasks": {}}, "doc: 'tasks' must be a list"),
-    ({"format": "minna-tasks", "version": 1, "tasks": [7]}, "task number 1 in the file: must be an object, not int"),
+    (
+        {"format": "minna-tasks", "version": 1, "tasks": [7]},
+        "task number 1 in the file: must be an object, not int",
+    ),
     (
         {"format": "minna-tasks", "version": 1, "tasks": [_task("")]},
         "task number 1 in the file: id must be a non-empty string, not ''",
