@@ -325,7 +325,9 @@ def _immutable(path: str) -> str:
         head = f.read(20)
     wal_mode = len(head) == 20 and head[18:20] == b"\x02\x02"
     folder = os.path.dirname(os.path.abspath(path))
-    if not wal_mode or os.path.exists(path + "-shm") or os.access(folder, os.W_OK):
+    # As in _is_readonly, a folder with no write bits counts as read-only even for root.
+    writable = os.access(folder, os.W_OK) and os.stat(folder).st_mode & 0o222
+    if not wal_mode or os.path.exists(path + "-shm") or writable:
         return ""
     if os.path.exists(path + "-wal") and os.path.getsize(path + "-wal") > 0:
         raise StoreError(
