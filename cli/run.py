@@ -3,14 +3,16 @@
 Each claimed task runs CMD with the task in its environment; exit 0 means
 executed (stdout's tail is the result), then `--verify CMD` must exit 0 for
 `completed`. Anything else is a failed attempt, recorded with the tail of the
-output as the task's error. N workers are N processes (spawned, each with its
-own connection). Ctrl-C releases the task in hand, so nothing is lost.
+output as the task's error. N workers are N processes (each with its
+own connection, forked from one server process). Ctrl-C releases the task in
+hand, so nothing is lost.
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import queue
 import signal
@@ -42,7 +44,7 @@ class CommandFailed(Exception):
 
 @dataclass
 class RunConfig:
-    """Everything a worker process needs (picklable, for spawned processes)."""
+    """Everything a worker process needs (picklable, for worker processes)."""
 
     db: str
     command: Command
@@ -220,7 +222,7 @@ def work(
 
 
 def _child(config: RunConfig, events: Any) -> None:
-    """Entry point of a spawned worker process; reports each change on `events`."""
+    """Entry point of a worker process; reports each change on `events`."""
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda s, f: stop.set())  # until work() installs its own
     try:
@@ -337,7 +339,11 @@ def run_workers(config: RunConfig, store: TaskStore, workers: int, progress: Pro
     if workers == 1:
         interrupted = work(config, store, lambda t: progress.change(Change.of(t)))
         return INTERRUPTED if interrupted else 0
-    context = multiprocessing.get_context("spawn")
+    # Workers fork from one fresh server process that imported this module once: N
+    # workers cost about one interpreter start, and none inherits our open database
+    # connection (which a plain fork would copy).
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
     events = context.Queue()
     procs = []
     for i in range(workers):
@@ -356,12 +362,14 @@ def run_workers(config: RunConfig, store: TaskStore, workers: int, progress: Pro
     try:
         for p in procs:
             p.start()
-        while any(p.is_alive() for p in procs):
-            _drain(events, progress, 0.2)
+        while alive := [p.sentinel for p in procs if p.is_alive()]:
+            # Wake when a worker exits (not a polling interval later), or to show progress.
+            multiprocessing.connection.wait(alive, timeout=0.1)
+            _drain(events, progress)
             progress.refresh()
         for p in procs:
             p.join()
-        _drain(events, progress, 0.05)
+        _drain(events, progress)
     finally:
         signal.signal(signal.SIGINT, previous)
     codes = [p.exitcode for p in procs]
@@ -373,9 +381,8 @@ def run_workers(config: RunConfig, store: TaskStore, workers: int, progress: Pro
     return 0
 
 
-def _drain(events: Any, progress: Progress, wait: float) -> None:
+def _drain(events: Any, progress: Progress) -> None:
     try:
-        progress.change(events.get(timeout=wait))
         while True:
             progress.change(events.get_nowait())
     except queue.Empty:
