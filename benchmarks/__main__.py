@@ -9,10 +9,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import core, growth, procs, reads, rss
+from . import core, growth, procs, reads, rss, startup
 from ._util import Results, Scratch, Sizes, machine
 
-SECTIONS = ("limits", "cycle", "processes", "growth", "reads", "bulk", "memory")
+SECTIONS = ("limits", "cycle", "processes", "growth", "reads", "bulk", "memory", "startup")
 RESULTS_DIR = Path(__file__).parent / "results"
 
 
@@ -94,6 +94,8 @@ def _run(res: Results, sizes: Sizes, scratch: Scratch, only: set[str]) -> None:
             reads.run_export_import(res, sizes, scratch, big)
     if step("memory"):
         rss.run_rss(res, sizes, scratch)
+    if step("startup"):
+        startup.run_startup(res, sizes, scratch)
 
 
 def _targets(res: Results) -> None:
@@ -171,6 +173,27 @@ def _targets(res: Results) -> None:
         100.0,
         False,
         f.get("view_sqlite").size if "view_sqlite" in f else "",
+    )
+    res.target(
+        "minna-tasks list / bare python start",
+        res.ratio("start_list"),
+        3.0,
+        False,
+        'spawn to exit, against python -c "import sqlite3"',
+    )
+    res.target(
+        "minna-tasks mcp answers initialize (ms)",
+        med("start_mcp_initialize"),
+        500.0,
+        False,
+        "spawn to answer",
+    )
+    res.target(
+        "run, 4 workers / 1 worker, empty queue",
+        res.ratio("start_run_4"),
+        1.5,
+        False,
+        "spawn to exit",
     )
     res.target(
         "add_many (s)",

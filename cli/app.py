@@ -15,6 +15,7 @@ import os
 import re
 import socket
 import sys
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -198,12 +199,32 @@ def emit_json(value: Any) -> None:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """An aligned text table (tabulate's `simple` format); cells are made terminal-safe."""
-    from tabulate import tabulate
+    """An aligned text table (the last column is not padded); cells are terminal-safe.
 
+    Hand-written rather than tabulate: importing tabulate (it reads its own package
+    metadata) costs more than a bare Python start, on every command that prints a table.
+    """
     cells = [[_cell(v) for v in row] for row in rows]
-    text = tabulate(cells, headers=list(headers), tablefmt="simple", disable_numparse=True)
-    click.echo("\n".join(line.rstrip() for line in text.splitlines()))
+    widths = [max([_width(h), *(_width(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        padded = [v + " " * (w - _width(v)) for v, w in zip(values[:-1], widths[:-1], strict=True)]
+        return "  ".join([*padded, values[-1]]).rstrip()
+
+    click.echo(line(list(headers)))
+    click.echo(line(["-" * w for w in widths]))
+    for row in cells:
+        click.echo(line(row))
+
+
+def _width(text: str) -> int:
+    """Terminal columns: wide (CJK) characters take two, combining marks none."""
+    if text.isascii():
+        return len(text)
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
 
 
 def _cell(value: Any) -> str:

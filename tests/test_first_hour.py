@@ -390,3 +390,21 @@ def test_run_help_says_how_results_are_stored() -> None:
 
 def test_claim_help_documents_exit_3() -> None:
     assert "Exits 3 when nothing is pending" in " ".join(invoke("claim", "--help").stdout.split())
+
+
+def test_tables_align_wide_characters(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    with TaskStore(db) as store:
+        store.add_many(["first", "second"])
+        store.claim("工人")  # two terminal columns per character
+        store.claim("bob")
+    lines = invoke("--db", str(db), "list").stdout.splitlines()
+    columns = [
+        _columns_before(line, line.index(title))
+        for line, title in zip(lines[2:], ("first", "second"), strict=True)
+    ]
+    assert columns[0] == columns[1] == _columns_before(lines[0], lines[0].index("title"))
+
+
+def _columns_before(line: str, index: int) -> int:
+    return sum(2 if "\u4e00" <= c <= "\u9fff" else 1 for c in line[:index])

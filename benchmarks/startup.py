@@ -1,0 +1,124 @@
+"""Section 9: what one command costs from spawn, as agents call the CLI in loops.
+
+Every figure is wall time from spawn, next to a bare `python -c "import sqlite3"`
+started the same way in the same round: `minna-tasks list` on a small file,
+`minna-tasks mcp` until it answers `initialize`, and `run` on an empty queue with
+one and with four workers.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from minna_tasks import TaskStore
+
+from ._util import Results, Scratch, Sizes
+
+SCRIPT = str(Path(sys.executable).with_name("minna-tasks"))
+# Each sample is the median of this many starts (a start is tens of milliseconds).
+STARTS = 5
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "minna-tasks-benchmarks", "version": "1"},
+    },
+}
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def _wall_ms(argv: list[str]) -> float:
+    """Median wall time of STARTS runs of `argv`, each to its exit."""
+    times = []
+    for _ in range(STARTS):
+        began = time.perf_counter()
+        subprocess.run(argv, capture_output=True, check=True)
+        times.append((time.perf_counter() - began) * 1000)
+    return _median(times)
+
+
+def _mcp_initialize_ms(db: Path) -> float:
+    """Median time from spawning `minna-tasks mcp` to its answer to `initialize`."""
+    times = []
+    for _ in range(STARTS):
+        began = time.perf_counter()
+        with subprocess.Popen(
+            [SCRIPT, "--db", str(db), "mcp"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        ) as proc:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(json.dumps(INITIALIZE) + "\n")
+            proc.stdin.flush()
+            answer = proc.stdout.readline()
+            times.append((time.perf_counter() - began) * 1000)
+            proc.stdin.close()
+            proc.wait(timeout=60)
+        if '"result"' not in answer:
+            raise RuntimeError(f"minna-tasks mcp did not answer initialize: {answer!r}")
+    return _median(times)
+
+
+def run_startup(res: Results, sizes: Sizes, scratch: Scratch) -> None:
+    bare = [sys.executable, "-c", "import sqlite3"]
+    res.figure("start_bare", "9 startup", 'python -c "import sqlite3"', "ms", "spawn to exit")
+    res.figure(
+        "start_list",
+        "9 startup",
+        "minna-tasks list",
+        "ms",
+        "20 tasks, spawn to exit",
+        baseline="start_bare",
+    )
+    res.figure(
+        "start_list_json",
+        "9 startup",
+        "minna-tasks list --json",
+        "ms",
+        "20 tasks, spawn to exit",
+        baseline="start_bare",
+    )
+    res.figure(
+        "start_mcp_initialize",
+        "9 startup",
+        "minna-tasks mcp answers initialize",
+        "ms",
+        "spawn to answer",
+        baseline="start_bare",
+    )
+    res.figure("start_run_1", "9 startup", "run -- true, 1 worker", "ms", "empty queue")
+    res.figure(
+        "start_run_4",
+        "9 startup",
+        "run -- true, 4 workers",
+        "ms",
+        "empty queue",
+        baseline="start_run_1",
+    )
+    db = scratch.path("startup")
+    with TaskStore(db) as store:
+        store.add_many([f"task {i}" for i in range(20)])
+    empty = scratch.path("startup-empty")
+    TaskStore(empty).close()
+    for _ in range(sizes.rounds):
+        res.add("start_bare", _wall_ms(bare))
+        res.add("start_list", _wall_ms([SCRIPT, "--db", str(db), "list"]))
+        res.add("start_list_json", _wall_ms([SCRIPT, "--db", str(db), "list", "--json"]))
+        res.add("start_mcp_initialize", _mcp_initialize_ms(db))
+        for workers in (1, 4):
+            argv = [SCRIPT, "--db", str(empty), "run", "--workers", str(workers), "--", "true"]
+            res.add(f"start_run_{workers}", _wall_ms(argv))
