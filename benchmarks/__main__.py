@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -92,6 +93,13 @@ def _run(res: Results, sizes: Sizes, scratch: Scratch, only: set[str]) -> None:
         reads.run_add_many(res, sizes, scratch)
         if big is not None:
             reads.run_export_import(res, sizes, scratch, big)
+    _run_processes_from_outside(res, sizes, scratch, step)
+
+
+def _run_processes_from_outside(
+    res: Results, sizes: Sizes, scratch: Scratch, step: Callable[[str], bool]
+) -> None:
+    """The sections that measure the command line from a fresh process."""
     if step("memory"):
         rss.run_rss(res, sizes, scratch)
     if step("startup"):

@@ -61,7 +61,8 @@ def _mcp_initialize_ms(db: Path) -> float:
             stderr=subprocess.DEVNULL,
             text=True,
         ) as proc:
-            assert proc.stdin is not None and proc.stdout is not None
+            assert proc.stdin is not None
+            assert proc.stdout is not None
             proc.stdin.write(json.dumps(INITIALIZE) + "\n")
             proc.stdin.flush()
             answer = proc.stdout.readline()

@@ -48,7 +48,7 @@ def export_(app: App, path: Path) -> None:
     """
     store = app.store(create=False)
     if str(path) == "-":
-        count = jsonio.write_document(store, click.get_text_stream("stdout"))
+        count = jsonio.write_document(store, sys.stdout)
         click.echo(f"Exported {count} task(s) to stdout", err=True)
         return
     total = sum(store.stats().values())
