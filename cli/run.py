@@ -1,11 +1,11 @@
 """`minna-tasks run`: the seed's loop with shell commands as the worker.
 
 Each claimed task runs CMD with the task in its environment; exit 0 means
-executed (stdout's tail is the result), then `--verify CMD` must exit 0 for
-`completed`. Anything else is a failed attempt, recorded with the tail of the
-output as the task's error. N workers are N processes (each with its
-own connection, forked from one server process). Ctrl-C releases the task in
-hand, so nothing is lost.
+executed (stdout is the result, as JSON when it parses), then `--verify CMD`
+must exit 0 for `completed`. Anything else is a failed attempt, recorded with
+the tail of the output as the task's error. N workers are N processes (each
+with its own connection, forked from one server process). Ctrl-C releases the
+tasks in hand, so nothing is lost.
 """
 
 from __future__ import annotations
