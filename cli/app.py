@@ -59,7 +59,7 @@ class App:
         refused, never created (a read writes nothing), and a file we may not write
         is opened read-only."""
         if self._store is None:
-            if not create:
+            if not create and "://" not in self.db:  # a file, not a server URL
                 path = Path(self.db)
                 if not path.exists():
                     raise StoreError(

@@ -205,7 +205,7 @@ def validate_document(
         first = seen.setdefault(record["id"], index)
         if first != index:
             raise ImportFormatError(
-                f"task {record['id']}: its id appears twice in the file "
+                f"{_where(index, item)}: its id appears twice in the file "
                 f"(tasks number {first + 1} and {index + 1})"
             )
         records.append(record)

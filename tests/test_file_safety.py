@@ -16,6 +16,7 @@ import pytest
 
 from minna_tasks import MinnaTasksError, TaskStore, jsonio
 
+from .conftest import unchanged
 from .reliability_workers import ROOT
 
 CLI = str(Path(sys.executable).with_name("minna-tasks"))
@@ -95,13 +96,14 @@ def test_export_refuses_a_symlink_and_leaves_it_as_it_was(tmp_path: Path) -> Non
     # The same through the real command line, and /dev/stdout (a symlink) stays one.
     for target in (link, Path("/dev/null"), Path("/dev/stdout")):
         before = os.lstat(target)
-        done = subprocess.run(
-            [CLI, "--db", str(db), "export", str(target)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        with unchanged(db):
+            done = subprocess.run(
+                [CLI, "--db", str(db), "export", str(target)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
         assert done.returncode == 1
         assert done.stderr.startswith(f"Error: {target} is a ")
         assert done.stderr.count("\n") == 1
