@@ -22,11 +22,12 @@ from typing import Any, NoReturn
 
 import click
 
-from minna_tasks import MinnaTasksError, Task, TaskStore, Transition
+from minna_tasks import MinnaTasksError, Task, TaskStore, Transition, defaults
 from minna_tasks.dbpath import resolve_db
 from minna_tasks.errors import StoreError
 from minna_tasks.memory import DEFAULT_TIMEOUT
 
+DEFAULT_DB = defaults.DB_PATH
 # click >= 8.2 raises this for a group called without a command; older clicks print help.
 NO_ARGS_IS_HELP: tuple[type[click.ClickException], ...] = tuple(
     getattr(click.exceptions, name)

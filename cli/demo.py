@@ -10,8 +10,7 @@ from typing import Any
 
 import click
 
-from minna_tasks import MinnaTasksError
-from minna_tasks.memory import DEFAULT_PATH
+from minna_tasks import MinnaTasksError, defaults
 
 from .app import App, pass_app, table
 from .run import Progress, RunConfig, run_workers
@@ -105,7 +104,7 @@ def demo_hints(db_path: str, db_option: str, tasks: tuple[str, str]) -> list[tup
     """The commands to look at the demo's file, runnable exactly as printed (no venv needed)."""
     flaky, broken = tasks
     db = shlex.quote(db_path)
-    cli = _program("minna-tasks") + ("" if db_option == DEFAULT_PATH else f" --db {db}")
+    cli = _program("minna-tasks") + ("" if db_option == defaults.DB_PATH else f" --db {db}")
     meta = shlex.quote(str(Path(db_path).with_name("datasette.json")))
     steps = [
         (f"{cli} history {flaky}", "failed verification once, then passed"),

@@ -5,10 +5,9 @@ from __future__ import annotations
 import click
 
 from minna_tasks import __version__
-from minna_tasks.memory import DEFAULT_PATH as DEFAULT_DB
 from minna_tasks.memory import DEFAULT_TIMEOUT
 
-from .app import App, MinnaGroup
+from .app import DEFAULT_DB, App, MinnaGroup
 
 # Each command is imported when it is called (see MinnaGroup): name -> module:attribute.
 COMMANDS = {
@@ -30,6 +29,7 @@ COMMANDS = {
     "mcp": "minna_tasks_cli.files:mcp",
     "diagram": "minna_tasks_cli.files:diagram",
     "memory": "minna_tasks_cli.files:memory",
+    "machine": "minna_tasks_cli.machine:machine",
     "run": "minna_tasks_cli.run:run",
     "demo": "minna_tasks_cli.demo:demo",
 }

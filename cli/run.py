@@ -27,7 +27,7 @@ from typing import Any
 
 import click
 
-from minna_tasks import Task, TaskStore, state_machine_loop
+from minna_tasks import Task, TaskStore, defaults, state_machine_loop
 from minna_tasks.loop import default_worker
 
 from .app import USER_ERRORS, App, describe, safe_text
@@ -49,7 +49,7 @@ class RunConfig:
     db: str
     command: Command
     verify: Command | None = None
-    lease: float = 300.0
+    lease: float = defaults.LEASE_SECONDS
     timeout: float | None = None
     max_tasks: int | None = None
     worker: str | None = None
@@ -287,20 +287,18 @@ class Progress:
         return sum(1 for c in self.last.values() if c.status in states)
 
     def line(self) -> str:
-        m = self.store.machine
-        done = [s for s in m.terminal if s != m.failed]
+        m = self.store.machine  # counted by role, whatever the machine names its states
         return (
-            f"{self.count(*done)} completed, {self.count(m.failed)} failed, "
+            f"{self.count(m.done)} completed, {self.count(m.failed)} failed, "
             f"{self.failed_attempts} failed attempt(s), {self.count(*m.held)} in hand"
         )
 
     def summary(self, workers: int) -> str:
         """The closing line: the tasks touched, split into counts that add up to them."""
         m = self.store.machine
-        done = [s for s in m.terminal if s != m.failed]
         held = self.count(*m.held)
         parts = [
-            f"{self.count(*done)} completed",
+            f"{self.count(m.done)} completed",
             f"{self.count(m.failed)} failed",
             f"{self.count(m.initial)} back to pending",
         ]
@@ -404,7 +402,7 @@ def _drain(events: Any, progress: Progress) -> None:
 @click.option(
     "--lease",
     type=click.FloatRange(min=0, min_open=True),
-    default=300,
+    default=defaults.LEASE_SECONDS,
     show_default=True,
     help="Seconds a claim holds without a heartbeat.",
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from minna_tasks import defaults
 from minna_tasks.errors import TransitionConflict
 from minna_tasks.memory import SCHEMA_VERSION
 from minna_tasks.wording import is_in
@@ -61,7 +62,7 @@ def init(app: App) -> None:
 @click.option(
     "--max-attempts",
     type=click.IntRange(min=1),
-    default=3,
+    default=defaults.MAX_ATTEMPTS,
     show_default=True,
     help="Failed attempts before the task goes to failed.",
 )
@@ -142,6 +143,11 @@ def show(app: App, task_id: str, as_of: str | None, as_json: bool) -> None:
 @click.option("--note", help="Why (stored with the status change).")
 @click.option("--result", metavar="JSON", help="A result to store, as JSON.")
 @click.option("--error", "error_text", metavar="TEXT", help="An error to store.")
+@click.option(
+    "--event",
+    metavar="NAME",
+    help="Which event, for a move with several (in_progress -> pending: release, fail, expire).",
+)
 @ACTOR
 @click.option(
     "--force",
@@ -158,6 +164,7 @@ def move(
     note: str | None,
     result: str | None,
     error_text: str | None,
+    event: str | None,
     actor: str,
     force: bool,
     as_json: bool,
@@ -179,6 +186,7 @@ def move(
             note=note,
             result=value,
             error=error_text,
+            event=event,
             force=force,
         )
     except TransitionConflict as e:
@@ -203,7 +211,7 @@ def move(
 @click.option(
     "--lease",
     type=LEASE,
-    default=300,
+    default=defaults.LEASE_SECONDS,
     show_default=True,
     help="Seconds the claim holds without a heartbeat.",
 )
@@ -230,7 +238,11 @@ def claim(app: App, worker: str, lease: float, as_json: bool) -> None:
 @TASK_ID
 @WORKER
 @click.option(
-    "--lease", type=LEASE, default=300, show_default=True, help="Seconds from now the lease holds."
+    "--lease",
+    type=LEASE,
+    default=defaults.LEASE_SECONDS,
+    show_default=True,
+    help="Seconds from now the lease holds.",
 )
 @pass_app
 def heartbeat(app: App, task_id: str, worker: str, lease: float) -> None:

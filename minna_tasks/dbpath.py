@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .memory.database import DEFAULT_PATH
+from .defaults import DB_PATH as DEFAULT_PATH
 
 # In order of precedence after an explicit --db; MINNA_DB_PATH is the Minna server's name.
 ENV_VARS = ("MINNA_DB", "MINNA_DB_PATH")

@@ -21,9 +21,9 @@ from functools import partial
 from typing import Any
 from urllib.parse import quote
 
+from . import defaults
 from .dbpath import resolve_db
 from .errors import MinnaTasksError, TaskNotFound
-from .memory import DEFAULT_PATH
 from .records import Task
 from .store import TaskStore
 
@@ -188,7 +188,7 @@ class _Tools:
         ctx: Context,
         description: str = "",
         priority: int = 0,
-        max_attempts: int = 3,
+        max_attempts: int = defaults.MAX_ATTEMPTS,
         payload: Any = None,
         task_id: str | None = None,
     ) -> CallToolResult:
@@ -198,7 +198,7 @@ class _Tools:
         return await self._run(lambda: add().to_dict(), ctx, changed=True)
 
     async def claim_task(
-        self, worker: str, ctx: Context, lease_seconds: float = 300
+        self, worker: str, ctx: Context, lease_seconds: float = defaults.LEASE_SECONDS
     ) -> CallToolResult:
         """Claim the next pending task (highest priority, then oldest) for `worker`: it moves
         to in_progress with a lease of `lease_seconds`. Returns the task, or null when no task
@@ -219,14 +219,16 @@ class _Tools:
         note: str | None = None,
         actor: str | None = None,
         result: Any = None,
+        event: str | None = None,
         force: bool = False,
     ) -> CallToolResult:
-        """Move a task to `to_state` (pending, in_progress, review, completed, failed) in one
-        atomic step, and return it. `expected` refuses the move if the task is no longer in
-        that state; `actor` is who moves it (default "mcp"): a task a worker holds moves only
+        """Move a task to `to_state` (a state of the file's state machine) in one atomic
+        step, and return it. `expected` refuses the move if the task is no longer in that
+        state; `actor` is who moves it (default "mcp"): a task a worker holds moves only
         for that worker, or with `force: true` (recorded as forced); `note` is the reason
-        kept in the history; `result` (any JSON) is stored with the move. An invalid move
-        is refused with the moves that are allowed."""
+        kept in the history; `result` (any JSON) is stored with the move; `event` names
+        the event when a move has several (in_progress -> pending is a release, fail or
+        expire). An invalid move is refused with the moves that are allowed."""
         return await self._run(
             lambda: self.store.transition(
                 task_id,
@@ -235,6 +237,7 @@ class _Tools:
                 actor=actor or MCP_ACTOR,
                 note=note,
                 result=result,
+                event=event,
                 force=force,
             ).to_dict(),
             ctx,
@@ -250,7 +253,7 @@ class _Tools:
         return await self._run(lambda: _task_with_history(self.store, task_id))
 
     async def heartbeat_task(
-        self, task_id: str, worker: str, ctx: Context, lease_seconds: float = 300
+        self, task_id: str, worker: str, ctx: Context, lease_seconds: float = defaults.LEASE_SECONDS
     ) -> CallToolResult:
         """Extend the lease of a task `worker` holds to `lease_seconds` from now; refused if
         the worker no longer holds it (its lease expired and the task was recovered)."""
@@ -419,7 +422,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--db",
-        help=f"the SQLite file (default: $MINNA_DB, else $MINNA_DB_PATH, else {DEFAULT_PATH})",
+        help=(
+            f"the SQLite file (default: $MINNA_DB, else $MINNA_DB_PATH, else {defaults.DB_PATH})"
+        ),
     )
     args = parser.parse_args(argv)
     try:

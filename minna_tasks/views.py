@@ -12,12 +12,12 @@ import html
 import json
 import os
 import sqlite3
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from .atomic import write_atomically
 from .memory import MinnaMemory
 
 VIEWS: dict[str, str] = {
@@ -146,14 +146,6 @@ def write_datasette_metadata(
 
     Written atomically (temp file, then rename), so a reader never sees half of it.
     """
-    target = Path(path)
     text = json.dumps(datasette_metadata(database), indent=2, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    write_atomically(path, lambda out: out.write(text))
+    return Path(path)
