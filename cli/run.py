@@ -4,7 +4,7 @@ Each claimed task runs CMD with the task in its environment; exit 0 means
 executed (stdout is the result, as JSON when it parses), then `--verify CMD`
 must exit 0 for `completed`. Anything else is a failed attempt, recorded with
 the tail of the output as the task's error. N workers are N processes (each
-with its own connection, forked from one server process). Ctrl-C releases the
+with its own connection, forked). Ctrl-C releases the
 tasks in hand, so nothing is lost.
 """
 
@@ -34,6 +34,12 @@ from .app import USER_ERRORS, App, describe, safe_text
 
 TAIL = 4000
 INTERRUPTED = 130
+# Workers are forked: they start at once with everything imported, so N workers cost
+# little more than one. A forked worker never uses our open connection: it opens its own
+# store (the Database also reopens itself in a new process), and a fork child ends with
+# os._exit, so the copy is never closed from there either. Where fork is missing, a
+# forkserver gives the same start-up once per run.
+_FORK = "fork" in multiprocessing.get_all_start_methods()
 
 Command = str | Sequence[str]
 
@@ -337,11 +343,9 @@ def run_workers(config: RunConfig, store: TaskStore, workers: int, progress: Pro
     if workers == 1:
         interrupted = work(config, store, lambda t: progress.change(Change.of(t)))
         return INTERRUPTED if interrupted else 0
-    # Workers fork from one fresh server process that imported this module once: N
-    # workers cost about one interpreter start, and none inherits our open database
-    # connection (which a plain fork would copy).
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
+    context = (
+        multiprocessing.get_context("fork") if _FORK else multiprocessing.get_context("forkserver")
+    )
     events = context.Queue()
     procs = []
     for i in range(workers):
