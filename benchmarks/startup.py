@@ -40,13 +40,19 @@ def _median(values: list[float]) -> float:
 
 
 def _wall_ms(argv: list[str]) -> float:
-    """Median wall time of STARTS runs of `argv`, each to its exit."""
-    times = []
+    began = time.perf_counter()
+    subprocess.run(argv, capture_output=True, check=True)
+    return (time.perf_counter() - began) * 1000
+
+
+def _interleaved(commands: dict[str, list[str]]) -> dict[str, list[float]]:
+    """STARTS starts of each command, taken in turn (bare, list, bare, list, ...), so
+    that a burst of load on a shared machine hits all of them alike."""
+    times: dict[str, list[float]] = {key: [] for key in commands}
     for _ in range(STARTS):
-        began = time.perf_counter()
-        subprocess.run(argv, capture_output=True, check=True)
-        times.append((time.perf_counter() - began) * 1000)
-    return _median(times)
+        for key, argv in commands.items():
+            times[key].append(_wall_ms(argv))
+    return times
 
 
 def _mcp_initialize_ms(db: Path) -> float:
@@ -110,16 +116,55 @@ def run_startup(res: Results, sizes: Sizes, scratch: Scratch) -> None:
         "empty queue",
         baseline="start_run_1",
     )
+    res.figure(
+        "start_list_ratio",
+        "9 startup",
+        "minna-tasks list / the bare start just before it",
+        "x",
+        "median of pairs",
+    )
+    res.figure(
+        "start_run_ratio",
+        "9 startup",
+        "run with 4 workers / with 1 just before it",
+        "x",
+        "median of pairs",
+    )
     db = scratch.path("startup")
     with TaskStore(db) as store:
         store.add_many([f"task {i}" for i in range(20)])
     empty = scratch.path("startup-empty")
     TaskStore(empty).close()
     for _ in range(sizes.rounds):
-        res.add("start_bare", _wall_ms(bare))
-        res.add("start_list", _wall_ms([SCRIPT, "--db", str(db), "list"]))
-        res.add("start_list_json", _wall_ms([SCRIPT, "--db", str(db), "list", "--json"]))
+        times = _interleaved(
+            {
+                "start_bare": bare,
+                "start_list": [SCRIPT, "--db", str(db), "list"],
+                "start_list_json": [SCRIPT, "--db", str(db), "list", "--json"],
+            }
+        )
+        for key, values in times.items():
+            res.add(key, _median(values))
+        # The ratio of each start to the bare start just before it, robust to load bursts.
+        pairs = zip(times["start_list"], times["start_bare"], strict=True)
+        res.add("start_list_ratio", _median([t / b for t, b in pairs]))
         res.add("start_mcp_initialize", _mcp_initialize_ms(db))
-        for workers in (1, 4):
-            argv = [SCRIPT, "--db", str(empty), "run", "--workers", str(workers), "--", "true"]
-            res.add(f"start_run_{workers}", _wall_ms(argv))
+        runs = _interleaved(
+            {
+                f"start_run_{n}": [
+                    SCRIPT,
+                    "--db",
+                    str(empty),
+                    "run",
+                    "--workers",
+                    str(n),
+                    "--",
+                    "true",
+                ]
+                for n in (1, 4)
+            }
+        )
+        for key, values in runs.items():
+            res.add(key, _median(values))
+        pairs = zip(runs["start_run_4"], runs["start_run_1"], strict=True)
+        res.add("start_run_ratio", _median([t / b for t, b in pairs]))

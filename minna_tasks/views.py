@@ -12,12 +12,10 @@ import html
 import json
 import os
 import sqlite3
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .atomic import write_atomically
 from .memory import MinnaMemory
 
 VIEWS: dict[str, str] = {
@@ -100,6 +98,8 @@ def datasette_metadata(database: str | os.PathLike[str] = DEFAULT_DATABASE) -> d
     Datasette names a database after its file's stem, so `database` may be the
     file path (`.spine/minna.db`) or that name (`minna`).
     """
+    from importlib import resources  # here, not at import: every command opens a store
+
     text = resources.files(__package__).joinpath(METADATA_RESOURCE).read_text("utf-8")
     meta: dict[str, Any] = json.loads(text)
     given = os.fspath(database)
@@ -147,5 +147,7 @@ def write_datasette_metadata(
     Written atomically (temp file, then rename), so a reader never sees half of it.
     """
     text = json.dumps(datasette_metadata(database), indent=2, ensure_ascii=False) + "\n"
+    from .atomic import write_atomically
+
     write_atomically(path, lambda out: out.write(text))
     return Path(path)
