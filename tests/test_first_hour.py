@@ -408,3 +408,34 @@ def test_tables_align_wide_characters(tmp_path: Path) -> None:
 
 def _columns_before(line: str, index: int) -> int:
     return sum(2 if "\u4e00" <= c <= "\u9fff" else 1 for c in line[:index])
+
+
+def test_unmerged_wal_without_shm_in_a_locked_folder_is_refused_clearly(tmp_path: Path) -> None:
+    """SQLite would need to create the -shm to read the -wal: say so instead of failing
+    with 'attempt to write a readonly database'."""
+    source = tmp_path / "src.db"
+    with TaskStore(source) as store:
+        store.add("one")
+        writer = sqlite3.connect(source)
+        writer.execute("PRAGMA wal_autocheckpoint=0")
+        writer.execute(
+            "INSERT INTO memories (entity, attribute, value, created_at)"
+            " VALUES ('x', 'y', 'z', '2026-01-01T00:00:00+00:00')"
+        )
+        writer.commit()
+        folder = tmp_path / "ro"
+        folder.mkdir()
+        for suffix in ("", "-wal"):  # a copy while the log holds changes, without its -shm
+            (folder / f"tasks.db{suffix}").write_bytes(Path(f"{source}{suffix}").read_bytes())
+        writer.close()
+    db = folder / "tasks.db"
+    assert Path(f"{db}-wal").stat().st_size > 0
+    db.chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        done = script("--db", str(db), "list")
+        assert done.returncode == 1
+        assert "cannot be read consistently" in one_line_error(done.stderr)
+        assert sorted(p.name for p in folder.iterdir()) == ["tasks.db", "tasks.db-wal"]
+    finally:
+        folder.chmod(0o755)
