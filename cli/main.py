@@ -26,10 +26,10 @@ COMMANDS = {
     "views": "minna_tasks_cli.files:views",
     "export": "minna_tasks_cli.files:export_",
     "import": "minna_tasks_cli.files:import_",
-    "mcp": "minna_tasks_cli.files:mcp",
-    "diagram": "minna_tasks_cli.files:diagram",
-    "memory": "minna_tasks_cli.files:memory",
     "machine": "minna_tasks_cli.machine:machine",
+    "mcp": "minna_tasks_cli.serve:mcp",
+    "diagram": "minna_tasks_cli.diagram:diagram",
+    "memory": "minna_tasks_cli.memory:memory",
     "run": "minna_tasks_cli.run:run",
     "demo": "minna_tasks_cli.demo:demo",
 }
