@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -174,3 +175,32 @@ def test_the_readme_command_leaves_an_executed_notebook_with_its_plots(
     assert nbformat.read(project / "notebooks" / "explore.ipynb", as_version=4) == nbformat.read(
         NOTEBOOKS[0], as_version=4
     )  # the notebook itself stays without outputs
+
+
+def test_the_demos_notebook_hint_runs_as_printed(
+    kernel_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`minna-tasks demo` prints a notebook command that runs from the demo's folder, with
+    no virtualenv on PATH, and leaves the executed notebook beside the database."""
+    folder = kernel_env / "somewhere"
+    folder.mkdir()
+    monkeypatch.delenv("MINNA_DB", raising=False)
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}
+    demo = subprocess.run(
+        [str(Path(sys.executable).with_name("minna-tasks")), "demo"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert demo.returncode == 0, demo.stderr
+    hint = next(line.strip() for line in demo.stdout.splitlines() if " execute " in line)
+    done = subprocess.run(
+        hint, shell=True, cwd=folder, capture_output=True, text=True, timeout=300, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    executed = nbformat.read(folder / ".spine" / "explore.ipynb", as_version=4)
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+    assert len([o for o in outputs if "image/png" in o.get("data", {})]) >= 4
