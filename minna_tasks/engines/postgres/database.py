@@ -120,6 +120,7 @@ class PostgresDatabase:
         self.timeout = float(timeout)
         self.synchronous = synchronous.upper()
         self.readonly = readonly
+        self.on_wait: Any = None  # SQLite's lock-wait hook; row waits here are lock_timeout
         self._lock = threading.RLock()
         self._depth = 0
         self._write = False
