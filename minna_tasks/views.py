@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from .engines import is_postgres_url
+from .errors import StoreError
 from .memory import MinnaMemory
 
 VIEWS: dict[str, str] = {
@@ -148,6 +150,12 @@ def write_datasette_metadata(
 
     Written atomically (temp file, then rename), so a reader never sees half of it.
     """
+    if is_postgres_url(os.fspath(database)):
+        raise StoreError(
+            f"Datasette reads SQLite files only; {database} is a PostgreSQL database "
+            "(its views are there for psql and pandas)",
+            os.fspath(database),
+        )
     text = json.dumps(datasette_metadata(database), indent=2, ensure_ascii=False) + "\n"
     from .atomic import write_atomically
 

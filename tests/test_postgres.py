@@ -382,3 +382,33 @@ def test_the_notebook_reads_a_postgresql_store(
         text = "".join(o.get("text", "") for o in outputs)
         assert "6 tasks" in text
     assert pg_dump(pg_url) == before  # read-only
+
+
+def test_the_command_line_on_postgresql(pg_cluster: Cluster, pg_url: str) -> None:
+    """Real `minna-tasks` processes on a URL with a password: the demo runs its worker
+    processes on the real URL, and nothing printed shows the password."""
+    dbname = pg_url.split("/")[3].split("?")[0]
+    pg_cluster.admin("CREATE ROLE dora LOGIN PASSWORD 'pw-dora-42'")
+    pg_cluster.admin(f'ALTER DATABASE "{dbname}" OWNER TO dora')
+    pg_cluster.admin("GRANT CREATE ON SCHEMA public TO dora", dbname=dbname)
+    try:
+        url = pg_cluster.tcp_url(dbname, "dora", "pw-dora-42")
+        printed = ""
+        for args in (["demo"], ["stats", "--json"], ["views", "--datasette-metadata", "x.json"]):
+            done = subprocess.run(
+                [sys.executable, "-c", CLI, "--db", url, *args],
+                capture_output=True, text=True, timeout=300,
+            )  # fmt: skip
+            printed += done.stdout + done.stderr
+            if args[0] == "views":
+                assert done.returncode == 1
+                assert "Datasette reads SQLite files only" in done.stderr
+            else:
+                assert done.returncode in (0, 1), done.stderr  # the demo has a failed task
+        assert "pw-dora-42" not in printed
+        assert "****" in printed
+        with TaskStore(pg_url) as store:
+            assert store.stats()["completed"] >= 1
+    finally:
+        pg_cluster.drop_database(dbname)
+        pg_cluster.admin("DROP ROLE dora")
