@@ -412,3 +412,20 @@ def test_the_command_line_on_postgresql(pg_cluster: Cluster, pg_url: str) -> Non
     finally:
         pg_cluster.drop_database(dbname)
         pg_cluster.admin("DROP ROLE dora")
+
+
+def test_both_engines_implement_the_storage_seam(pg_url: str) -> None:
+    from minna_tasks.engines.base import Engine
+
+    with MinnaMemory(":memory:") as sqlite, MinnaMemory(pg_url) as postgres:
+        for memory, name in ((sqlite, "sqlite"), (postgres, "postgresql")):
+            assert isinstance(memory, Engine)
+            assert memory.engine == name
+            with memory.transaction() as conn:
+                assert memory.in_write
+                locking = memory.for_update(skip_locked=True)
+                conn.execute("SELECT id FROM memories ORDER BY id LIMIT 1" + locking)
+            assert not memory.in_write
+        assert sqlite.for_update() == ""
+        with postgres.transaction():
+            assert postgres.for_update(True) == " FOR UPDATE SKIP LOCKED"
