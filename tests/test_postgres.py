@@ -429,3 +429,14 @@ def test_both_engines_implement_the_storage_seam(pg_url: str) -> None:
         assert sqlite.for_update() == ""
         with postgres.transaction():
             assert postgres.for_update(True) == " FOR UPDATE SKIP LOCKED"
+
+
+def test_no_server_skips_with_the_reason_but_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    from .pg import unavailable
+
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="PostgreSQL tests need a server: no initdb"):
+        unavailable("no initdb")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="PostgreSQL tests need a server: no initdb"):
+        unavailable("no initdb")
