@@ -440,3 +440,19 @@ def test_no_server_skips_with_the_reason_but_fails_in_ci(monkeypatch: pytest.Mon
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="PostgreSQL tests need a server: no initdb"):
         unavailable("no initdb")
+
+
+def test_recover_skips_tasks_another_transaction_holds(pg_url: str) -> None:
+    """Two recovers at once never take back one task twice: each locks what it takes."""
+    with TaskStore(pg_url) as store:
+        first, second = store.add_many(["a", "b"])
+        store.claim("ghost", lease_seconds=0.01)
+        store.claim("ghost", lease_seconds=0.01)
+        time.sleep(0.05)
+        with raw(pg_url) as other:
+            other.execute("BEGIN")
+            other.execute("SELECT 1 FROM task_current WHERE id = %s FOR UPDATE", (first.id,))
+            assert [t.id for t in store.recover()] == [second.id]  # no wait, no double
+            other.execute("ROLLBACK")
+        assert [t.id for t in store.recover()] == [first.id]
+        assert store.get(first.id).attempts == 1

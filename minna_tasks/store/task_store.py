@@ -602,9 +602,11 @@ class TaskStore:
         stamp = to_timestamp(now) if now is not None else utcnow()
         held = self.machine.held
         with self.memory.transaction() as conn:
+            # PostgreSQL: rows another recover (or their holder) has locked are skipped.
+            lock = self.memory.for_update(skip_locked=True)
             rows = conn.execute(
                 SELECT_TASK + f" WHERE status IN ({', '.join('?' * len(held))})"
-                " AND (lease_expires_at IS NULL OR lease_expires_at < ?) ORDER BY seq",
+                " AND (lease_expires_at IS NULL OR lease_expires_at < ?) ORDER BY seq" + lock,
                 (*held, stamp),
             ).fetchall()
             recovered = []

@@ -127,7 +127,7 @@ def _projection_ddl() -> str:
     """task_current, its triggers and a backfill, from TASK_ATTRIBUTES (as SQLite's)."""
     columns = ",\n".join(
         f"        {name} {_pg_type(kind)} NOT NULL DEFAULT {default}"
-        if kind == "INTEGER"
+        if kind == "INTEGER" and default != "NULL"
         else f"        {name} {_pg_type(kind)} DEFAULT {default}"
         for name, (kind, default) in TASK_ATTRIBUTES.items()
     )
