@@ -2,6 +2,7 @@
 
 from .errors import (
     AliasTaken,
+    ClaimSuperseded,
     EntityTypeConflict,
     IdTaken,
     ImportFormatError,
@@ -34,6 +35,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AliasTaken",
+    "ClaimSuperseded",
     "EntityTypeConflict",
     "Event",
     "IdTaken",
