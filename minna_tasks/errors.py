@@ -201,8 +201,10 @@ class ClaimSuperseded(TransitionConflict):
         allowed: Iterable[str] = (),
     ) -> None:
         self.owner, self.token, self.current = owner, token, current
-        holder = f"held by {owner} under claim {current}" if current is not None else (
-            f"held by {owner} with no claim token" if owner else "held by nobody"
+        holder = (
+            f"held by {owner} under claim {current}"
+            if current is not None
+            else (f"held by {owner} with no claim token" if owner else "held by nobody")
         )
         super().__init__(
             task_id,
