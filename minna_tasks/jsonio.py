@@ -267,7 +267,7 @@ def _replay(history: list[dict[str, Any]]) -> dict[str, Any]:
         if fact["attribute"] in TASK_ATTRIBUTES:
             last[fact["attribute"]] = fact["value"]
     current: dict[str, Any] = {}
-    for name, (kind, default) in TASK_ATTRIBUTES.items():
+    for name, (kind, _default) in TASK_ATTRIBUTES.items():
         value = last.get(name)
         if kind == "INTEGER":
             current[name] = _as_int(value, default_value(name))
