@@ -34,6 +34,12 @@ WORKER = click.option(
     show_default="USER@HOST",
     help="The worker that holds the task.",
 )
+TOKEN = click.option(
+    "--token",
+    type=int,
+    help="The claim's token (claim --json prints claim_token): refused once another "
+    "claim holds the task, even one by the same worker name.",
+)
 
 
 @click.command()
@@ -136,6 +142,7 @@ def show(app: App, task_id: str, as_of: str | None, as_json: bool) -> None:
     help="Which event, for a move with several (in_progress -> pending: release, fail, expire).",
 )
 @ACTOR
+@TOKEN
 @json_option
 @pass_app
 def move(
@@ -148,6 +155,7 @@ def move(
     error_text: str | None,
     event: str | None,
     actor: str,
+    token: int | None,
     as_json: bool,
 ) -> None:
     """Move a task to STATE (checked against the state machine)."""
@@ -163,6 +171,7 @@ def move(
         result=value,
         error=error_text,
         event=event,
+        token=token,
     )
     if as_json:
         emit_json(task.to_dict())
@@ -202,10 +211,11 @@ def claim(app: App, worker: str, lease: float, as_json: bool) -> None:
     show_default=True,
     help="Seconds from now the lease holds.",
 )
+@TOKEN
 @pass_app
-def heartbeat(app: App, task_id: str, worker: str, lease: float) -> None:
+def heartbeat(app: App, task_id: str, worker: str, lease: float, token: int | None) -> None:
     """Extend the lease on a task you hold."""
-    task = app.store(create=False).heartbeat(task_id, worker, lease)
+    task = app.store(create=False).heartbeat(task_id, worker, lease, token=token)
     click.echo(f"{task.id}: lease held by {task.owner} until {task.lease_expires_at}")
 
 
@@ -213,11 +223,41 @@ def heartbeat(app: App, task_id: str, worker: str, lease: float) -> None:
 @click.argument("task_id")
 @WORKER
 @click.option("--note", help="Why (stored with the status change).")
+@TOKEN
 @pass_app
-def release(app: App, task_id: str, worker: str, note: str | None) -> None:
+def release(app: App, task_id: str, worker: str, note: str | None, token: int | None) -> None:
     """Hand a task you hold back to the queue (no attempt counted)."""
-    task = app.store(create=False).release(task_id, worker, note=note)
+    task = app.store(create=False).release(task_id, worker, note=note, token=token)
     click.echo(f"{task.id}: {task.status}")
+
+
+@click.command()
+@click.argument("task_id")
+@WORKER
+@click.option("--error", "error_text", metavar="TEXT", help="What went wrong (stored).")
+@click.option("--note", help="Why (stored with the status change).")
+@click.option("--expect", metavar="STATE", help="Refuse unless the task is in this state.")
+@TOKEN
+@json_option
+@pass_app
+def fail(
+    app: App,
+    task_id: str,
+    worker: str,
+    error_text: str | None,
+    note: str | None,
+    expect: str | None,
+    token: int | None,
+    as_json: bool,
+) -> None:
+    """Record a failed attempt of a task you hold: back to the queue, or to failed once
+    its attempts are used up."""
+    store = app.store(create=False)
+    task = store.fail(task_id, worker, error=error_text, note=note, expected=expect, token=token)
+    if as_json:
+        emit_json(task.to_dict())
+    else:
+        click.echo(f"{task.id}: {task.status} (attempts {task.attempts}/{task.max_attempts})")
 
 
 @click.command()
@@ -270,4 +310,18 @@ def stats(app: App, as_json: bool) -> None:
         )
 
 
-COMMANDS = (init, add, list_, show, move, claim, heartbeat, release, recover, retry, history, stats)
+COMMANDS = (
+    init,
+    add,
+    list_,
+    show,
+    move,
+    claim,
+    heartbeat,
+    release,
+    fail,
+    recover,
+    retry,
+    history,
+    stats,
+)
