@@ -37,8 +37,8 @@ BASE_ATTRIBUTES = dict(TASK_ATTRIBUTES)
 TASK_ATTRIBUTES["claim_token"] = ("INTEGER", "NULL")
 
 
-def default_value(name: str) -> int | str | None:
-    """The value of a field its task has no triple for."""
+def default_value(name: str) -> Any:
+    """The value of a field its task has no triple for (an int, a str or None)."""
     kind, default = TASK_ATTRIBUTES[name]
     if default == "NULL":
         return None
