@@ -22,6 +22,7 @@ from .errors import (
     TaskFieldProtected,
     TaskNotFound,
     TransitionConflict,
+    UnknownEntityType,
     UnknownState,
 )
 from .events import Event
@@ -31,7 +32,7 @@ from .records import Task, Transition
 from .states import StateMachine, TaskState
 from .store import TaskStore
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AliasTaken",
@@ -62,6 +63,7 @@ __all__ = [
     "TaskStore",
     "Transition",
     "TransitionConflict",
+    "UnknownEntityType",
     "UnknownState",
     "state_machine_loop",
 ]
