@@ -514,6 +514,7 @@ def test_mcp_tools_take_the_token(db_path: Path) -> None:
                 "transition_task": {"task_id": "t-1", "to_state": "review", "actor": "w"},
                 "heartbeat_task": {"task_id": "t-1", "worker": "w"},
                 "release_task": {"task_id": "t-1", "worker": "w"},
+                "fail_task": {"task_id": "t-1", "worker": "w", "error": "late"},
             }
             out["refused"] = [
                 message(await c.call_tool(tool, {**args, "token": old}))
@@ -541,6 +542,33 @@ def test_mcp_tools_take_the_token(db_path: Path) -> None:
         f"task t-1: claim {old} was superseded; the task is in_progress and held by w "
         f"under claim {new}; claim it again to work on it"
     )
-    assert out["refused"] == [expected] * 3
+    assert out["refused"] == [expected] * 4
     assert out["after"] == out["before"]
     assert (out["beat"], out["moved"]) == (new, "review")
+
+
+def test_a_file_written_by_01_gets_tokens_from_its_next_claim(tmp_path: Path) -> None:
+    """tests/data/minna-0.1.sqlite, written by minna-tasks 0.1.0: after the migration its
+    tasks have no token until claimed, and a claim there is fenced like any other."""
+    path = tmp_path / "minna.db"
+    path.write_bytes((ROOT / "tests" / "data" / "minna-0.1.sqlite").read_bytes())
+    with TaskStore(path) as store:
+        assert [t.claim_token for t in store.list()] == [None, None]
+        claimed = store.claim("w")
+        assert claimed is not None
+        assert claimed.id == "t-2"
+        assert claimed.claim_token == status_row_id(path, "t-2")
+        store.recover(now=FUTURE)
+        again = store.claim("w")
+        assert again is not None
+        with pytest.raises(ClaimSuperseded):
+            store.transition("t-2", "review", actor="w", token=claimed.claim_token)
+        assert store.transition("t-2", "review", actor="w", token=again.claim_token).result is None
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT id, claim_token FROM tasks").fetchall() == [
+            ("t-1", None),
+            ("t-2", again.claim_token),
+        ]
+    finally:
+        conn.close()
