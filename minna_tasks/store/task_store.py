@@ -19,6 +19,7 @@ from ..errors import (
     MachineInUse,
     MachineMismatch,
     MissingRole,
+    NotRetryable,
     TaskExists,
     TaskFieldProtected,
     TaskNotFound,
@@ -39,6 +40,7 @@ from ..records import (
     load_json,
 )
 from ..states import StateMachine
+from ..wording import is_in
 from . import fencing, machines
 from .names import free_ids, id_owner, id_taken, owners
 from .projection import (
@@ -394,6 +396,7 @@ class TaskStore:
         error: str | None = None,
         *,
         event: str | None = None,
+        force: bool = False,
         token: int | None = None,
     ) -> Task:
         """Move a task to `to_state` in one atomic step, by the machine's event for that move.
@@ -401,10 +404,11 @@ class TaskStore:
         A move with several events (`in_progress -> pending` is a release, a failure or
         an expiry) means the first one declared unless `event` names another. Raises
         TransitionConflict if the task is not in `expected` (or is held by another
-        worker than `actor`), InvalidTransition if the machine forbids the move. An
-        event that counts a failed attempt (review -> pending) goes to failed once
-        attempts are used up. With `token` (the claim's `claim_token`), the move is refused
-        (ClaimSuperseded) unless that claim still holds the task.
+        worker than `actor`, unless `force`, which the history records),
+        InvalidTransition if the machine forbids the move. An event that counts a
+        failed attempt (review -> pending) goes to failed once attempts are used up.
+        With `token` (the claim's `claim_token`), the move is refused (ClaimSuperseded)
+        unless that claim still holds the task, forced or not.
         """
         to_state = self.machine.check_state(to_state)
         if expected is not None:
@@ -413,8 +417,10 @@ class TaskStore:
         with self.memory.transaction():
             task = self._require(task_id)
             fencing.check_token(task, token, self.machine)
-            self._check_expected(task, expected, actor)
+            self._check_expected(task, expected, None if force else actor)
             step = self.machine.event(task.status, to_state, event, task_id)
+            if force and actor != task.owner and task.status in self.machine.held:
+                note = f"forced (held by {task.owner})" + (f": {note}" if note else "")
             return self._apply(task, step, actor, note, result_json=result_json, error=error)
 
     def _check_expected(self, task: Task, expected: str | None, actor: str | None) -> None:
@@ -422,7 +428,7 @@ class TaskStore:
             raise TransitionConflict(
                 task.id,
                 task.status,
-                f"task {task.id} is {task.status}, not {expected}: it moved under you; "
+                f"task {task.id} {is_in(task.status)}, not {expected}: it moved under you; "
                 f"it can move to: {', '.join(self.machine.allowed(task.status)) or 'nothing'}",
                 self.machine.allowed(task.status),
             )
@@ -435,8 +441,10 @@ class TaskStore:
             raise TransitionConflict(
                 task.id,
                 task.status,
-                f"task {task.id} is {task.status} and held by {task.owner}, not {actor}",
+                f"task {task.id} {is_in(task.status)} and held by {task.owner}, not {actor}; "
+                f"move it as {task.owner} or force the move",
                 self.machine.allowed(task.status),
+                holder=task.owner,
             )
 
     def _move(
@@ -603,7 +611,7 @@ class TaskStore:
             raise TransitionConflict(
                 task.id,
                 task.status,
-                f"task {task.id} is {task.status} and {holder}, not {worker}",
+                f"task {task.id} {is_in(task.status)} and {holder}, not {worker}",
                 self.machine.allowed(task.status),
             )
 
@@ -632,6 +640,11 @@ class TaskStore:
         queue, attempts back to 0."""
         if self.machine.failed is None:
             raise MissingRole("failed", "retry")
+        task = self._require(task_id)
+        if task.status != self.machine.failed:
+            raise NotRetryable(
+                task.id, task.status, self.machine.failed, self.machine.allowed(task.status)
+            )
         return self.transition(
             task_id,
             self.machine.initial,
