@@ -33,8 +33,9 @@ class _Heartbeat:
 
     A busy file (StoreBusy) is transient: it keeps trying, every interval, for as
     long as the lease it last took holds. A lost lease (the task was recovered,
-    or is held by someone else now) or a lease that ran out while the file stayed
-    busy sets `lost`, which the loop reads before it stores a result.
+    or is held by someone else now, or by a later claim under our own name: the
+    claim's token tells) or a lease that ran out while the file stayed busy sets
+    `lost`, which the loop reads before it stores a result.
     """
 
     def __init__(
