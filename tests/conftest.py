@@ -28,6 +28,7 @@ CONFORMANCE = frozenset(
         "test_crash",
         "test_hostile",
         "test_jsonio",
+        "test_fencing",
     }
 )
 

@@ -456,3 +456,33 @@ def test_recover_skips_tasks_another_transaction_holds(pg_url: str) -> None:
             other.execute("ROLLBACK")
         assert [t.id for t in store.recover()] == [first.id]
         assert store.get(first.id).attempts == 1
+
+
+def test_a_claim_token_is_the_id_of_the_claims_status_row(pg_url: str) -> None:
+    """Fencing on PostgreSQL: the token is the claim's status memory id; a stale one is
+    refused even for the same worker name."""
+    from minna_tasks.errors import ClaimSuperseded
+
+    with TaskStore(pg_url) as store:
+        task = store.add("fenced")
+        first = store.claim("w", lease_seconds=0.01)
+        assert first is not None
+        status_id = store.memory.recall(entity=task.id, attribute="status")[0]["id"]
+        assert first.claim_token == status_id
+        time.sleep(0.05)
+        store.recover()
+        second = store.claim("w")
+        assert second is not None
+        assert second.claim_token is not None
+        assert second.claim_token > status_id
+        with pytest.raises(ClaimSuperseded):
+            store.transition(task.id, "review", actor="w", token=first.claim_token)
+        assert store.transition(task.id, "review", actor="w", token=second.claim_token)
+    with raw(pg_url) as conn:
+        conn.execute(
+            "INSERT INTO memories (entity, attribute, value, created_at)"
+            " VALUES (%s, 'claim_token', '\"77\"', '2030-01-01')",
+            (task.id,),
+        )
+    with TaskStore(pg_url) as store:
+        assert store.get(task.id).claim_token == 77
