@@ -626,8 +626,10 @@ class TaskStore:
         stamp = to_timestamp(now) if now is not None else utcnow()
         held = self.machine.held
         with self.memory.transaction() as conn:
-            # PostgreSQL: rows another recover (or their holder) has locked are skipped.
-            lock = self.memory.for_update(skip_locked=True)
+            # PostgreSQL: lock the rows (a concurrent recover or move waits, then finds the
+            # task no longer expired). Not SKIP LOCKED: the row of a worker killed mid-move
+            # stays locked until the server notices, and must not be passed over.
+            lock = self.memory.for_update()
             rows = conn.execute(
                 SELECT_TASK + f" WHERE status IN ({', '.join('?' * len(held))})"
                 " AND (lease_expires_at IS NULL OR lease_expires_at < ?) ORDER BY seq" + lock,
