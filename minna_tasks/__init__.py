@@ -1,6 +1,8 @@
 """minna-tasks: durable, auditable task state for AI agents on a Minna memory file."""
 
 from .errors import (
+    DependencyCycle,
+    DependencyError,
     InvalidStateMachine,
     InvalidTransition,
     MinnaTasksError,
@@ -21,6 +23,8 @@ from .store import TaskStore
 __version__ = "0.1.0"
 
 __all__ = [
+    "DependencyCycle",
+    "DependencyError",
     "InvalidStateMachine",
     "InvalidTransition",
     "MinnaMemory",

@@ -12,7 +12,14 @@ from typing import Self
 
 from ..errors import MinnaTasksError, StoreBusy, StoreError, StoreFull
 from . import fulltext
-from .schema import FTS_MIGRATIONS, MIGRATIONS, OWN_TABLES, SCHEMA_VERSION, statements
+from .schema import (
+    FTS_MIGRATIONS,
+    MIGRATIONS,
+    OWN_TABLES,
+    SCHEMA_VERSION,
+    column_exists,
+    statements,
+)
 
 DEFAULT_PATH = ".spine/minna.db"
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -185,7 +192,8 @@ class Database:
             refuse_newer(version)
             for step in range(version, len(migrations)):
                 for statement in statements(migrations[step]):
-                    conn.execute(statement)
+                    if not column_exists(conn, statement):
+                        conn.execute(statement)
             conn.execute(
                 "INSERT INTO schema_components (name, version) VALUES (?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET version = excluded.version",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 # Numbered migrations: MIGRATIONS[n] takes the file from version n to n + 1.
@@ -135,3 +136,16 @@ def statements(script: str) -> list[str]:
     if buffer.strip():
         out.append(buffer.strip())
     return out
+
+
+_ADD_COLUMN = re.compile(r"\s*ALTER\s+TABLE\s+(\w+)\s+ADD\s+COLUMN\s+(\w+)", re.IGNORECASE)
+
+
+def column_exists(conn: sqlite3.Connection, statement: str) -> bool:
+    """True when `statement` is `ALTER TABLE t ADD COLUMN c` and t has c already, so a
+    migration that adds a column is idempotent like `CREATE ... IF NOT EXISTS`."""
+    match = _ADD_COLUMN.match(statement)
+    if match is None:
+        return False
+    table, column = match.groups()
+    return any(row[1] == column for row in conn.execute(f"PRAGMA table_info({table})"))
