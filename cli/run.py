@@ -357,8 +357,10 @@ def run(
     MINNA_TASK_ATTEMPT (1 for the first try). Exit 0 means executed and the
     tail of stdout is stored as the result; --verify CMD also sees
     MINNA_TASK_RESULT. A single CMD argument runs through the shell. Exits 0
-    when the queue is drained and no task failed, 1 if one did, 130 on Ctrl-C
-    (the task in hand goes back to pending).
+    when the queue is drained and no task failed, 1 if one did or tasks are left
+    blocked behind a failed dependency, 130 on Ctrl-C (the task in hand goes back
+    to pending). Tasks wait for their dependencies; while a task is running that
+    others wait for, the workers wait too.
     """
     app = ctx.find_object(App)
     assert app is not None
@@ -386,5 +388,13 @@ def run(
     if code == INTERRUPTED:
         click.echo("Interrupted: the task in hand went back to pending.", err=True)
         ctx.exit(INTERRUPTED)
-    if c.get("failed", 0):
+    stranded = [t.id for t in store.stranded()]
+    if stranded:
+        click.echo(
+            f"{len(stranded)} task(s) left blocked behind failed dependencies: "
+            + ", ".join(stranded[:10])
+            + (" ..." if len(stranded) > 10 else ""),
+            err=True,
+        )
+    if c.get("failed", 0) or stranded:
         ctx.exit(1)

@@ -22,7 +22,7 @@ from typing import IO, Any
 from .errors import ImportFormatError, MinnaTasksError, TaskExists
 from .memory import utcnow
 from .records import Task
-from .store import TASK_ATTRIBUTES, TaskStore
+from .store import TASK_ATTRIBUTES, TaskStore, dependencies
 
 FORMAT = "minna-tasks"
 VERSION = 1
@@ -222,6 +222,10 @@ def _check_task(index: int, item: Any, states: tuple[str, ...]) -> dict[str, Any
     for field, expected in current.items():
         if field in item and item[field] != expected:
             raise _fail(index, field, f"is {item[field]!r} but its history ends with {expected!r}")
+    try:
+        dependencies.replay(history)
+    except ValueError as e:
+        raise _fail(index, "history", str(e)) from None
     return {"id": task_id, "created_at": created, "facts": history}
 
 

@@ -78,6 +78,7 @@ def state_machine_loop(
     `execute` or `verify` is recorded as the task's error and counts as a
     failed attempt. Expired leases of dead workers are recovered on start and
     whenever the queue looks empty. KeyboardInterrupt releases the task in hand.
+    While nothing is ready but a held task may unblock waiting ones, the loop waits.
     """
     worker = worker or default_worker()
     interval = heartbeat_seconds if heartbeat_seconds is not None else max(lease_seconds / 3, 0.05)
@@ -91,6 +92,8 @@ def state_machine_loop(
         if task is None:
             if store.recover():
                 continue
+            if waits_for_held(store, stop):
+                continue  # a task someone holds may unblock waiting ones
             break
         done += 1
         report(task)
@@ -100,6 +103,20 @@ def state_machine_loop(
             # The lease was lost (recovered by someone else): that worker owns it now.
             log.warning("%s: %s", worker, e)
     return store.stats()
+
+
+def waits_for_held(store: TaskStore, stop: threading.Event | None, pause: float = 0.05) -> bool:
+    """When nothing is ready but tasks wait for dependencies and some task is held (its
+    completion may unblock them), pause briefly and return True: the loop tries again."""
+    if not store.readiness()["blocked"]:
+        return False
+    counts = store.stats()
+    if not any(counts.get(state, 0) for state in store.machine.held):
+        return False
+    if stop is not None:
+        return not stop.wait(pause)
+    threading.Event().wait(pause)
+    return True
 
 
 def _work(

@@ -213,7 +213,7 @@ def count_errors(conn: sqlite3.Connection) -> builtins.list[tuple[str, int, int,
     """Tasks whose stored counts differ from a recount: (id, deps, open_deps, right deps,
     right open_deps). Empty when every count is right (a check for tests and doctors)."""
     return [
-        tuple(row)  # type: ignore[misc]
+        tuple(row)
         for row in conn.execute(
             f"""SELECT id, deps, open_deps, right_deps, right_open FROM (
                 SELECT id, deps, open_deps,
@@ -464,3 +464,33 @@ def check_depend(conn: sqlite3.Connection, task_id: str, on: str) -> None:
     # step depending on earlier ones) costs one index seek.
     if dependents(conn, task_id):
         refuse_cycle(conn, task_id, on)
+
+
+def stranded(conn: sqlite3.Connection, initial: str, stuck: Iterable[str]) -> builtins.list[str]:
+    """Waiting tasks that cannot become ready without someone stepping in: one of their
+    open dependencies, or one of those's own, is in a `stuck` state (failed) or gone."""
+    stuck = set(stuck)
+    verdict: dict[str, bool] = {}
+
+    def blocked_for_good(task_id: str, seen: frozenset[str]) -> bool:
+        if task_id in verdict:
+            return verdict[task_id]
+        result = False
+        for dep, status in edges_of(conn, task_id):
+            if status is None or status in stuck:
+                result = True
+            elif status == initial and dep not in seen:
+                result = blocked_for_good(dep, seen | {dep})
+            if result:
+                break
+        verdict[task_id] = result
+        return result
+
+    waiting = [
+        row[0]
+        for row in conn.execute(
+            "SELECT id FROM task_current WHERE status = ? AND open_deps > 0 ORDER BY seq",
+            (initial,),
+        )
+    ]
+    return [t for t in waiting if blocked_for_good(t, frozenset({t}))]

@@ -221,6 +221,30 @@ class TaskStore:
         with self.memory.reading() as conn:
             return dependencies.readiness(conn, self.machine.initial)
 
+    def dependents(self, task_id: str) -> builtins.list[str]:
+        """The ids of the tasks that wait for this one (depend on it), oldest link first."""
+        with self.memory.reading() as conn:
+            self._require(task_id)
+            return dependencies.dependents(conn, task_id)
+
+    def dependency_graph(self) -> tuple[builtins.list[Task], builtins.list[tuple[str, str]]]:
+        """The open part of the dependency graph: the (task, dependency) pairs whose task
+        is not done, and every task they name (done dependencies included)."""
+        with self.memory.reading() as conn:
+            edges = dependencies.open_edges(conn, self._done)
+            names = dict.fromkeys(t for edge in edges for t in edge)
+            tasks = [task for name in names if (task := self._row(name)) is not None]
+        return tasks, edges
+
+    def stranded(self) -> builtins.list[Task]:
+        """Waiting tasks that cannot become ready on their own: a dependency (or one of
+        its dependencies) is failed, so it needs a retry, or the dependency removed."""
+        stuck = [s for s in self.machine.states if s not in self._done]
+        stuck = [s for s in stuck if s == self.machine.failed or self.machine.is_terminal(s)]
+        with self.memory.reading() as conn:
+            ids = dependencies.stranded(conn, self.machine.initial, stuck)
+            return [self._require(t) for t in ids]
+
     def history(self, task_id: str) -> builtins.list[Transition]:
         """Every status change of the task, oldest first, and every change of its
         dependencies (a step that keeps the status, its note saying what changed)."""
