@@ -22,6 +22,7 @@ from minna_tasks.views import VIEWS, datasette_metadata, write_datasette_metadat
 from tests.test_views import build_demo, view_rows
 
 CANNED = {
+    "blocked_tasks",
     "task_history",
     "task_facts",
     "tasks_as_of",
