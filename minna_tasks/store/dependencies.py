@@ -20,6 +20,7 @@ from __future__ import annotations
 import builtins
 import json
 import sqlite3
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -263,9 +264,9 @@ def find_path(
     `extra` adds edges not written yet (an add_many batch, an import).
     """
     parent: dict[str, str | None] = {start: None}
-    frontier = [start]
+    frontier = deque([start])  # breadth first: the shortest path names the cycle
     while frontier:
-        node = frontier.pop()
+        node = frontier.popleft()
         if node == goal:
             path = [node]
             while (back := parent[path[-1]]) is not None:
