@@ -6,13 +6,14 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import core, growth, procs, reads, rss
+from . import core, deps, growth, procs, reads, rss
 from ._util import Results, Scratch, Sizes, machine
 
-SECTIONS = ("limits", "cycle", "processes", "growth", "reads", "bulk", "memory")
+SECTIONS = ("limits", "cycle", "processes", "growth", "reads", "bulk", "memory", "deps")
 RESULTS_DIR = Path(__file__).parent / "results"
 
 
@@ -92,8 +93,15 @@ def _run(res: Results, sizes: Sizes, scratch: Scratch, only: set[str]) -> None:
         reads.run_add_many(res, sizes, scratch)
         if big is not None:
             reads.run_export_import(res, sizes, scratch, big)
+    _own_files(res, sizes, scratch, step)
+
+
+def _own_files(res: Results, sizes: Sizes, scratch: Scratch, step: Callable[[str], bool]) -> None:
+    """The sections that build their own files."""
     if step("memory"):
         rss.run_rss(res, sizes, scratch)
+    if step("deps"):
+        deps.run_deps(res, sizes, scratch)
 
 
 def _targets(res: Results) -> None:
