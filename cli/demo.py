@@ -52,6 +52,8 @@ TASKS: list[dict[str, Any]] = [
     },
     {"title": "File the report in the archive"},
 ]
+# A small chain: (task, the task it waits for), as indexes into TASKS.
+CHAIN = [(1, 0), (3, 1), (4, 0)]
 
 
 @click.command()
@@ -65,6 +67,8 @@ def demo(app: App) -> None:
             "e.g. minna-tasks --db demo.db demo"
         )
     tasks = store.add_many(TASKS, actor="demo")
+    for waits, on in CHAIN:
+        store.depend(tasks[waits].id, tasks[on].id, actor="demo")
     click.echo(f"Added {len(tasks)} tasks to {store.path}; running them with one worker...")
     config = RunConfig(
         db=store.path,
@@ -100,6 +104,7 @@ def demo(app: App) -> None:
         (f"minna-tasks{opt} history {flaky}", "failed verification once, then passed"),
         (f"minna-tasks{opt} show {broken}", "used up its attempts: see its error"),
         (f"minna-tasks{opt} list --status failed", ""),
+        (f"minna-tasks{opt} graph", "what waits for what, as a Mermaid flowchart"),
         (f"minna-tasks{opt} retry {broken}", "give it another go"),
         (f"minna-tasks{opt} views --datasette-metadata {meta}", "titles and canned queries"),
         (f"datasette {db} -m {meta}", "browse the views (pip install datasette)"),
