@@ -84,6 +84,7 @@ def state_machine_loop(
     interval = heartbeat_seconds if heartbeat_seconds is not None else max(lease_seconds / 3, 0.05)
     report = on_change or (lambda task: None)
     done = 0
+    idle = 0.02  # seconds between looks while waiting for a held task; grows to 1
     store.recover()
     while max_tasks is None or done < max_tasks:
         if stop is not None and stop.is_set():
@@ -92,10 +93,12 @@ def state_machine_loop(
         if task is None:
             if store.recover():
                 continue
-            if waits_for_held(store, stop):
+            if waits_for_held(store, stop, idle):
+                idle = min(idle * 2, 1.0)
                 continue  # a task someone holds may unblock waiting ones
             break
         done += 1
+        idle = 0.02
         report(task)
         try:
             report(_work(store, task, worker, execute, verify, lease_seconds, interval))
@@ -105,7 +108,7 @@ def state_machine_loop(
     return store.stats()
 
 
-def waits_for_held(store: TaskStore, stop: threading.Event | None, pause: float = 0.05) -> bool:
+def waits_for_held(store: TaskStore, stop: threading.Event | None, pause: float) -> bool:
     """When nothing is ready but tasks wait for dependencies and some task is held (its
     completion may unblock them), pause briefly and return True: the loop tries again."""
     if not store.readiness()["blocked"]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -285,7 +286,8 @@ class TaskStore:
                 values[attribute] = value
                 updated = at
             elif attribute == dependencies.LOG_ATTRIBUTE:
-                deps = dependencies.parse_log_value(value)
+                with suppress(ValueError):  # another tool's malformed triple: keep the last
+                    deps = dependencies.parse_log_value(value)
         if "status" not in values or updated is None:
             raise TaskNotFound(task_id, when=stamp)
         row = [task_id]
