@@ -421,7 +421,8 @@ def test_loop_ends_with_tasks_stranded_behind_a_failed_one(store: TaskStore) -> 
     def execute(task: object) -> None:
         raise RuntimeError("no")
 
-    state_machine_loop(store, execute)
+    summary = state_machine_loop(store, execute)
+    assert (summary["failed"], summary["blocked"]) == (1, 1)
     assert store.get(a.id).status == "failed"
     assert [t.id for t in store.stranded()] == [b.id]
 

@@ -101,12 +101,7 @@ MIGRATION = f"""
 def done_states(machine: StateMachine) -> tuple[str, ...]:
     """The states that satisfy a dependency: the machine's done role (`completed` on
     the default machine)."""
-    done = getattr(machine, "done", None)
-    if isinstance(done, str):
-        return (done,)
-    if "completed" in machine.states:
-        return ("completed",)
-    return tuple(s for s in machine.states if machine.is_terminal(s) and s != machine.failed)
+    return (machine.done,)
 
 
 def sync_done_states(conn: sqlite3.Connection, states: Sequence[str]) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 from ..records import JSON_ATTRIBUTES, Task, as_integer, load_json
 from ..states import TaskState
 from . import dependencies
+from .machines import MACHINE_DDL
 
 ENTITY_TYPE = "task"
 
@@ -140,10 +141,9 @@ def _projection_ddl() -> str:
     return "".join(parts)
 
 
-TASK_MIGRATIONS: tuple[str, ...] = (
-    _projection_ddl(),
-    dependencies.MIGRATION,  # dependency counts, their triggers, the ready-only claim index
-)
+# 2: the state machine the file holds (see machines.py); 3: dependency counts, their
+# triggers and the ready-only claim index (see dependencies.py).
+TASK_MIGRATIONS: tuple[str, ...] = (_projection_ddl(), MACHINE_DDL, dependencies.MIGRATION)
 
 COLUMNS = ("id", *TASK_ATTRIBUTES, "created_at", "updated_at")
 # After the task's columns, its dependency count (read by TaskStore, not by task_from_row).
