@@ -565,3 +565,22 @@ def test_import_refuses_a_malformed_dependency_triple(store: TaskStore, tmp_path
     with pytest.raises(MinnaTasksError, match="task 1: history must hold|JSON list"):
         jsonio.import_tasks(TaskStore(":memory:"), path)
     assert b.depends_on == ("t-1",)
+
+
+def test_replacing_the_machine_recounts_against_its_done_state(store: TaskStore) -> None:
+    a = store.add("a")
+    b = store.add("b", depends_on=[a.id])
+    complete(store, a.id)
+    assert store.get(b.id).blocked_by == ()
+    moves = {
+        "pending": ["in_progress"],
+        "in_progress": ["review", "pending", "failed"],
+        "review": ["accepted", "completed", "failed", "pending"],
+        "failed": ["pending"],
+        "accepted": [],
+        "completed": [],
+    }
+    store.replace_machine(StateMachine(moves, done="accepted"))
+    assert store.get(b.id).blocked_by == (a.id,)  # completed is not done any more
+    assert store.readiness() == {"ready": 0, "blocked": 1}
+    assert counts_right(store)
