@@ -48,6 +48,8 @@ def test_add_after_list_ready_and_blocked(db: Path) -> None:
     blocked = json.loads(invoke(db, "list", "--blocked", "--json").stdout)
     assert [t["id"] for t in ready] == [fetch]
     assert [t["id"] for t in blocked] == [summary, post]
+    both = invoke(db, "list", "--ready", "--blocked", code=1)
+    assert both.stderr == "Error: a task cannot be both ready and blocked: choose one\n"
     shown = invoke(db, "show", fetch).stdout
     assert f'needed_by:        ["{summary}", "{post}"]' in shown
     assert invoke(db, "claim", "--worker", "w").stdout == f"{fetch}\n"

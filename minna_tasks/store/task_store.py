@@ -208,6 +208,8 @@ class TaskStore:
         """Like list(), but streams rows instead of loading them all."""
         where: builtins.list[str] = []
         args: builtins.list[Any] = []
+        if ready and blocked:
+            raise ValueError("a task cannot be both ready and blocked: choose one")
         if ready or blocked:
             where.append("status = ?" + (dependencies.READY if ready else dependencies.BLOCKED))
             args.append(self.machine.initial)
