@@ -255,8 +255,9 @@ def test_a_dangling_relation_to_a_new_id_takes_part_in_the_cycle_check(
 def test_dependencies_are_relations_and_log_triples(store: TaskStore) -> None:
     a = store.add("a")
     b = store.add("b", depends_on=[a.id], actor="planner")
-    related = store.memory.get_relations(b.id, rel_type="depends_on")
-    assert [(r["from_entity"], r["to_entity"]) for r in related] == [(b.id, a.id)]
+    related = store.memory.get_related(b.id, rel_type="depends_on")
+    assert [(r["entity"], r["direction"]) for r in related] == [(a.id, "out")]
+    assert [r["entity"] for r in store.memory.get_related(a.id)] == [b.id]
     log = store.memory.recall(entity=b.id, attribute="depends_on")
     assert [(m["value"], m["source"]) for m in log] == [(f'["{a.id}"]', "planner")]
     with pytest.raises(MinnaTasksError, match="are tasks"):

@@ -11,7 +11,7 @@ import pytest
 from mcp.client import Client
 
 from minna_tasks import TaskStore
-from minna_tasks.mcp_server import QUEUE_URI, task_uri
+from minna_tasks.mcp_server import QUEUE_URI, STATS_URI, task_uri
 
 from .conftest import dump
 from .test_mcp_server import read_json, run, text, value
@@ -32,6 +32,7 @@ def test_add_task_with_dependencies_and_the_ready_queue(deps_store: TaskStore) -
             await c.call_tool("add_task", {"title": "summary", "depends_on": [out["fetch"]["id"]]})
         )
         out["queue"] = await read_json(c, QUEUE_URI)
+        out["stats"] = await read_json(c, STATS_URI)
         out["one"] = await read_json(c, task_uri(out["summary"]["id"]))
         out["listed"] = value(await c.call_tool("list_tasks", {"status": "pending"}))
         out["claim"] = value(await c.call_tool("claim_task", {"worker": "w"}))
@@ -43,6 +44,8 @@ def test_add_task_with_dependencies_and_the_ready_queue(deps_store: TaskStore) -
     assert (out["fetch"]["depends_on"], out["fetch"]["blocked_by"]) == ([], [])
     assert (out["summary"]["depends_on"], out["summary"]["blocked_by"]) == ([fetch], [fetch])
     assert [t["id"] for t in out["queue"]] == [fetch]
+    assert out["stats"]["pending"] == 2
+    assert out["stats"]["readiness"] == {"ready": 1, "blocked": 1}
     assert out["one"]["blocked_by"] == [fetch]
     assert [h["note"] for h in out["one"]["history"]] == ["created", f"depends on {fetch}"]
     assert [t["blocked_by"] for t in out["listed"]] == [[], [fetch]]
