@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -585,3 +586,19 @@ def test_replacing_the_machine_recounts_against_its_done_state(store: TaskStore)
     assert store.get(b.id).blocked_by == (a.id,)  # completed is not done any more
     assert store.readiness() == {"ready": 0, "blocked": 1}
     assert counts_right(store)
+
+
+def test_the_file_minna_tasks_0_1_wrote_takes_dependencies(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    shutil.copy(ROOT / "tests" / "data" / "minna-0.1.sqlite", path)
+    with TaskStore(path) as store:
+        before = {t.id: t for t in store.list()}
+        assert {t.status for t in before.values()} == {"completed", "pending"}
+        done = next(t.id for t in before.values() if t.status == "completed")
+        waiting = next(t.id for t in before.values() if t.status == "pending")
+        after = store.add("after both", depends_on=[done, waiting])
+        assert after.blocked_by == (waiting,)
+        assert store.readiness() == {"ready": 1, "blocked": 1}
+        assert [t.id for t in store.list() if t.id in before] == list(before)
+        assert all(store.get(t) == before[t] for t in before)
+        assert counts_right(store)
