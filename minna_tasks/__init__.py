@@ -2,6 +2,7 @@
 
 from .errors import (
     AliasTaken,
+    ClaimSuperseded,
     DependencyCycle,
     DependencyError,
     EntityTypeConflict,
@@ -39,6 +40,7 @@ __all__ = [
     "DependencyCycle",
     "DependencyError",
     "AliasTaken",
+    "ClaimSuperseded",
     "EntityTypeConflict",
     "Event",
     "IdTaken",

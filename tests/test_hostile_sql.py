@@ -59,6 +59,12 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/store/projection.py", "_projection_ddl"): (
         "DDL and triggers from the constant TASK_ATTRIBUTES and ENTITY_TYPE"
     ),
+    ("minna_tasks/store/projection.py", "_fields_trigger"): (
+        "the fields trigger from the constant TASK_ATTRIBUTES"
+    ),
+    ("minna_tasks/store/projection.py", "_latest"): (
+        "a backfill subquery for a constant TASK_ATTRIBUTES name"
+    ),
     ("minna_tasks/store/projection.py", "<module>"): (
         "SELECT_TASK, INSERT_TASK_ROW and QUEUE_SQL from the constants COLUMNS and QUEUE_STATE"
     ),
@@ -76,9 +82,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/store/task_store.py", "TaskStore.claim"): "SELECT_TASK + constant clauses with ?",
     ("minna_tasks/store/task_store.py", "TaskStore.recover"): (
         "an IN list of '?' placeholders, one per held state of the machine"
-    ),
-    ("minna_tasks/memory/schema.py", "column_exists"): (
-        "PRAGMA table_info() of a table named by a constant migration's ALTER TABLE (\\w+)"
     ),
     ("minna_tasks/store/dependencies.py", "<module>"): (
         "the migration, recount and SELECT clauses from the constant REL_TYPE"

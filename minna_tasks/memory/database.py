@@ -25,7 +25,7 @@ from .schema import (
     MIGRATIONS,
     OWN_TABLES,
     SCHEMA_VERSION,
-    column_exists,
+    run_migration,
     statements,
 )
 from .waiting import OnWait, begin_immediate
@@ -204,9 +204,7 @@ class Database:
             version = current()
             refuse_newer(version)
             for step in range(version, len(migrations)):
-                for statement in statements(migrations[step]):
-                    if not column_exists(conn, statement):
-                        conn.execute(statement)
+                run_migration(conn, migrations[step])
             conn.execute(
                 "INSERT INTO schema_components (name, version) VALUES (?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET version = excluded.version",

@@ -155,14 +155,20 @@ def statements(script: str) -> list[str]:
     return out
 
 
-_ADD_COLUMN = re.compile(r"\s*ALTER\s+TABLE\s+(\w+)\s+ADD\s+COLUMN\s+(\w+)", re.IGNORECASE)
+_ADD_COLUMN = re.compile(r"ALTER\s+TABLE\s+(\w+)\s+ADD\s+COLUMN\s+(\w+)", re.IGNORECASE)
 
 
-def column_exists(conn: sqlite3.Connection, statement: str) -> bool:
-    """True when `statement` is `ALTER TABLE t ADD COLUMN c` and t has c already, so a
-    migration that adds a column is idempotent like `CREATE ... IF NOT EXISTS`."""
-    match = _ADD_COLUMN.match(statement)
-    if match is None:
-        return False
-    table, column = match.groups()
-    return any(row[1] == column for row in conn.execute(f"PRAGMA table_info({table})"))
+def run_migration(conn: sqlite3.Connection, script: str) -> None:
+    """Run a migration's statements. `ALTER TABLE t ADD COLUMN c` is skipped when `t`
+    has `c` already (PostgreSQL's IF NOT EXISTS), so every step can run again, as the
+    CREATE ... IF NOT EXISTS statements can."""
+    for statement in statements(script):
+        added = _ADD_COLUMN.match(statement)
+        if added:
+            table, column = added.groups()
+            present = {
+                row[1] for row in conn.execute("SELECT * FROM pragma_table_info(?)", (table,))
+            }
+            if column in present:
+                continue
+        conn.execute(statement)
