@@ -10,10 +10,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import core, growth, procs, reads, rss, startup
+from . import core, deps, growth, procs, reads, rss, startup
 from ._util import Results, Scratch, Sizes, machine
 
-SECTIONS = ("limits", "cycle", "processes", "growth", "reads", "bulk", "memory", "startup")
+SECTIONS = ("limits", "cycle", "processes", "growth", "reads", "bulk", "memory", "startup", "deps")
 RESULTS_DIR = Path(__file__).parent / "results"
 
 
@@ -99,11 +99,14 @@ def _run(res: Results, sizes: Sizes, scratch: Scratch, only: set[str]) -> None:
 def _run_processes_from_outside(
     res: Results, sizes: Sizes, scratch: Scratch, step: Callable[[str], bool]
 ) -> None:
-    """The sections that measure the command line from a fresh process."""
+    """The sections that measure the command line from a fresh process, then the
+    dependency section (which builds its own files)."""
     if step("memory"):
         rss.run_rss(res, sizes, scratch)
     if step("startup"):
         startup.run_startup(res, sizes, scratch)
+    if step("deps"):  # builds its own files
+        deps.run_deps(res, sizes, scratch)
 
 
 def _targets(res: Results) -> None:

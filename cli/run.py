@@ -445,8 +445,10 @@ def run(
     is an object), else as text (its last 4000 characters). --verify CMD also
     sees MINNA_TASK_RESULT. A single CMD argument runs through the shell. Each
     failed attempt's error is printed on stderr. Exits 0 when the queue is
-    drained and no task failed, 1 if one did, 130 on Ctrl-C (the tasks in hand
-    go back to pending and their ids are printed).
+    drained and no task failed, 1 if one did or tasks are left blocked behind a
+    failed dependency, 130 on Ctrl-C (the tasks in hand go back to pending and
+    their ids are printed). Tasks wait for their dependencies; while a task that
+    others wait for is running, the workers wait too.
     """
     app = ctx.find_object(App)
     assert app is not None
@@ -469,5 +471,13 @@ def run(
         back = ", ".join(sorted(meter.released)) or "none was in hand"
         click.echo(f"Interrupted; handed back to pending: {back}.", err=True)
         ctx.exit(INTERRUPTED)
-    if meter.count(store.machine.failed):
+    stranded = [t.id for t in store.stranded()]
+    if stranded:
+        click.echo(
+            f"{len(stranded)} task(s) left blocked behind failed dependencies: "
+            + ", ".join(stranded[:10])
+            + (" ..." if len(stranded) > 10 else ""),
+            err=True,
+        )
+    if meter.count(store.machine.failed) or stranded:
         ctx.exit(1)

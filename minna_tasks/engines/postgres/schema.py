@@ -9,6 +9,7 @@ as on SQLite, whose columns keep each value's own type.
 from __future__ import annotations
 
 from ...store.projection import ENTITY_TYPE, QUEUE_COLUMNS, QUEUE_STATE, TASK_ATTRIBUTES
+from . import dependencies
 
 # The channel status changes are announced on (the payload is the new status).
 CHANNEL = "minna_tasks"
@@ -231,7 +232,8 @@ MACHINE_DDL = """
 VIEWS_DDL = """
     CREATE OR REPLACE VIEW tasks AS
     SELECT id, title, description, status, priority, attempts, max_attempts,
-           owner, lease_expires_at, error, payload, result, created_at, updated_at
+           owner, lease_expires_at, error, payload, result, created_at, updated_at,
+           claim_token, open_deps AS blocked_by_count
     FROM task_current ORDER BY seq;
     CREATE OR REPLACE VIEW task_transitions AS
     SELECT
@@ -251,6 +253,14 @@ VIEWS_DDL = """
     ORDER BY m.id;
     CREATE OR REPLACE VIEW task_status_counts AS
     SELECT status, count(*) AS count FROM task_current GROUP BY status ORDER BY status;
+    CREATE OR REPLACE VIEW task_dependencies AS
+    SELECT r.from_entity AS task_id, t.status AS task_status,
+        r.to_entity AS depends_on, d.status AS depends_on_status, r.created_at AS since
+    FROM relations r
+    LEFT JOIN task_current t ON t.id = r.from_entity
+    LEFT JOIN task_current d ON d.id = r.to_entity
+    WHERE r.rel_type = 'depends_on'
+    ORDER BY r.id;
     CREATE OR REPLACE VIEW task_expired_leases AS
     SELECT id, title, status, owner, lease_expires_at,
         round(extract(epoch FROM (now() - lease_expires_at::timestamptz))::numeric, 3)
@@ -260,8 +270,20 @@ VIEWS_DDL = """
     ORDER BY lease_expires_at;
 """
 
-# Component migrations, by the name the store gives ensure_component (SQLite's
-# TASK_MIGRATIONS has the same steps: the projection, then the machine table).
+# The claim's fencing token (store/fencing.py): the projection above already has the
+# column, as every field of TASK_ATTRIBUTES; this step numbers like SQLite's.
+CLAIM_TOKEN_DDL = """
+    ALTER TABLE task_current ADD COLUMN IF NOT EXISTS claim_token BIGINT DEFAULT NULL;
+"""
+
+# Component migrations, by the name the store gives ensure_component, step for step as
+# SQLite's TASK_MIGRATIONS: the projection, the machine table, the claim token, the
+# dependency counts (with the views, which read all of them).
 COMPONENTS: dict[str, tuple[str, ...]] = {
-    "tasks": (_projection_ddl(), MACHINE_DDL + VIEWS_DDL),
+    "tasks": (
+        _projection_ddl(),
+        MACHINE_DDL,
+        CLAIM_TOKEN_DDL,
+        dependencies.MIGRATION + VIEWS_DDL,
+    ),
 }
