@@ -29,6 +29,7 @@ CONFORMANCE = frozenset(
         "test_hostile",
         "test_jsonio",
         "test_fencing",
+        "test_dependencies",
     }
 )
 

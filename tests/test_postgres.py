@@ -503,3 +503,33 @@ def test_a_claim_token_is_the_id_of_the_claims_status_row(pg_url: str) -> None:
         )
     with TaskStore(pg_url) as store:
         assert store.get(task.id).claim_token == 77
+
+
+def test_dependency_counts_follow_plain_sql_on_postgresql(pg_url: str) -> None:
+    """The PL/pgSQL triggers keep deps/open_deps right for writers that bypass the store."""
+    with TaskStore(pg_url) as store:
+        a = store.add("a")
+        b = store.add("b", depends_on=[a.id])
+        assert store.get(b.id).blocked_by == (a.id,)
+    with raw(pg_url) as conn:
+        conn.execute(
+            "INSERT INTO memories (entity, attribute, value, source, created_at)"
+            " VALUES (%s, 'status', '\"completed\"', 'psql', '2030-01-01T00:00:00+00:00')",
+            (a.id,),
+        )
+        assert conn.execute(
+            "SELECT open_deps FROM task_current WHERE id = %s", (b.id,)
+        ).fetchone() == (0,)
+        conn.execute("SET enable_seqscan = off")  # a tiny table: ask whether the index fits
+        plan = " ".join(
+            r[0]
+            for r in conn.execute(
+                "EXPLAIN SELECT id FROM task_current WHERE status = 'pending' AND open_deps = 0"
+                " ORDER BY priority DESC, seq LIMIT 1"
+            )
+        )
+        assert "task_current_queue" in plan  # the claim seeks the ready-only index
+    with TaskStore(pg_url) as store:
+        claimed = store.claim("w")
+        assert claimed is not None
+        assert claimed.id == b.id

@@ -35,7 +35,8 @@ LOG_ATTRIBUTE = "depends_on"
 COUNT_COLUMN = "deps"
 
 _OWN = f"r.from_entity = task_current.id AND r.rel_type = '{REL_TYPE}'"
-_IS_DONE = "coalesce({status} IN (SELECT state FROM task_done_states), 0)"
+# 1 or 0 (a CASE, not SQLite's boolean-as-integer, so PostgreSQL runs it too).
+_IS_DONE = "CASE WHEN {status} IN (SELECT state FROM task_done_states) THEN 1 ELSE 0 END"
 # Recount both columns of the rows matched by a WHERE clause, from scratch: whatever
 # order rows and relations arrive in (import, replace, other tools), the count is right.
 _RECOUNT = f"""UPDATE task_current SET
