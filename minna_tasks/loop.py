@@ -14,6 +14,7 @@ from .errors import MinnaTasksError, TransitionConflict
 from .records import Task
 from .states import TaskState
 from .store import TaskStore
+from .store.waiting import Follower
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ def state_machine_loop(
     max_tasks: int | None = None,
     stop: threading.Event | None = None,
     on_change: Callable[[Task], None] | None = None,
+    follow: bool = False,
 ) -> dict[str, int]:
     """Work the queue until no task is pending; return the counts per state.
 
@@ -78,6 +80,8 @@ def state_machine_loop(
     `execute` or `verify` is recorded as the task's error and counts as a
     failed attempt. Expired leases of dead workers are recovered on start and
     whenever the queue looks empty. KeyboardInterrupt releases the task in hand.
+    With `follow=True` an empty queue is waited on (holding no lock) until `stop`
+    is set, and expired leases are recovered as they expire.
     """
     worker = worker or default_worker()
     interval = heartbeat_seconds if heartbeat_seconds is not None else max(lease_seconds / 3, 0.05)
@@ -88,6 +92,13 @@ def state_machine_loop(
         if stop is not None and stop.is_set():
             break
         task = store.claim(worker, lease_seconds)
+        if task is None and follow:
+            task = _follower(store, worker, lease_seconds, stop).next_task()
+            if task is None:  # stopped
+                break
+        if task is not None and stop is not None and stop.is_set():
+            store.release(task.id, worker, note="stopped")  # claimed as the stop came
+            break
         if task is None:
             if store.recover():
                 continue
@@ -100,6 +111,12 @@ def state_machine_loop(
             # The lease was lost (recovered by someone else): that worker owns it now.
             log.warning("%s: %s", worker, e)
     return store.stats()
+
+
+def _follower(
+    store: TaskStore, worker: str, lease: float, stop: threading.Event | None
+) -> Follower:
+    return Follower(store, worker, lease, stop if stop is not None else threading.Event())
 
 
 def _work(

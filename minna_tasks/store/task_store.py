@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import threading
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +36,8 @@ from ..records import (
     load_json,
 )
 from ..states import StateMachine
+from . import changes as feed
+from . import waiting
 from .names import free_ids, id_owner, id_taken, owners
 from .projection import (
     ENTITY_TYPE,
@@ -186,13 +189,13 @@ class TaskStore:
         with self.memory.reading() as conn:
             self._require(task_id)
             rows = conn.execute(
-                "SELECT value, created_at, source, context FROM memories"
+                "SELECT value, created_at, source, context, id FROM memories"
                 " WHERE entity = ? AND attribute = 'status' ORDER BY id",
                 (task_id,),
             ).fetchall()
         out, previous = [], None
-        for value, at, actor, note in rows:
-            out.append(Transition(task_id, previous, value, at, actor, note))
+        for value, at, actor, note, cursor in rows:
+            out.append(Transition(task_id, previous, value, at, actor, note, cursor))
             previous = value
         return out
 
@@ -482,9 +485,21 @@ class TaskStore:
                 )
             return self._fail_attempt(task, worker, note or "attempt failed", error=error)
 
-    def claim(self, worker: str, lease_seconds: float = 300) -> Task | None:
+    def claim(
+        self,
+        worker: str,
+        lease_seconds: float = 300,
+        wait: float | None = None,
+        *,
+        stop: threading.Event | None = None,
+    ) -> Task | None:
         """Move the next pending task (highest priority, then oldest) to in_progress for
-        `worker` with a lease. Safe across processes: each task is claimed once."""
+        `worker` with a lease. Safe across processes: each task is claimed once.
+
+        With `wait` seconds, wait (holding no lock) for a task any process adds or
+        releases; None when the time is up or `stop` is set."""
+        if wait is not None:
+            return waiting.claim_waiting(self, worker, lease_seconds, wait, stop)
         worker = check_text("worker", worker)
         lease = check_lease(lease_seconds)
         if self.machine.claimed is None:
@@ -497,6 +512,23 @@ class TaskStore:
             return self._move(
                 task_from_row(row), self.machine.claimed, worker, "claimed", lease_seconds=lease
             )
+
+    def changes(
+        self, since: int | str | datetime | None = None, task_id: str | None = None
+    ) -> builtins.list[Transition]:
+        """Status changes after `since` (a cursor from a Transition, or a time), oldest
+        first; each carries its cursor. All of them when `since` is None."""
+        return feed.changes(self, since, task_id)
+
+    def watch(
+        self,
+        since: int | str | datetime | None = None,
+        stop: threading.Event | None = None,
+        task_id: str | None = None,
+    ) -> Generator[Transition, None, None]:
+        """Yield status changes as any process makes them, until `stop` is set; first the
+        ones after `since` (a cursor or a time), if given."""
+        return feed.watch(self, since, stop, task_id)
 
     def heartbeat(self, task_id: str, worker: str, lease_seconds: float = 300) -> Task:
         """Extend the lease of a task `worker` holds; TransitionConflict if it lost it."""

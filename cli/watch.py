@@ -1,0 +1,56 @@
+"""`minna-tasks watch`: every status change as it happens, made by any process."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from minna_tasks import Transition
+
+from .app import App, pass_app
+
+
+def _line(change: Transition) -> str:
+    moved = f"{change.from_state} -> {change.to_state}" if change.from_state else change.to_state
+    line = f"{change.at}  {change.task_id}  {moved}"
+    if change.actor:
+        line += f"  by {change.actor}"
+    if change.note:
+        line += f"  ({' '.join(change.note.split())})"
+    return line
+
+
+def _since(text: str | None) -> int | str | None:
+    """A cursor (digits, from a previous --json line) or an ISO-8601 time."""
+    return int(text) if text is not None and text.isdigit() else text
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--task", "task_id", metavar="ID", help="Only this task's changes.")
+@click.option(
+    "--since",
+    metavar="TIME",
+    help="First print the changes after this ISO-8601 time (or after a cursor from --json).",
+)
+@pass_app
+def watch(app: App, as_json: bool, task_id: str | None, since: str | None) -> None:
+    """Print each status change as it happens, made by any process, until Ctrl-C.
+
+    One line per change: time, task, from -> to, who and why. The JSON form
+    carries a `cursor`: `--since CURSOR` resumes right after it.
+    """
+    store = app.store(create=False)
+    changes = store.watch(since=_since(since), task_id=task_id)
+    try:
+        for change in changes:
+            text = json.dumps(change.to_dict(), ensure_ascii=False) if as_json else _line(change)
+            click.echo(text)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a watch ends
+    finally:
+        changes.close()
+
+
+COMMANDS = (watch,)
