@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import select
+import sys
+import threading
 
 import click
 
@@ -26,6 +29,20 @@ def _since(text: str | None) -> int | str | None:
     return int(text) if text is not None and text.isdigit() else text
 
 
+def _stop_when_closed(stop: threading.Event) -> None:
+    """Set `stop` once nobody reads stdout any more (e.g. `| head` exited), so that a
+    watch with nothing to print still ends."""
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLERR | select.POLLHUP)
+    except (OSError, ValueError, AttributeError):  # not a real file (tests), or no poll()
+        return
+    while not stop.is_set():
+        if poller.poll(200):
+            stop.set()
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--task", "task_id", metavar="ID", help="Only this task's changes.")
@@ -42,7 +59,9 @@ def watch(app: App, as_json: bool, task_id: str | None, since: str | None) -> No
     carries a `cursor`: `--since CURSOR` resumes right after it.
     """
     store = app.store(create=False)
-    changes = store.watch(since=_since(since), task_id=task_id)
+    stop = threading.Event()
+    threading.Thread(target=_stop_when_closed, args=(stop,), daemon=True).start()
+    changes = store.watch(since=_since(since), stop=stop, task_id=task_id)
     try:
         for change in changes:
             text = json.dumps(change.to_dict(), ensure_ascii=False) if as_json else _line(change)

@@ -17,7 +17,9 @@ import argparse
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from functools import partial
 from typing import Any
 from urllib.parse import quote
@@ -28,9 +30,12 @@ from .records import Task
 from .store import TaskStore
 
 try:
+    import anyio
     from mcp.server.context import ServerRequestContext
     from mcp.server.mcpserver import Context, MCPServer, ResourceSecurity
     from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+    from mcp.server.subscriptions import InMemorySubscriptionBus
+    from mcp.shared.subscriptions import ResourceUpdated
     from mcp.types import (
         CallToolResult,
         EmptyResult,
@@ -40,6 +45,8 @@ try:
         UnsubscribeRequestParams,
     )
     from pydantic import ValidationError
+
+    from .mcp_notify import relaying
 except ImportError as e:  # the optional `mcp` extra is not installed
     raise MinnaTasksError(
         "the MCP server needs the mcp extra: pip install 'minna-tasks[mcp]'"
@@ -50,6 +57,10 @@ __all__ = ["CURRENT_URI", "QUEUE_URI", "TASK_URI", "build_server", "main", "serv
 QUEUE_URI = "task://queue"
 CURRENT_URI = "task://current"
 TASK_URI = "task://{task_id}"
+
+# The longest a claim_task call waits for work: many hosts time a tool call out after a
+# minute or two, so an agent that wants to wait longer calls again.
+MAX_WAIT_SECONDS = 60
 
 # Errors a caller can act on: reported as tool errors with our message. Anything
 # else is a bug; the SDK logs it and answers with a generic tool error.
@@ -169,15 +180,12 @@ class _Tools:
     async def _run(
         self, action: Callable[[], Any], ctx: Context | None = None, changed: bool = False
     ) -> CallToolResult:
-        """Run one store call; on success tell subscribers which task resources changed."""
+        """Run one store call. Subscribers hear of its changes from the relay (mcp_notify),
+        which tells them about every process's changes, this server's included."""
         try:
             value = action()
         except USER_ERRORS as e:
             return _refused(e)
-        if changed and ctx is not None and isinstance(value, dict):
-            for uri in (QUEUE_URI, CURRENT_URI, task_uri(value["id"])):
-                await ctx.notify_resource_updated(uri)  # subscriptions/listen streams
-                await self.subscribers.notify(uri)  # resources/subscribe sessions
         return _ok(value)
 
     async def add_task(
@@ -196,17 +204,36 @@ class _Tools:
         return await self._run(lambda: add().to_dict(), ctx, changed=True)
 
     async def claim_task(
-        self, worker: str, ctx: Context, lease_seconds: float = 300
+        self, worker: str, ctx: Context, lease_seconds: float = 300, wait_seconds: float = 0
     ) -> CallToolResult:
         """Claim the next pending task (highest priority, then oldest) for `worker`: it moves
         to in_progress with a lease of `lease_seconds`. Returns the task, or null when no task
-        is pending. A task is never handed to two workers."""
+        is pending. With `wait_seconds` (up to 60), wait that long for a task anyone adds
+        instead of polling. A task is never handed to two workers."""
+        if isinstance(wait_seconds, int | float) and wait_seconds > MAX_WAIT_SECONDS:
+            return _refused(
+                ValueError(
+                    f"wait_seconds must be at most {MAX_WAIT_SECONDS}, not {wait_seconds:g}: "
+                    "call claim_task again to wait longer"
+                )
+            )
+        stop = threading.Event()
 
         def claim() -> dict[str, Any] | None:
-            task = self.store.claim(worker, lease_seconds=lease_seconds)
+            task = self.store.claim(worker, lease_seconds, wait=wait_seconds or None, stop=stop)
+            if task is not None and stop.is_set():  # the call was cancelled as it claimed
+                self.store.release(task.id, worker, note="claim cancelled")
+                return None
             return None if task is None else task.to_dict()
 
-        return await self._run(claim, ctx, changed=True)
+        try:
+            # Off the event loop: the server keeps answering while this call waits.
+            value = await anyio.to_thread.run_sync(claim, abandon_on_cancel=True)
+        except USER_ERRORS as e:
+            return _refused(e)
+        finally:
+            stop.set()
+        return await self._run(lambda: value, ctx, changed=True)
 
     async def transition_task(
         self,
@@ -316,6 +343,7 @@ TOOL_TITLES = {
 
 def build_server(store: TaskStore) -> MCPServer:
     """An MCP server whose resources and tools read and change `store`."""
+    bus, subscribers = InMemorySubscriptionBus(), _Subscribers()
     server = _Server(
         "minna-tasks",
         title="minna-tasks",
@@ -323,14 +351,28 @@ def build_server(store: TaskStore) -> MCPServer:
         instructions=INSTRUCTIONS,
         version=_version(),
         log_level="WARNING",
+        subscriptions=bus,
+        lifespan=_notifying(store, bus, subscribers),
     )
-    subscribers = _Subscribers()
     _add_legacy_subscriptions(server, subscribers)
     _add_resources(server, store)
     tools = _Tools(store, subscribers)
     for name, title in TOOL_TITLES.items():
         server.add_tool(getattr(tools, name), name=name, title=title)
     return server
+
+
+def _notifying(
+    store: TaskStore, bus: InMemorySubscriptionBus, subscribers: _Subscribers
+) -> Callable[[MCPServer], AbstractAsyncContextManager[None]]:
+    """The server's lifespan: relay every process's task changes to subscribers."""
+
+    async def notify(task_ids: list[str]) -> None:
+        for uri in (QUEUE_URI, CURRENT_URI, *map(task_uri, task_ids)):
+            await bus.publish(ResourceUpdated(uri=uri))  # subscriptions/listen streams
+            await subscribers.notify(uri)  # resources/subscribe sessions
+
+    return lambda server: relaying(store, notify)
 
 
 def _add_resources(server: MCPServer, store: TaskStore) -> None:

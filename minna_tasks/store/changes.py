@@ -108,3 +108,20 @@ def watch(
             while not detector.wait(WATCH_TIMEOUT, stop):
                 if stop is not None and stop.is_set():
                     return
+
+
+def touched(store: TaskStore, after: int | None = None) -> tuple[list[str], int]:
+    """The ids of the tasks any of whose fields changed after the cursor `after`
+    (oldest change first), and the cursor to continue from. With `after=None`: none,
+    and the cursor of now."""
+    with store.memory.reading() as conn:
+        top = int(conn.execute("SELECT coalesce(max(id), 0) FROM memories").fetchone()[0])
+        if after is None or after >= top:
+            return [], max(top, after or 0)
+        rows = conn.execute(
+            "SELECT m.entity FROM memories m WHERE m.id > ? AND m.id <= ?"
+            " AND EXISTS (SELECT 1 FROM task_current t WHERE t.id = m.entity)"
+            " GROUP BY m.entity ORDER BY min(m.id)",
+            (after, top),
+        ).fetchall()
+    return [row[0] for row in rows], top
