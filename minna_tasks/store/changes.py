@@ -36,6 +36,7 @@ WHERE m.attribute = 'status' AND m.id > :after AND m.id <= :upto
     AND (:time IS NULL OR m.created_at > :time)
     AND EXISTS (SELECT 1 FROM task_current t WHERE t.id = m.entity)
 ORDER BY m.id
+LIMIT :limit
 """
 # How many changes one read returns at most, so a long log streams in pieces.
 BATCH = 1000
@@ -61,7 +62,7 @@ def _read(
     """Up to `limit` changes after the cursor, and the cursor to continue from."""
     top = int(conn.execute("SELECT coalesce(max(id), 0) FROM memories").fetchone()[0])
     args: dict[str, Any] = {"after": after, "upto": top, "task": task_id, "time": time}
-    rows = conn.execute(_SELECT + " LIMIT :limit", {**args, "limit": limit}).fetchall()
+    rows = conn.execute(_SELECT, {**args, "limit": limit}).fetchall()
     out = [
         Transition(e, prev, to, at, actor, note, cursor=i)
         for i, e, prev, to, at, actor, note in rows
