@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import select
 import sys
 import threading
@@ -68,6 +69,9 @@ def watch(app: App, as_json: bool, task_id: str | None, since: str | None) -> No
             click.echo(text)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a watch ends
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): the end, not an error
+        # Point stdout at /dev/null so that the flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
         changes.close()
 
