@@ -38,7 +38,7 @@ def check_wait(wait: object) -> float:
     if isinstance(wait, bool) or not isinstance(wait, int | float):
         raise TypeError(f"wait must be a number of seconds, not {type(wait).__name__}")
     if not math.isfinite(wait) or wait < 0:
-        raise ValueError(f"wait must be zero or more seconds, not {wait}")
+        raise ValueError(f"wait must be zero or more seconds, not {wait:g}")
     return float(wait)
 
 
