@@ -9,10 +9,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import core, growth, procs, reads, rss
+from . import core, growth, procs, reads, rss, waiting
 from ._util import Results, Scratch, Sizes, machine
 
-SECTIONS = ("limits", "cycle", "processes", "growth", "reads", "bulk", "memory")
+SECTIONS = ("limits", "cycle", "processes", "growth", "reads", "bulk", "memory", "waiting")
 RESULTS_DIR = Path(__file__).parent / "results"
 
 
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run(res: Results, sizes: Sizes, scratch: Scratch, only: set[str]) -> None:
+def _run(res: Results, sizes: Sizes, scratch: Scratch, only: set[str]) -> None:  # noqa: C901
     def step(name: str) -> bool:
         if name in only:
             print(f"[{time.strftime('%H:%M:%S')}] {name} ...", file=sys.stderr, flush=True)
@@ -94,10 +94,13 @@ def _run(res: Results, sizes: Sizes, scratch: Scratch, only: set[str]) -> None:
             reads.run_export_import(res, sizes, scratch, big)
     if step("memory"):
         rss.run_rss(res, sizes, scratch)
+    if step("waiting"):
+        waiting.run_waiting(res, sizes, scratch)
 
 
 def _targets(res: Results) -> None:
     """The issue's targets, each computed from figures of this run."""
+    waiting.targets(res)
     f = res.figures
 
     def med(key: str) -> float | None:
