@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from minna_tasks import StateMachine, jsonio
+from minna_tasks import defaults, jsonio
+from minna_tasks.store import file_machine
 
 from .app import App, MinnaGroup, emit_json, json_option, pass_app, table
 
@@ -55,7 +56,7 @@ def export_(app: App, path: Path) -> None:
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option(
     "--on-conflict",
-    type=click.Choice(["error", "skip", "replace"]),
+    type=click.Choice(defaults.ON_CONFLICT),
     default="error",
     show_default=True,
     help="What to do with tasks whose id already exists.",
@@ -64,12 +65,14 @@ def export_(app: App, path: Path) -> None:
 def import_(app: App, path: Path, on_conflict: str) -> None:
     """Import tasks with their history from a JSON file: all of them or none."""
     # Validate the whole file before the database is even opened: a bad file changes nothing.
-    records = jsonio.read_document(path, StateMachine().states)
+    machine, records = jsonio.read_export(path, file_machine(app.db))
     store = app.store()
     with click.progressbar(
         length=len(records), label="Importing", file=sys.stderr, hidden=not _bar_wanted()
     ) as bar:
-        result = jsonio.restore_records(store, records, on_conflict, on_progress=bar.update)
+        result = jsonio.restore_records(
+            store, records, on_conflict, on_progress=bar.update, machine=machine
+        )
     skipped = f" ({result.skipped} skipped: id exists)" if result.skipped else ""
     click.echo(f"Imported {result.imported} task(s) from {path}{skipped}")
 
@@ -87,9 +90,10 @@ def mcp(app: App) -> None:
 
 @click.command()
 @click.option("--markdown", is_flag=True, help="Wrap it in a ```mermaid block.")
-def diagram(markdown: bool) -> None:
-    """Print the state machine as a Mermaid diagram."""
-    text = StateMachine().to_mermaid()
+@pass_app
+def diagram(app: App, markdown: bool) -> None:
+    """Print the file's state machine as a Mermaid diagram (the file is only read)."""
+    text = file_machine(app.db).to_mermaid()
     click.echo(f"```mermaid\n{text}```\n" if markdown else text, nl=False)
 
 

@@ -6,7 +6,7 @@ import click
 
 from minna_tasks import __version__
 
-from . import files, tasks, watch
+from . import files, machine, tasks, watch
 from .app import DEFAULT_DB, App, MinnaGroup
 from .demo import demo
 from .run import run
@@ -35,7 +35,7 @@ def cli(ctx: click.Context, db: str) -> None:
     ctx.call_on_close(app.close)
 
 
-for command in (*tasks.COMMANDS, *files.COMMANDS, run, demo, *watch.COMMANDS):
+for command in (*tasks.COMMANDS, *files.COMMANDS, *machine.COMMANDS, run, demo, *watch.COMMANDS):
     cli.add_command(command)
 
 

@@ -24,8 +24,8 @@ from functools import partial
 from typing import Any
 from urllib.parse import quote
 
+from . import defaults
 from .errors import MinnaTasksError, TaskNotFound
-from .memory import DEFAULT_PATH
 from .records import Task
 from .store import TaskStore
 
@@ -194,7 +194,7 @@ class _Tools:
         ctx: Context,
         description: str = "",
         priority: int = 0,
-        max_attempts: int = 3,
+        max_attempts: int = defaults.MAX_ATTEMPTS,
         payload: Any = None,
         task_id: str | None = None,
     ) -> CallToolResult:
@@ -204,7 +204,11 @@ class _Tools:
         return await self._run(lambda: add().to_dict(), ctx, changed=True)
 
     async def claim_task(
-        self, worker: str, ctx: Context, lease_seconds: float = 300, wait_seconds: float = 0
+        self,
+        worker: str,
+        ctx: Context,
+        lease_seconds: float = defaults.LEASE_SECONDS,
+        wait_seconds: float = 0,
     ) -> CallToolResult:
         """Claim the next pending task (highest priority, then oldest) for `worker`: it moves
         to in_progress with a lease of `lease_seconds`. Returns the task, or null when no task
@@ -244,15 +248,23 @@ class _Tools:
         note: str | None = None,
         actor: str | None = None,
         result: Any = None,
+        event: str | None = None,
     ) -> CallToolResult:
-        """Move a task to `to_state` (pending, in_progress, review, completed, failed) in one
-        atomic step, and return it. `expected` refuses the move if the task is no longer in
-        that state; `actor` is who moves it (a held task may only be moved by its owner);
-        `note` is the reason kept in the history; `result` (any JSON) is stored with the move.
-        An invalid move is refused with the moves that are allowed."""
+        """Move a task to `to_state` (a state of the file's state machine) in one atomic
+        step, and return it. `expected` refuses the move if the task is no longer in that
+        state; `actor` is who moves it (a held task may only be moved by its owner); `note`
+        is the reason kept in the history; `result` (any JSON) is stored with the move;
+        `event` names the event when a move has several (in_progress -> pending is a
+        release, fail or expire). An invalid move is refused with the moves that are allowed."""
         return await self._run(
             lambda: self.store.transition(
-                task_id, to_state, expected=expected, actor=actor, note=note, result=result
+                task_id,
+                to_state,
+                expected=expected,
+                actor=actor,
+                note=note,
+                result=result,
+                event=event,
             ).to_dict(),
             ctx,
             changed=True,
@@ -267,7 +279,7 @@ class _Tools:
         return await self._run(lambda: _task_with_history(self.store, task_id))
 
     async def heartbeat_task(
-        self, task_id: str, worker: str, ctx: Context, lease_seconds: float = 300
+        self, task_id: str, worker: str, ctx: Context, lease_seconds: float = defaults.LEASE_SECONDS
     ) -> CallToolResult:
         """Extend the lease of a task `worker` holds to `lease_seconds` from now; refused if
         the worker no longer holds it (its lease expired and the task was recovered)."""
@@ -451,7 +463,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--db",
-        default=os.environ.get("MINNA_DB", DEFAULT_PATH),
+        default=os.environ.get("MINNA_DB", defaults.DB_PATH),
         help="the SQLite file (env MINNA_DB, default %(default)s)",
     )
     args = parser.parse_args(argv)

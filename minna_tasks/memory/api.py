@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import MinnaTasksError
+from ..errors import AliasTaken, EntityTypeConflict, MemoryNotFound
 from . import fulltext
 from .database import Database
 from .fulltext import dict_rows
@@ -140,7 +140,7 @@ class MinnaMemory(Database):
                 "UPDATE memories SET verified_at = ? WHERE id = ?", (utcnow(), memory_id)
             )
             if cursor.rowcount == 0:
-                raise MinnaTasksError(f"memory {memory_id} not found")
+                raise MemoryNotFound(memory_id)
 
     # -- entities and relations ---------------------------------------------
 
@@ -163,9 +163,7 @@ class MinnaMemory(Database):
             else:
                 entity_id = int(row[0])
                 if row[1] != entity_type:
-                    raise MinnaTasksError(
-                        f"entity {name!r} exists with type {row[1]!r}, not {entity_type!r}"
-                    )
+                    raise EntityTypeConflict(name, row[1], entity_type)
                 merged = list(dict.fromkeys([*json.loads(row[2]), *new_aliases]))
                 conn.execute(
                     "UPDATE entities SET aliases = ? WHERE id = ?", (json.dumps(merged), entity_id)
@@ -175,7 +173,7 @@ class MinnaMemory(Database):
                     "SELECT entity_id FROM entity_aliases WHERE alias = ?", (alias,)
                 ).fetchone()
                 if owner is not None and owner[0] != entity_id:
-                    raise MinnaTasksError(f"alias {alias!r} already names another entity")
+                    raise AliasTaken(alias)
                 conn.execute(
                     "INSERT OR IGNORE INTO entity_aliases (alias, entity_id) VALUES (?, ?)",
                     (alias, entity_id),

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..records import JSON_ATTRIBUTES, Task, as_integer, load_json
 from ..states import TaskState
+from .machines import MACHINE_DDL
 
 ENTITY_TYPE = "task"
 
@@ -139,7 +140,8 @@ def _projection_ddl() -> str:
     return "".join(parts)
 
 
-TASK_MIGRATIONS: tuple[str, ...] = (_projection_ddl(),)
+# 2: the state machine the file holds (see machines.py).
+TASK_MIGRATIONS: tuple[str, ...] = (_projection_ddl(), MACHINE_DDL)
 
 COLUMNS = ("id", *TASK_ATTRIBUTES, "created_at", "updated_at")
 SELECT_TASK = f"SELECT {', '.join(COLUMNS)} FROM task_current"

@@ -14,15 +14,19 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .. import views
+from .. import defaults, views
 from ..errors import (
     InvalidTransition,
-    MinnaTasksError,
+    MachineInUse,
+    MachineMismatch,
+    MissingRole,
     TaskExists,
+    TaskFieldProtected,
     TaskNotFound,
     TransitionConflict,
 )
-from ..memory import DEFAULT_PATH, MinnaMemory, to_timestamp, utcnow
+from ..events import Event
+from ..memory import MinnaMemory, to_timestamp, utcnow
 from ..records import (
     JSON_ATTRIBUTES,
     Fact,
@@ -37,7 +41,7 @@ from ..records import (
 )
 from ..states import StateMachine
 from . import changes as feed
-from . import waiting
+from . import machines, waiting
 from .names import free_ids, id_owner, id_taken, owners
 from .projection import (
     ENTITY_TYPE,
@@ -62,7 +66,7 @@ class TaskStore:
 
     def __init__(
         self,
-        path_or_memory: str | os.PathLike[str] | MinnaMemory = DEFAULT_PATH,
+        path_or_memory: str | os.PathLike[str] | MinnaMemory = defaults.DB_PATH,
         machine: StateMachine | None = None,
         *,
         timeout: float | None = None,
@@ -80,11 +84,47 @@ class TaskStore:
         self.machine = machine or StateMachine()
         try:
             self.memory.ensure_component("tasks", TASK_MIGRATIONS)
+            self.machine = self._file_machine(machine)
             if not self.memory.readonly:
                 views.ensure_views(self.memory)
         except BaseException:
             self.close()
             raise
+
+    def _file_machine(self, given: StateMachine | None) -> StateMachine:
+        """The file's machine; the first store to open a file records its own there."""
+        conn = self.memory.connection
+        with self.memory.reading():
+            stored = machines.read(conn, self.path)
+        if stored is None and not self.memory.readonly:
+            with self.memory.transaction():
+                stored = machines.read(conn, self.path)  # re-read under the write lock
+                if stored is None:
+                    stored = given or StateMachine()
+                    _check_fits(conn, stored)  # a 0.1 file's tasks must not be stranded
+                    machines.record(conn, stored, utcnow(), note="first opened")
+        if stored is None:
+            return given or StateMachine()
+        if given is not None and given != stored:
+            raise MachineMismatch(self.path, stored.differences(given))
+        return stored
+
+    def replace_machine(
+        self, machine: StateMachine, actor: str | None = None, note: str | None = None
+    ) -> StateMachine:
+        """Make `machine` the file's state machine, as a recorded step (who, when, why).
+
+        Refused (MachineInUse) while a task sits in a state the new machine lacks.
+        Other processes use it from their next open.
+        """
+        if not isinstance(machine, StateMachine):
+            raise TypeError(f"machine must be a StateMachine, not {type(machine).__name__}")
+        with self.memory.transaction() as conn:
+            _check_fits(conn, machine)
+            if machines.read(conn, self.path) != machine:
+                machines.record(conn, machine, utcnow(), actor, note or "replaced")
+        self.machine = machine
+        return machine
 
     @property
     def path(self) -> str:
@@ -238,7 +278,7 @@ class TaskStore:
         title: str,
         description: str = "",
         priority: int = 0,
-        max_attempts: int = 3,
+        max_attempts: int = defaults.MAX_ATTEMPTS,
         payload: Any = None,
         task_id: str | None = None,
         actor: str | None = None,
@@ -279,7 +319,9 @@ class TaskStore:
             "title": check_text("title", spec.get("title")),
             "description": check_text("description", spec.get("description", ""), empty=True),
             "priority": check_int("priority", spec.get("priority", 0)),
-            "max_attempts": check_int("max_attempts", spec.get("max_attempts", 3), 1),
+            "max_attempts": check_int(
+                "max_attempts", spec.get("max_attempts", defaults.MAX_ATTEMPTS), 1
+            ),
             "payload": dump_json("payload", spec.get("payload")),
         }
 
@@ -351,12 +393,17 @@ class TaskStore:
         note: str | None = None,
         result: Any = None,
         error: str | None = None,
+        *,
+        event: str | None = None,
     ) -> Task:
-        """Move a task to `to_state` in one atomic step.
+        """Move a task to `to_state` in one atomic step, by the machine's event for that move.
 
-        Raises TransitionConflict if the task is not in `expected` (or is held by
-        another worker than `actor`), InvalidTransition if the machine forbids
-        the move. Moving review -> pending counts a failed attempt.
+        A move with several events (`in_progress -> pending` is a release, a failure or
+        an expiry) means the first one declared unless `event` names another. Raises
+        TransitionConflict if the task is not in `expected` (or is held by another
+        worker than `actor`), InvalidTransition if the machine forbids the move. An
+        event that counts a failed attempt (review -> pending) goes to failed once
+        attempts are used up.
         """
         to_state = self.machine.check_state(to_state)
         if expected is not None:
@@ -365,15 +412,8 @@ class TaskStore:
         with self.memory.transaction():
             task = self._require(task_id)
             self._check_expected(task, expected, actor)
-            self.machine.validate(task.status, to_state, task_id)
-            attempt_failed = (
-                task.status in self.machine.held
-                and task.status != self.machine.claimed
-                and to_state == self.machine.initial
-            )
-            if attempt_failed:
-                return self._fail_attempt(task, actor, note, error=error, result_json=result_json)
-            return self._move(task, to_state, actor, note, result_json=result_json, error=error)
+            step = self.machine.event(task.status, to_state, event, task_id)
+            return self._apply(task, step, actor, note, result_json=result_json, error=error)
 
     def _check_expected(self, task: Task, expected: str | None, actor: str | None) -> None:
         if expected is not None and task.status != expected:
@@ -400,37 +440,37 @@ class TaskStore:
     def _move(
         self,
         task: Task,
-        to_state: str,
+        event: Event,
         actor: str | None,
         note: str | None,
         *,
-        lease_seconds: float = 300.0,
+        lease_seconds: float = defaults.LEASE_SECONDS,
         result_json: str | None = None,
         error: str | None = None,
         attempts: int | None = None,
     ) -> Task:
-        """Append the status row and its companion triples (inside a transaction);
-        returns the task as it now stands."""
+        """Append the status row and the triples of the event's effects (inside a
+        transaction); returns the task as it now stands."""
         stamp = utcnow()
         facts: builtins.list[Fact] = []
         if result_json is not None:
             facts.append((task.id, "result", result_json, actor, None))
         if error is not None:
             facts.append((task.id, "error", str(error), actor, None))
-        if attempts is not None and attempts != task.attempts:
+        if event.attempts == "reset":
+            facts.append((task.id, "attempts", 0, actor, event.name))
+        elif attempts is not None and attempts != task.attempts:
             facts.append((task.id, "attempts", attempts, actor, None))
-        if to_state == self.machine.claimed:
+        if event.holder == "take":
             lease = _after(stamp, lease_seconds)
             facts.append((task.id, "owner", actor, actor, None))
             facts.append((task.id, "lease_expires_at", lease, actor, None))
-        elif to_state not in self.machine.held:
+        elif event.holder == "drop":
             if task.owner is not None:
                 facts.append((task.id, "owner", None, actor, None))
             if task.lease_expires_at is not None:
                 facts.append((task.id, "lease_expires_at", None, actor, None))
-        if task.status == self.machine.failed and to_state == self.machine.initial:
-            facts.append((task.id, "attempts", 0, actor, "retry"))
-        facts.append((task.id, "status", to_state, actor, note))
+        facts.append((task.id, "status", event.target, actor, note))
         return self._append(task, facts, stamp)
 
     def _append(self, task: Task, facts: Sequence[Fact], stamp: str) -> Task:
@@ -442,28 +482,42 @@ class TaskStore:
             changes[attribute] = load_json(value) if attribute in JSON_ATTRIBUTES else value
         return replace(task, **changes)
 
-    def _fail_attempt(
+    def _apply(
         self,
         task: Task,
+        event: Event,
         actor: str | None,
         note: str | None,
-        error: str | None = None,
+        *,
         result_json: str | None = None,
+        error: str | None = None,
     ) -> Task:
-        """Count a failed attempt: back to the queue, or to `failed` once attempts are used up."""
-        attempts = task.attempts + 1
-        to_state = self.machine.initial
-        if attempts >= task.max_attempts and self.machine.failed is not None:
-            to_state = self.machine.failed
-            note = (
-                f"{note}; attempts used up ({attempts}/{task.max_attempts})"
-                if note
-                else (f"attempts used up ({attempts}/{task.max_attempts})")
-            )
-        self.machine.validate(task.status, to_state, task.id)
+        """Apply one event (inside a transaction). An attempt-counting event goes to the
+        failed state instead of back to the queue once attempts are used up."""
+        attempts = task.attempts
+        if event.counts_attempt:
+            attempts += 1
+            if attempts >= task.max_attempts:
+                routed = self.machine.used_up(event)
+                if routed is not event:
+                    used = f"attempts used up ({attempts}/{task.max_attempts})"
+                    note = f"{note}; {used}" if note else used
+                    event = routed
         return self._move(
-            task, to_state, actor, note, attempts=attempts, error=error, result_json=result_json
+            task, event, actor, note, attempts=attempts, error=error, result_json=result_json
         )
+
+    def _held_event(self, task: Task, name: str, to_state: str | None = None) -> Event:
+        """The event `name` out of the held state a task is in, or InvalidTransition."""
+        found = self.machine.find(task.status, name) if task.status in self.machine.held else None
+        if found is None:
+            raise InvalidTransition(
+                task.id,
+                task.status,
+                to_state or self.machine.initial,
+                self.machine.allowed(task.status),
+            )
+        return found
 
     def fail(
         self,
@@ -473,28 +527,26 @@ class TaskStore:
         note: str | None = None,
         expected: str | None = None,
     ) -> Task:
-        """Record a failed attempt of a held task (execution error or failed verification)."""
+        """Record a failed attempt of a held task (execution error or failed verification):
+        the machine's `fail` event, back to the queue or to failed once attempts are used up."""
         if expected is not None:
             expected = self.machine.check_state(expected)
         with self.memory.transaction():
             task = self._require(task_id)
             self._check_expected(task, expected, worker)
-            if task.status not in self.machine.held:
-                raise InvalidTransition(
-                    task_id, task.status, self.machine.initial, self.machine.allowed(task.status)
-                )
-            return self._fail_attempt(task, worker, note or "attempt failed", error=error)
+            step = self._held_event(task, "fail")
+            return self._apply(task, step, worker, note or "attempt failed", error=error)
 
     def claim(
         self,
         worker: str,
-        lease_seconds: float = 300,
+        lease_seconds: float = defaults.LEASE_SECONDS,
         wait: float | None = None,
         *,
         stop: threading.Event | None = None,
     ) -> Task | None:
-        """Move the next pending task (highest priority, then oldest) to in_progress for
-        `worker` with a lease. Safe across processes: each task is claimed once.
+        """Move the next queued task (highest priority, then oldest) to the claimed state
+        for `worker` with a lease. Safe across processes: each task is claimed once.
 
         With `wait` seconds, wait (holding no lock) for a task any process adds or
         releases; None when the time is up or `stop` is set."""
@@ -502,16 +554,13 @@ class TaskStore:
             return waiting.claim_waiting(self, worker, lease_seconds, wait, stop)
         worker = check_text("worker", worker)
         lease = check_lease(lease_seconds)
-        if self.machine.claimed is None:
-            raise MinnaTasksError("this state machine has no claimed state; claim() needs one")
+        step = self.machine.event(self.machine.initial, self.machine.claimed, "claim")
         sql, args = self._queue_query()
         with self.memory.transaction() as conn:
             row = conn.execute(sql + " LIMIT 1", args).fetchone()
             if row is None:
                 return None
-            return self._move(
-                task_from_row(row), self.machine.claimed, worker, "claimed", lease_seconds=lease
-            )
+            return self._move(task_from_row(row), step, worker, "claimed", lease_seconds=lease)
 
     def changes(
         self, since: int | str | datetime | None = None, task_id: str | None = None
@@ -530,7 +579,9 @@ class TaskStore:
         ones after `since` (a cursor or a time), if given."""
         return feed.watch(self, since, stop, task_id)
 
-    def heartbeat(self, task_id: str, worker: str, lease_seconds: float = 300) -> Task:
+    def heartbeat(
+        self, task_id: str, worker: str, lease_seconds: float = defaults.LEASE_SECONDS
+    ) -> Task:
         """Extend the lease of a task `worker` holds; TransitionConflict if it lost it."""
         worker = check_text("worker", worker)
         lease = check_lease(lease_seconds)
@@ -545,13 +596,14 @@ class TaskStore:
             )
 
     def release(self, task_id: str, worker: str, note: str | None = None) -> Task:
-        """Hand a held task back to the queue without counting an attempt."""
+        """Hand a held task back to the queue without counting an attempt (the machine's
+        `release` event)."""
         worker = check_text("worker", worker)
         with self.memory.transaction():
             task = self._require(task_id)
             self._check_holder(task, worker)
-            self.machine.validate(task.status, self.machine.initial, task_id)
-            return self._move(task, self.machine.initial, worker, note or "released")
+            step = self._held_event(task, "release")
+            return self._apply(task, step, worker, note or "released")
 
     def _check_holder(self, task: Task, worker: str) -> None:
         if task.status not in self.machine.held or task.owner != worker:
@@ -564,12 +616,11 @@ class TaskStore:
             )
 
     def recover(self, now: datetime | str | None = None) -> builtins.list[Task]:
-        """Put tasks whose lease expired (as of `now`) back in the queue with attempts + 1,
-        or to failed when their attempts are used up. Live leases are not touched."""
+        """Take back tasks whose lease expired (as of `now`) by the machine's `expire` event:
+        to the queue with attempts + 1, or to failed when their attempts are used up.
+        Live leases are not touched."""
         stamp = to_timestamp(now) if now is not None else utcnow()
         held = self.machine.held
-        if not held:
-            return []
         with self.memory.transaction() as conn:
             rows = conn.execute(
                 SELECT_TASK + f" WHERE status IN ({', '.join('?' * len(held))})"
@@ -580,19 +631,22 @@ class TaskStore:
             for row in rows:
                 task = task_from_row(row)
                 note = f"lease of {task.owner or 'nobody'} expired at {task.lease_expires_at}"
-                recovered.append(self._fail_attempt(task, "recover", note, error=note))
+                step = self._held_event(task, "expire")
+                recovered.append(self._apply(task, step, "recover", note, error=note))
         return recovered
 
     def retry(self, task_id: str, actor: str | None = None, note: str | None = None) -> Task:
-        """Give a failed task a fresh start: failed -> pending, attempts back to 0."""
+        """Give a failed task a fresh start (the machine's `retry` event): failed -> the
+        queue, attempts back to 0."""
         if self.machine.failed is None:
-            raise MinnaTasksError("this state machine has no failed state to retry from")
+            raise MissingRole("failed", "retry")
         return self.transition(
             task_id,
             self.machine.initial,
             expected=self.machine.failed,
             actor=actor,
             note=note or "retry",
+            event="retry",
         )
 
     def remember(
@@ -609,10 +663,7 @@ class TaskStore:
         state machine (e.g. set a pending task's status to completed)."""
         with self.memory.transaction():
             if attribute in TASK_ATTRIBUTES and self._row(entity) is not None:
-                raise MinnaTasksError(
-                    f"{entity} is a task: its {attribute} changes only through the task "
-                    "commands (add, move, claim, heartbeat, release, retry)"
-                )
+                raise TaskFieldProtected(entity, attribute)
             return self.memory.store(entity, attribute, value, source, confidence, context)
 
     # -- bulk history (JSON import) -------------------------------------------
@@ -627,7 +678,7 @@ class TaskStore:
         Each record: {id, created_at, facts: [{attribute, value, source, context,
         created_at}, ...]} in log order. Returns the ids written.
         """
-        if on_conflict not in ("error", "skip", "replace"):
+        if on_conflict not in defaults.ON_CONFLICT:
             raise ValueError("on_conflict must be 'error', 'skip' or 'replace'")
         written: builtins.list[str] = []
         with self.memory.transaction() as conn:
@@ -688,6 +739,17 @@ class TaskStore:
             )
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def _check_fits(conn: Any, machine: StateMachine) -> None:
+    """Refuse a machine that lacks a state some task is in (MachineInUse)."""
+    stranded = {
+        state: count
+        for state, count in machines.states_in_use(conn).items()
+        if state not in machine.states
+    }
+    if stranded:
+        raise MachineInUse(stranded)
 
 
 def _after(stamp: str, seconds: float) -> str:
