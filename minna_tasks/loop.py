@@ -121,6 +121,7 @@ def state_machine_loop(
                 break
         if task is not None and stop is not None and stop.is_set():
             store.release(task.id, worker, note="stopped")  # claimed as the stop came
+            summary.counts["released"] += 1
             break
         if task is None:
             if store.recover():
