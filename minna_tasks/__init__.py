@@ -21,6 +21,7 @@ from .errors import (
     TaskFieldProtected,
     TaskNotFound,
     TransitionConflict,
+    UnknownEntityType,
     UnknownState,
 )
 from .events import Event
@@ -30,7 +31,7 @@ from .records import Task, Transition
 from .states import StateMachine, TaskState
 from .store import TaskStore
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AliasTaken",
@@ -60,6 +61,7 @@ __all__ = [
     "TaskStore",
     "Transition",
     "TransitionConflict",
+    "UnknownEntityType",
     "UnknownState",
     "state_machine_loop",
 ]

@@ -175,6 +175,17 @@ class EntityTypeConflict(MinnaTasksError):
         super().__init__(f"entity {name!r} exists with type {existing!r}, not {wanted!r}")
 
 
+class UnknownEntityType(MinnaTasksError, ValueError):
+    """An entity type the Minna tools do not accept (they take the five documented ones)."""
+
+    def __init__(self, entity_type: str, allowed: tuple[str, ...], task_type: str) -> None:
+        self.entity_type, self.allowed = entity_type, allowed
+        extra = " (tasks are made by the task tools)" if entity_type == task_type else ""
+        super().__init__(
+            f"unknown entity type {entity_type!r}{extra}; use one of: {', '.join(allowed)}"
+        )
+
+
 class AliasTaken(MinnaTasksError):
     """An alias that already names another entity."""
 

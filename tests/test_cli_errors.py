@@ -421,8 +421,7 @@ FILE_CASES: list[tuple[str, Callable[[Path], None], str]] = [
         "newer-schema",
         _newer_schema,
         "{db} has schema version 99, newer than this minna-tasks supports "
-        f"({SCHEMA_VERSION}); "
-        "upgrade minna-tasks to use it",
+        f"({SCHEMA_VERSION}); upgrade minna-tasks to use it",
     ),
     ("directory", lambda p: p.mkdir(), "{db} is a directory, not a database file"),
 ]

@@ -27,7 +27,7 @@ from minna_tasks.memory import SCHEMA_VERSION
 from .conftest import file_digest, unchanged
 
 ROOT = Path(__file__).resolve().parent.parent
-OLD_FILE = Path(__file__).with_name("data") / "minna-0.1.sqlite"
+OLD_FILE = Path(__file__).with_name("data") / "minna-0.1-tasks.sqlite"
 DEADLINE = 60.0
 TRIGGERS = "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name"
 

@@ -71,7 +71,24 @@ MIGRATIONS: tuple[str, ...] = (
         version INTEGER NOT NULL
     );
     """,
-    # 2: memory ids only grow and are never reused after a delete (AUTOINCREMENT), so
+    # Preferences keyed by (category, key), as documented (0.1 keyed them by key alone,
+    # so one key in two categories collided); every existing preference is kept. Session
+    # summaries gain the documented `entity_ids` (a JSON list, '[]' for old rows).
+    """
+    CREATE TABLE preferences_by_category (
+        category TEXT NOT NULL DEFAULT 'general',
+        key TEXT NOT NULL,
+        value,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (category, key)
+    );
+    INSERT INTO preferences_by_category (category, key, value, updated_at)
+    SELECT category, key, value, updated_at FROM preferences;
+    DROP TABLE preferences;
+    ALTER TABLE preferences_by_category RENAME TO preferences;
+    ALTER TABLE sessions ADD COLUMN entity_ids TEXT NOT NULL DEFAULT '[]';
+    """,
+    # Memory ids only grow and are never reused after a delete (AUTOINCREMENT), so
     # a memory id is a cursor a reader can resume from (TaskStore.changes). SQLite can
     # add AUTOINCREMENT only by rebuilding the table; ids, rows, the index are kept.
     # The copy goes through a temp table so that no RENAME trips over views that read
