@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from minna_tasks import MinnaMemory, Task, TaskStore, Transition, state_machine_loop
 from minna_tasks.memory import SCHEMA_VERSION
@@ -470,3 +472,50 @@ def test_a_migration_in_another_process_is_seen_by_a_plain_memory(old_file: Path
         )
     with TaskStore(old_file) as store:
         assert store.get("t-3").title == "renamed"
+
+
+OPS = st.lists(
+    st.sampled_from(["add", "claim", "release", "remember", "forget", "complete"]),
+    max_size=25,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(OPS)
+def test_any_cursor_resumes_exactly(ops: list[str]) -> None:
+    """Whatever happened (deletes of the newest memories included), the changes after a
+    change's cursor are exactly the ones that follow it, and they are every task's history
+    merged in commit order."""
+    with TaskStore(":memory:") as store:
+        marks: list[tuple[int, int]] = []  # (the newest memory id, changes so far) after each op
+        for op in ops:
+            held = store.list(status="in_progress")
+            if op == "add":
+                store.add("t")
+            elif op == "claim":
+                store.claim("w")
+            elif op == "release" and held:
+                store.release(held[0].id, "w")
+            elif op == "complete" and held:
+                store.transition(held[0].id, "review", actor="w")
+            elif op == "remember":  # enough rows that a task's next status could reuse an id
+                with store.memory.transaction():
+                    for i in range(8):
+                        store.memory.store("someone", "status", f"busy {i}")
+            elif op == "forget":
+                store.memory.connection.execute("DELETE FROM memories WHERE entity = 'someone'")
+            top = store.memory.connection.execute("SELECT max(id) FROM memories").fetchone()[0]
+            marks.append((top or 0, len(store.changes())))
+        log = store.changes()
+        merged = sorted(
+            (h for t in store.list() for h in store.history(t.id)), key=lambda h: h.cursor or 0
+        )
+        assert log == merged
+        assert [c.cursor for c in log] == [h.cursor for h in merged]
+        assert store.changes(since=0) == log
+        for i, change in enumerate(log):
+            assert store.changes(since=change.cursor) == log[i + 1 :]
+        # A reader that stopped at the newest id it saw misses nothing written later,
+        # even when that newest row was deleted meanwhile (ids are never reused).
+        for top, count in marks:
+            assert store.changes(since=top) == log[count:]
