@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -26,6 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from . import defaults
+from .dbpath import resolve_db
 from .errors import MinnaTasksError, TaskNotFound
 from .records import Task
 from .store import TaskStore
@@ -60,9 +60,9 @@ try:
         TaskWithHistoryResult,
     )
 except ImportError as e:  # the optional `mcp` extra is not installed
-    raise MinnaTasksError(
-        "the MCP server needs the mcp extra: pip install 'minna-tasks[mcp]'"
-    ) from e
+    from .install_hint import mcp_install_hint
+
+    raise MinnaTasksError(f"the MCP server needs the mcp extra: {mcp_install_hint()}") from e
 
 __all__ = [
     "CURRENT_URI",
@@ -76,6 +76,8 @@ __all__ = [
     "task_uri",
 ]
 
+# Who a tool call acts as when it names no actor.
+MCP_ACTOR = "mcp"
 QUEUE_URI = "task://queue"
 CURRENT_URI = "task://current"
 STATS_URI = "task://stats"
@@ -273,22 +275,25 @@ class _Tools:
         actor: str | None = None,
         result: AnyJSON = None,
         event: str | None = None,
+        force: bool = False,
     ) -> TaskResult:
         """Move a task to `to_state` (a state of the file's state machine) in one atomic
         step, and return it. `expected` refuses the move if the task is no longer in that
-        state; `actor` is who moves it (a held task may only be moved by its owner); `note`
-        is the reason kept in the history; `result` (any JSON) is stored with the move;
-        `event` names the event when a move has several (in_progress -> pending is a
-        release, fail or expire). An invalid move is refused with the moves that are allowed."""
+        state; `actor` is who moves it (default "mcp"): a task a worker holds moves only
+        for that worker, or with `force: true` (recorded as forced); `note` is the reason
+        kept in the history; `result` (any JSON) is stored with the move; `event` names
+        the event when a move has several (in_progress -> pending is a release, fail or
+        expire). An invalid move is refused with the moves that are allowed."""
         return await self._run(
             lambda: self.store.transition(
                 task_id,
                 to_state,
                 expected=expected,
-                actor=actor,
+                actor=actor or MCP_ACTOR,
                 note=note,
                 result=result,
                 event=event,
+                force=force,
             ).to_dict(),
             ctx,
             changed=True,
@@ -487,8 +492,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--db",
-        default=os.environ.get("MINNA_DB", defaults.DB_PATH),
-        help="the SQLite file (env MINNA_DB, default %(default)s)",
+        help=(
+            f"the SQLite file (default: $MINNA_DB, else $MINNA_DB_PATH, else {defaults.DB_PATH})"
+        ),
     )
     parser.add_argument(
         "--tools",
@@ -498,7 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        serve(args.db, args.tools)
+        serve(resolve_db(args.db), args.tools)
     except MinnaTasksError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 1
