@@ -27,6 +27,7 @@ from .memory.values import fits_int64, is_utf8
 from .records import Task
 from .states import StateMachine
 from .store import TASK_ATTRIBUTES, TaskStore
+from .store.projection import default_value
 
 FORMAT = "minna-tasks"
 VERSION = 1
@@ -312,10 +313,10 @@ def _replay(history: list[dict[str, Any]]) -> dict[str, Any]:
         if fact["attribute"] in TASK_ATTRIBUTES:
             last[fact["attribute"]] = fact["value"]
     current: dict[str, Any] = {}
-    for name, (kind, default) in TASK_ATTRIBUTES.items():
+    for name, (kind, _default) in TASK_ATTRIBUTES.items():
         value = last.get(name)
         if kind == "INTEGER":
-            current[name] = _as_int(value, int(default))
+            current[name] = _as_int(value, default_value(name))
         elif name in ("payload", "result"):
             current[name] = _load_json(value)
         elif name == "description":
@@ -325,7 +326,7 @@ def _replay(history: list[dict[str, Any]]) -> dict[str, Any]:
     return current
 
 
-def _as_int(value: Any, default: int) -> Any:
+def _as_int(value: Any, default: Any) -> Any:
     if value is None:
         return default
     try:

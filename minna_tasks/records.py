@@ -56,6 +56,9 @@ class Task:
     lease_expires_at: str | None
     created_at: str
     updated_at: str
+    # The fencing token of the claim that holds the task (None when nobody holds it):
+    # moves that pass `token=` are refused once another claim has superseded it.
+    claim_token: int | None = None
 
     @property
     def state(self) -> TaskState | str:
@@ -108,7 +111,7 @@ def check_lease(lease_seconds: object) -> float:
     return float(lease_seconds)
 
 
-def as_integer(value: Any, default: int) -> int:
+def as_integer(value: Any, default: int | None) -> int | None:
     """SQLite's coalesce(CAST(value AS INTEGER), default) for the values JSON can hold."""
     if value is None:
         return default

@@ -59,6 +59,12 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/store/projection.py", "_projection_ddl"): (
         "DDL and triggers from the constant TASK_ATTRIBUTES and ENTITY_TYPE"
     ),
+    ("minna_tasks/store/projection.py", "_fields_trigger"): (
+        "the fields trigger from the constant TASK_ATTRIBUTES"
+    ),
+    ("minna_tasks/store/projection.py", "_latest"): (
+        "a backfill subquery for a constant TASK_ATTRIBUTES name"
+    ),
     ("minna_tasks/store/projection.py", "<module>"): (
         "SELECT_TASK, INSERT_TASK_ROW and QUEUE_SQL from the constants COLUMNS and QUEUE_STATE"
     ),

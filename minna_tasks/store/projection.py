@@ -30,6 +30,19 @@ TASK_ATTRIBUTES: dict[str, tuple[str, str]] = {
     "owner": ("TEXT", "NULL"),
     "lease_expires_at": ("TEXT", "NULL"),
 }
+# The fields of 0.1, which the first migration's DDL is built from (later ones add theirs).
+BASE_ATTRIBUTES = dict(TASK_ATTRIBUTES)
+# The claim's fencing token: the memory id of the status row that claimed the task, set
+# while a worker holds it (see fencing.py). Added by migration 3.
+TASK_ATTRIBUTES["claim_token"] = ("INTEGER", "NULL")
+
+
+def default_value(name: str) -> Any:
+    """The value of a field its task has no triple for (an int, a str or None)."""
+    kind, default = TASK_ATTRIBUTES[name]
+    if default == "NULL":
+        return None
+    return int(default) if kind == "INTEGER" else default.strip("'")
 
 
 # The claim index's columns, and the state it covers (the default machine's queue).
@@ -44,16 +57,16 @@ def _column_value(attribute: str, expr: str) -> str:
     return expr
 
 
-def _projection_ddl() -> str:
+def _projection_ddl(attributes: Mapping[str, tuple[str, str]] = BASE_ATTRIBUTES) -> str:
     """The task projection, its triggers and a backfill from any existing triples.
 
-    Built from the constant TASK_ATTRIBUTES above, never from input.
+    Built from the constant attribute tables above, never from input.
     """
     columns = ",\n".join(
         f"        {name} {kind} NOT NULL DEFAULT {default}"
         if kind == "INTEGER"
         else f"        {name} {kind} DEFAULT {default}"
-        for name, (kind, default) in TASK_ATTRIBUTES.items()
+        for name, (kind, default) in attributes.items()
     )
     parts = [
         f"""
@@ -93,39 +106,8 @@ def _projection_ddl() -> str:
     END;
 """
         )
-    others = [name for name in TASK_ATTRIBUTES if name not in QUEUE_COLUMNS]
-    cases = ",\n            ".join(
-        f"{name} = CASE WHEN new.attribute = '{name}'"
-        f" THEN {_column_value(name, 'new.value')} ELSE {name} END"
-        for name in others
-    )
-    listed = ", ".join(f"'{name}'" for name in others)
-    parts.append(
-        f"""
-    CREATE TRIGGER IF NOT EXISTS task_current_fields AFTER INSERT ON memories
-    WHEN new.attribute IN ({listed}) BEGIN
-        UPDATE task_current SET
-            {cases},
-            updated_at = new.created_at
-        WHERE id = new.entity;
-    END;
-"""
-    )
-    latest = (
-        "(SELECT value FROM memories m WHERE m.entity = task_current.id"
-        " AND m.attribute = '{a}' ORDER BY m.id DESC LIMIT 1)"
-    )
-    sets = ",\n        ".join(
-        f"{a} = "
-        + (
-            f"coalesce(CAST({latest.format(a=a)} AS INTEGER), {d})"
-            if k == "INTEGER"
-            else latest.format(a=a)
-            if d == "NULL"
-            else f"coalesce({latest.format(a=a)}, {d})"
-        )
-        for a, (k, d) in TASK_ATTRIBUTES.items()
-    )
+    parts.append(_fields_trigger(attributes))
+    sets = ",\n        ".join(f"{a} = {_latest(a)}" for a in attributes)
     parts.append(
         f"""
     INSERT OR IGNORE INTO task_current (id, created_at, updated_at)
@@ -140,8 +122,49 @@ def _projection_ddl() -> str:
     return "".join(parts)
 
 
-# 2: the state machine the file holds (see machines.py).
-TASK_MIGRATIONS: tuple[str, ...] = (_projection_ddl(), MACHINE_DDL)
+def _fields_trigger(attributes: Mapping[str, tuple[str, str]]) -> str:
+    """The trigger that keeps every field but the claim index's columns."""
+    others = [name for name in attributes if name not in QUEUE_COLUMNS]
+    cases = ",\n            ".join(
+        f"{name} = CASE WHEN new.attribute = '{name}'"
+        f" THEN {_column_value(name, 'new.value')} ELSE {name} END"
+        for name in others
+    )
+    listed = ", ".join(f"'{name}'" for name in others)
+    return f"""
+    CREATE TRIGGER IF NOT EXISTS task_current_fields AFTER INSERT ON memories
+    WHEN new.attribute IN ({listed}) BEGIN
+        UPDATE task_current SET
+            {cases},
+            updated_at = new.created_at
+        WHERE id = new.entity;
+    END;
+"""
+
+
+def _latest(a: str) -> str:
+    """The backfill's value of field `a`: its newest triple, as the triggers store it."""
+    k, d = TASK_ATTRIBUTES[a]
+    latest = (
+        "(SELECT value FROM memories m WHERE m.entity = task_current.id"
+        f" AND m.attribute = '{a}' ORDER BY m.id DESC LIMIT 1)"
+    )
+    if k == "INTEGER":
+        return f"coalesce(CAST({latest} AS INTEGER), {d})"
+    return latest if d == "NULL" else f"coalesce({latest}, {d})"
+
+
+# Migration 3: the claim's fencing token, a nullable column kept by the fields trigger
+# (rebuilt with it) and backfilled from any claim_token triples already written.
+CLAIM_TOKEN_DDL = f"""
+    ALTER TABLE task_current ADD COLUMN claim_token INTEGER DEFAULT NULL;
+    DROP TRIGGER IF EXISTS task_current_fields;
+    {_fields_trigger(TASK_ATTRIBUTES)}
+    UPDATE task_current SET claim_token = {_latest("claim_token")};
+"""
+
+# 2: the state machine the file holds (see machines.py). 3: the claim token.
+TASK_MIGRATIONS: tuple[str, ...] = (_projection_ddl(), MACHINE_DDL, CLAIM_TOKEN_DDL)
 
 COLUMNS = ("id", *TASK_ATTRIBUTES, "created_at", "updated_at")
 SELECT_TASK = f"SELECT {', '.join(COLUMNS)} FROM task_current"
@@ -161,14 +184,14 @@ def replayed_row(
 ) -> tuple[Any, ...]:
     """The projection row the triggers would build from these facts, in COLUMNS order."""
     values: dict[str, Any] = {"id": task_id, "created_at": created_at, "updated_at": created_at}
-    for name, (kind, default) in TASK_ATTRIBUTES.items():
-        values[name] = int(default) if kind == "INTEGER" else (None if default == "NULL" else "")
+    for name in TASK_ATTRIBUTES:
+        values[name] = default_value(name)
     for fact in facts:
         name = fact["attribute"]
         if name in TASK_ATTRIBUTES:
             value = fact["value"]
             if TASK_ATTRIBUTES[name][0] == "INTEGER":
-                value = as_integer(value, int(TASK_ATTRIBUTES[name][1]))
+                value = as_integer(value, default_value(name))
             values[name] = value
             values["updated_at"] = fact["created_at"]
     return tuple(values[name] for name in COLUMNS)

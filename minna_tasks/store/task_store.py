@@ -43,7 +43,7 @@ from ..records import (
 from ..states import StateMachine
 from ..wording import is_in
 from . import changes as feed
-from . import machines, waiting
+from . import fencing, machines, waiting
 from .names import free_ids, id_owner, id_taken, owners
 from .projection import (
     ENTITY_TYPE,
@@ -53,6 +53,7 @@ from .projection import (
     SELECT_TASK,
     TASK_ATTRIBUTES,
     TASK_MIGRATIONS,
+    default_value,
     replayed_row,
     row_values,
     task_from_row,
@@ -266,7 +267,7 @@ class TaskStore:
         for name, (kind, default) in TASK_ATTRIBUTES.items():
             value = values.get(name)
             if kind == "INTEGER":
-                value = as_integer(value, int(default))
+                value = as_integer(value, default_value(name))
             elif value is None and default == "''":
                 value = ""
             row.append(value)
@@ -398,6 +399,7 @@ class TaskStore:
         *,
         event: str | None = None,
         force: bool = False,
+        token: int | None = None,
     ) -> Task:
         """Move a task to `to_state` in one atomic step, by the machine's event for that move.
 
@@ -407,6 +409,8 @@ class TaskStore:
         worker than `actor`, unless `force`, which the history records),
         InvalidTransition if the machine forbids the move. An event that counts a
         failed attempt (review -> pending) goes to failed once attempts are used up.
+        With `token` (the claim's `claim_token`), the move is refused (ClaimSuperseded)
+        unless that claim still holds the task, forced or not.
         """
         to_state = self.machine.check_state(to_state)
         if expected is not None:
@@ -414,6 +418,7 @@ class TaskStore:
         result_json = dump_json("result", result)
         with self.memory.transaction():
             task = self._require(task_id)
+            fencing.check_token(task, token, self.machine)
             self._check_expected(task, expected, None if force else actor)
             step = self.machine.event(task.status, to_state, event, task_id)
             if force and actor != task.owner and task.status in self.machine.held:
@@ -477,8 +482,15 @@ class TaskStore:
                 facts.append((task.id, "owner", None, actor, None))
             if task.lease_expires_at is not None:
                 facts.append((task.id, "lease_expires_at", None, actor, None))
+            if task.claim_token is not None:
+                facts.append(fencing.token_fact(task.id, None, actor))
         facts.append((task.id, "status", event.target, actor, note))
-        return self._append(task, facts, stamp)
+        task = self._append(task, facts, stamp)
+        if event.holder == "take":
+            # The claim's token is the id of its status row, just appended (ids only grow).
+            token = fencing.token_fact(task.id, self.memory.last_id(), actor)
+            task = self._append(task, [token], stamp)
+        return task
 
     def _append(self, task: Task, facts: Sequence[Fact], stamp: str) -> Task:
         """Write `facts` (inside a transaction) and return `task` with them applied: the
@@ -533,13 +545,16 @@ class TaskStore:
         error: str | None = None,
         note: str | None = None,
         expected: str | None = None,
+        token: int | None = None,
     ) -> Task:
         """Record a failed attempt of a held task (execution error or failed verification):
-        the machine's `fail` event, back to the queue or to failed once attempts are used up."""
+        the machine's `fail` event, back to the queue or to failed once attempts are used up.
+        With `token`, refused (ClaimSuperseded) unless that claim still holds the task."""
         if expected is not None:
             expected = self.machine.check_state(expected)
         with self.memory.transaction():
             task = self._require(task_id)
+            fencing.check_token(task, token, self.machine)
             self._check_expected(task, expected, worker)
             step = self._held_event(task, "fail")
             return self._apply(task, step, worker, note or "attempt failed", error=error)
@@ -587,13 +602,19 @@ class TaskStore:
         return feed.watch(self, since, stop, task_id)
 
     def heartbeat(
-        self, task_id: str, worker: str, lease_seconds: float = defaults.LEASE_SECONDS
+        self,
+        task_id: str,
+        worker: str,
+        lease_seconds: float = defaults.LEASE_SECONDS,
+        token: int | None = None,
     ) -> Task:
-        """Extend the lease of a task `worker` holds; TransitionConflict if it lost it."""
+        """Extend the lease of a task `worker` holds; TransitionConflict if it lost it
+        (ClaimSuperseded if `token` is given and another claim holds it now)."""
         worker = check_text("worker", worker)
         lease = check_lease(lease_seconds)
         with self.memory.transaction():
             task = self._require(task_id)
+            fencing.check_token(task, token, self.machine)
             self._check_holder(task, worker)
             stamp = utcnow()
             return self._append(
@@ -602,12 +623,15 @@ class TaskStore:
                 stamp,
             )
 
-    def release(self, task_id: str, worker: str, note: str | None = None) -> Task:
+    def release(
+        self, task_id: str, worker: str, note: str | None = None, token: int | None = None
+    ) -> Task:
         """Hand a held task back to the queue without counting an attempt (the machine's
-        `release` event)."""
+        `release` event); with `token`, only while that claim holds it."""
         worker = check_text("worker", worker)
         with self.memory.transaction():
             task = self._require(task_id)
+            fencing.check_token(task, token, self.machine)
             self._check_holder(task, worker)
             step = self._held_event(task, "release")
             return self._apply(task, step, worker, note or "released")
