@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import core, growth, procs, reads, rss, startup, waiting
+from . import core, deps, growth, procs, reads, rss, startup, waiting
 from ._util import Results, Scratch, Sizes, machine
 
 SECTIONS = (
@@ -22,6 +22,7 @@ SECTIONS = (
     "bulk",
     "memory",
     "startup",
+    "deps",
     "waiting",
 )
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -109,11 +110,14 @@ def _run(res: Results, sizes: Sizes, scratch: Scratch, only: set[str]) -> None: 
 def _run_processes_from_outside(
     res: Results, sizes: Sizes, scratch: Scratch, step: Callable[[str], bool]
 ) -> None:
-    """The sections that measure the command line from a fresh process."""
+    """The sections that measure the command line from a fresh process, then the
+    dependency section (which builds its own files)."""
     if step("memory"):
         rss.run_rss(res, sizes, scratch)
     if step("startup"):
         startup.run_startup(res, sizes, scratch)
+    if step("deps"):  # builds its own files
+        deps.run_deps(res, sizes, scratch)
     if step("waiting"):
         waiting.run_waiting(res, sizes, scratch)
 

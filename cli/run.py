@@ -478,8 +478,10 @@ def run(
     is an object), else as text (its last 4000 characters). --verify CMD also
     sees MINNA_TASK_RESULT. A single CMD argument runs through the shell. Each
     failed attempt's error is printed on stderr. Exits 0 when the queue is
-    drained and no task failed, 1 if one did, 130 on Ctrl-C (the tasks in hand
-    go back to pending and their ids are printed). With --follow it waits for
+    drained and no task failed, 1 if one did or tasks are left blocked behind a
+    failed dependency, 130 on Ctrl-C (the tasks in hand go back to pending and
+    their ids are printed). Tasks wait for their dependencies; while a task that
+    others wait for is running, the workers wait too. With --follow it waits for
     new tasks until SIGTERM (exit 0: the task in hand goes back to pending) or Ctrl-C.
     """
     app = ctx.find_object(App)
@@ -504,5 +506,14 @@ def run(
         back = ", ".join(sorted(meter.released)) or "none was in hand"
         click.echo(f"Interrupted; handed back to pending: {back}.", err=True)
         ctx.exit(INTERRUPTED)
-    if meter.count(store.machine.failed) and not follow:  # a service's failures are not its own
+    stranded = [t.id for t in store.stranded()]
+    if stranded:
+        click.echo(
+            f"{len(stranded)} task(s) left blocked behind failed dependencies: "
+            + ", ".join(stranded[:10])
+            + (" ..." if len(stranded) > 10 else ""),
+            err=True,
+        )
+    # A following run is a service: its tasks' failures are not its own.
+    if (meter.count(store.machine.failed) or stranded) and not follow:
         ctx.exit(1)

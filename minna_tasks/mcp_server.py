@@ -225,10 +225,13 @@ class _Tools:
         max_attempts: int = defaults.MAX_ATTEMPTS,
         payload: AnyJSON = None,
         task_id: str | None = None,
+        depends_on: list[str] | None = None,
     ) -> TaskResult:
         """Add a pending task and return it. Higher `priority` is claimed first; `payload`
-        is any JSON value for the worker; `task_id` defaults to `t-N`."""
+        is any JSON value for the worker; `task_id` defaults to `t-N`; the task is not
+        claimed before every task in `depends_on` (ids) is completed."""
         add = partial(self.store.add, title, description, priority, max_attempts, payload, task_id)
+        add = partial(add, depends_on=depends_on)
         return await self._run(lambda: add().to_dict(), ctx, changed=True)
 
     async def claim_task(
@@ -238,7 +241,7 @@ class _Tools:
         lease_seconds: float = defaults.LEASE_SECONDS,
         wait_seconds: float = 0,
     ) -> MaybeTaskResult:
-        """Claim the next pending task (highest priority, then oldest) for `worker`: it moves
+        """Claim the next ready pending task (highest priority, then oldest) for `worker`: it moves
         to in_progress with a lease of `lease_seconds`. Returns the task, or null when no task
         is pending. With `wait_seconds` (up to 60), wait that long for a task anyone adds
         instead of polling. A task is never handed to two workers. Pass the task's
@@ -438,7 +441,8 @@ def _add_resources(server: MCPServer, store: TaskStore) -> None:
         name="queue",
         title="Task queue",
         mime_type="application/json",
-        description="Pending tasks in claim order (highest priority, then oldest).",
+        description="Ready pending tasks (every dependency completed) in claim order"
+        " (highest priority, then oldest).",
     )
     async def queue() -> str:
         return _dumps(_tasks(store.queue()))
@@ -458,10 +462,12 @@ def _add_resources(server: MCPServer, store: TaskStore) -> None:
         name="stats",
         title="Tasks per state",
         mime_type="application/json",
-        description="How many tasks are in each state ({state: count}, every state listed).",
+        description="How many tasks are in each state ({state: count}, every state listed),"
+        ' and under "readiness" how many queued tasks are ready and how many blocked.',
     )
     async def stats() -> str:
-        return _dumps(store.stats())
+        with store.memory.reading():  # one snapshot: the counts agree
+            return _dumps({**store.stats(), "readiness": store.readiness()})
 
     # A task id is a database key, not a path: the SDK's path checks do not apply.
     @server.resource(

@@ -59,6 +59,9 @@ class Task:
     # The fencing token of the claim that holds the task (None when nobody holds it):
     # moves that pass `token=` are refused once another claim has superseded it.
     claim_token: int | None = None
+    # What it waits for (ids, in the order added) and which of those are not done yet.
+    depends_on: tuple[str, ...] = ()
+    blocked_by: tuple[str, ...] = ()
 
     @property
     def state(self) -> TaskState | str:
@@ -69,12 +72,17 @@ class Task:
             return self.status
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as a dict (shallow: payload and result are the task's own objects)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """The fields as a dict (shallow: payload and result are the task's own objects;
+        the id tuples become lists, as JSON has them)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["depends_on"], data["blocked_by"] = list(self.depends_on), list(self.blocked_by)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Task:
         values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(cls)}
+        for name in ("depends_on", "blocked_by"):  # JSON lists, or absent in older files
+            values[name] = tuple(values[name] or ())
         return cls(**values)
 
 

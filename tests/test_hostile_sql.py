@@ -86,6 +86,18 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/store/task_store.py", "TaskStore.recover"): (
         "an IN list of '?' placeholders, one per held state of the machine"
     ),
+    ("minna_tasks/store/dependencies.py", "<module>"): (
+        "the migration, recount and SELECT clauses from the constant REL_TYPE"
+    ),
+    ("minna_tasks/store/dependencies.py", "sync_done_states"): (
+        "the constant recount statement with a constant WHERE"
+    ),
+    ("minna_tasks/store/dependencies.py", "open_edges"): (
+        "an IN list of '?' placeholders, one per done state of the machine"
+    ),
+    ("minna_tasks/store/dependencies.py", "count_errors"): (
+        "constant subqueries built from the constant REL_TYPE"
+    ),
     ("minna_tasks/views.py", "view_sql"): (
         "CREATE VIEW of a constant VIEWS entry, its name quoted with quote_identifier"
     ),

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..records import JSON_ATTRIBUTES, Task, as_integer, load_json
 from ..states import TaskState
+from . import dependencies
 from .machines import MACHINE_DDL
 
 ENTITY_TYPE = "task"
@@ -164,14 +165,23 @@ CLAIM_TOKEN_DDL = f"""
 """
 
 # 2: the state machine the file holds (see machines.py). 3: the claim token.
-TASK_MIGRATIONS: tuple[str, ...] = (_projection_ddl(), MACHINE_DDL, CLAIM_TOKEN_DDL)
+# 4: dependency counts, their triggers and the ready-only claim index (dependencies.py).
+TASK_MIGRATIONS: tuple[str, ...] = (
+    _projection_ddl(),
+    MACHINE_DDL,
+    CLAIM_TOKEN_DDL,
+    dependencies.MIGRATION,
+)
 
 COLUMNS = ("id", *TASK_ATTRIBUTES, "created_at", "updated_at")
-SELECT_TASK = f"SELECT {', '.join(COLUMNS)} FROM task_current"
+# After the task's columns, its dependency count (read by TaskStore, not by task_from_row).
+SELECT_TASK = f"SELECT {', '.join(COLUMNS)}, {dependencies.COUNT_COLUMN} FROM task_current"
 INSERT_TASK_ROW = (
     f"INSERT INTO task_current ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 )
-QUEUE_SQL = SELECT_TASK + f" WHERE status = '{QUEUE_STATE}' ORDER BY priority DESC, seq"
+QUEUE_SQL = (
+    SELECT_TASK + f" WHERE status = '{QUEUE_STATE}'{dependencies.READY} ORDER BY priority DESC, seq"
+)
 
 
 def row_values(task: Task, payload_json: str | None) -> tuple[Any, ...]:
@@ -199,7 +209,7 @@ def replayed_row(
 
 def task_from_row(row: Sequence[Any]) -> Task:
     """A Task from a projection row selected with SELECT_TASK."""
-    values = dict(zip(COLUMNS, row, strict=True))
+    values = dict(zip(COLUMNS, row[: len(COLUMNS)], strict=True))
     for name in JSON_ATTRIBUTES:
         values[name] = load_json(values[name])
     if values["description"] is None:
