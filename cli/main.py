@@ -36,6 +36,7 @@ COMMANDS = {
     "depend": "minna_tasks_cli.deps:depend",
     "undepend": "minna_tasks_cli.deps:undepend",
     "graph": "minna_tasks_cli.deps:graph",
+    "watch": "minna_tasks_cli.watch:watch",
 }
 
 

@@ -244,15 +244,22 @@ def move(
     show_default=True,
     help="Seconds the claim holds without a heartbeat.",
 )
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Wait up to this long for a task (any process may add one).",
+)
 @json_option
 @pass_app
-def claim(app: App, worker: str, lease: float, as_json: bool) -> None:
+def claim(app: App, worker: str, lease: float, wait: float | None, as_json: bool) -> None:
     """Claim the next pending task (highest priority, then oldest) and print its id.
 
     Exits 3 when nothing is pending (with --json it prints null), so
-    `while id=$(minna-tasks claim); do ...; done` works the queue.
+    `while id=$(minna-tasks claim); do ...; done` works the queue. With --wait, it
+    first waits up to SECONDS for a task any process adds (holding no lock).
     """
-    task = app.store(create=False).claim(worker, lease)
+    task = app.store(create=False).claim(worker, lease, wait=wait)
     if as_json:
         emit_json(None if task is None else task.to_dict())
     elif task is not None:

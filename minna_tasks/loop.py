@@ -16,6 +16,7 @@ from .errors import MinnaTasksError, StoreBusy, TransitionConflict
 from .memory import utcnow
 from .records import Task
 from .store import TaskStore
+from .store.waiting import Follower
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ def state_machine_loop(
     max_tasks: int | None = None,
     stop: threading.Event | None = None,
     on_change: Callable[[Task], None] | None = None,
+    follow: bool = False,
 ) -> dict[str, Any]:
     """Work the queue until no task is queued; return a summary of what this run did.
 
@@ -98,7 +100,10 @@ def state_machine_loop(
     recorded as the task's error and counts as a failed attempt. Expired leases
     of dead workers are recovered on start and whenever the queue looks empty.
     KeyboardInterrupt releases the task in hand. While nothing is ready but a held
-    task may unblock waiting ones, the loop waits for it.
+    task may unblock waiting ones, the loop waits for it. With `follow=True` an
+    empty queue is waited on (holding no lock) until `stop` is set, and expired
+    leases are recovered as they expire; a task claimed as the stop comes is
+    handed back.
 
     The summary: `completed`, `failed`, `retried` (failed attempts that went back
     to the queue), `released` (handed back), `blocked` (tasks left waiting behind a
@@ -115,6 +120,14 @@ def state_machine_loop(
         if stop is not None and stop.is_set():
             break
         task = store.claim(worker, lease_seconds)
+        if task is None and follow:
+            task = _follower(store, worker, lease_seconds, stop).next_task()
+            if task is None:  # stopped
+                break
+        if task is not None and stop is not None and stop.is_set():
+            store.release(task.id, worker, note="stopped", token=task.claim_token)  # as stop came
+            summary.counts["released"] += 1
+            break
         if task is None:
             if store.recover():
                 continue
@@ -170,6 +183,12 @@ def waits_for_held(store: TaskStore, stop: threading.Event | None, pause: float)
         return not stop.wait(pause)
     threading.Event().wait(pause)
     return True
+
+
+def _follower(
+    store: TaskStore, worker: str, lease: float, stop: threading.Event | None
+) -> Follower:
+    return Follower(store, worker, lease, stop if stop is not None else threading.Event())
 
 
 def _work(

@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from functools import partial
 from typing import Any
 from urllib.parse import quote
@@ -31,9 +33,12 @@ from .store import TaskStore
 TOOL_SETS = ("all", "tasks", "memory")
 
 try:
+    import anyio
     from mcp.server.context import ServerRequestContext
     from mcp.server.mcpserver import Context, MCPServer, ResourceSecurity
     from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+    from mcp.server.subscriptions import InMemorySubscriptionBus
+    from mcp.shared.subscriptions import ResourceUpdated
     from mcp.types import (
         CallToolResult,
         EmptyResult,
@@ -46,6 +51,7 @@ try:
     from pydantic import ValidationError
 
     from .mcp_memory import MEMORY_INSTRUCTIONS, MemoryTools, add_memory_tools
+    from .mcp_notify import relaying
     from .mcp_schemas import (
         AnyJSON,
         MaybeTaskResult,
@@ -76,6 +82,10 @@ QUEUE_URI = "task://queue"
 CURRENT_URI = "task://current"
 STATS_URI = "task://stats"
 TASK_URI = "task://{task_id}"
+
+# The longest a claim_task call waits for work: many hosts time a tool call out after a
+# minute or two, so an agent that wants to wait longer calls again.
+MAX_WAIT_SECONDS = 60
 
 # Errors a caller can act on: reported as tool errors with our message. Anything
 # else is a bug; the SDK logs it and answers with a generic tool error.
@@ -198,15 +208,12 @@ class _Tools:
     async def _run(
         self, action: Callable[[], Any], ctx: Context | None = None, changed: bool = False
     ) -> CallToolResult:
-        """Run one store call; on success tell subscribers which task resources changed."""
+        """Run one store call. Subscribers hear of its changes from the relay (mcp_notify),
+        which tells them about every process's changes, this server's included."""
         try:
             value = action()
         except USER_ERRORS as e:
             return _refused(e)
-        if changed and ctx is not None and isinstance(value, dict):
-            for uri in (QUEUE_URI, CURRENT_URI, task_uri(value["id"])):
-                await ctx.notify_resource_updated(uri)  # subscriptions/listen streams
-                await self.subscribers.notify(uri)  # resources/subscribe sessions
         return _ok(value)
 
     async def add_task(
@@ -228,18 +235,42 @@ class _Tools:
         return await self._run(lambda: add().to_dict(), ctx, changed=True)
 
     async def claim_task(
-        self, worker: str, ctx: Context, lease_seconds: float = defaults.LEASE_SECONDS
+        self,
+        worker: str,
+        ctx: Context,
+        lease_seconds: float = defaults.LEASE_SECONDS,
+        wait_seconds: float = 0,
     ) -> MaybeTaskResult:
         """Claim the next ready pending task (highest priority, then oldest) for `worker`: it moves
         to in_progress with a lease of `lease_seconds`. Returns the task, or null when no task
-        is pending. A task is never handed to two workers. Pass the task's `claim_token` as
-        `token` to every later move of it, so a claim that lapsed cannot move it."""
+        is pending. With `wait_seconds` (up to 60), wait that long for a task anyone adds
+        instead of polling. A task is never handed to two workers. Pass the task's
+        `claim_token` as `token` to every later move of it, so a claim that lapsed cannot
+        move it."""
+        if isinstance(wait_seconds, int | float) and wait_seconds > MAX_WAIT_SECONDS:
+            return _refused(
+                ValueError(
+                    f"wait_seconds must be at most {MAX_WAIT_SECONDS}, not {wait_seconds:g}: "
+                    "call claim_task again to wait longer"
+                )
+            )
+        stop = threading.Event()
 
         def claim() -> dict[str, Any] | None:
-            task = self.store.claim(worker, lease_seconds=lease_seconds)
+            task = self.store.claim(worker, lease_seconds, wait=wait_seconds or None, stop=stop)
+            if task is not None and stop.is_set():  # the call was cancelled as it claimed
+                self.store.release(task.id, worker, "claim cancelled", task.claim_token)
+                return None
             return None if task is None else task.to_dict()
 
-        return await self._run(claim, ctx, changed=True)
+        try:
+            # Off the event loop: the server keeps answering while this call waits.
+            value = await anyio.to_thread.run_sync(claim, abandon_on_cancel=True)
+        except USER_ERRORS as e:
+            return _refused(e)
+        finally:
+            stop.set()
+        return await self._run(lambda: value, ctx, changed=True)
 
     async def transition_task(
         self,
@@ -364,6 +395,7 @@ def build_server(store: TaskStore, tools: str = "all") -> MCPServer:
     """
     if tools not in TOOL_SETS:
         raise ValueError(f"tools must be one of {', '.join(TOOL_SETS)}, not {tools!r}")
+    bus, subscribers = InMemorySubscriptionBus(), _Subscribers()
     server = _Server(
         "minna-tasks",
         title="minna-tasks",
@@ -375,8 +407,9 @@ def build_server(store: TaskStore, tools: str = "all") -> MCPServer:
         }[tools],
         version=_version(),
         log_level="WARNING",
+        subscriptions=bus,
+        lifespan=None if tools == "memory" else _notifying(store, bus, subscribers),
     )
-    subscribers = _Subscribers()
     handlers = _Tools(store, subscribers)
     if tools != "memory":
         _add_legacy_subscriptions(server, subscribers)
@@ -387,6 +420,19 @@ def build_server(store: TaskStore, tools: str = "all") -> MCPServer:
     if tools != "tasks":
         add_memory_tools(server, MemoryTools(store, handlers._run))
     return server
+
+
+def _notifying(
+    store: TaskStore, bus: InMemorySubscriptionBus, subscribers: _Subscribers
+) -> Callable[[MCPServer], AbstractAsyncContextManager[None]]:
+    """The server's lifespan: relay every process's task changes to subscribers."""
+
+    async def notify(task_ids: list[str]) -> None:
+        for uri in (QUEUE_URI, CURRENT_URI, STATS_URI, *map(task_uri, task_ids)):
+            await bus.publish(ResourceUpdated(uri=uri))  # subscriptions/listen streams
+            await subscribers.notify(uri)  # resources/subscribe sessions
+
+    return lambda server: relaying(store, notify)
 
 
 def _add_resources(server: MCPServer, store: TaskStore) -> None:

@@ -9,7 +9,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 # The one check of each kind, re-exported for the store.
@@ -88,7 +88,8 @@ class Task:
 
 @dataclass(frozen=True)
 class Transition:
-    """One status change of a task, from the audit trail."""
+    """One status change of a task, from the audit trail. `cursor` is its memory id: a
+    reader resumes after it (TaskStore.changes); equality ignores it."""
 
     task_id: str
     from_state: str | None
@@ -96,6 +97,7 @@ class Transition:
     at: str
     actor: str | None
     note: str | None
+    cursor: int | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

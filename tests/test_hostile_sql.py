@@ -68,6 +68,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/store/projection.py", "<module>"): (
         "SELECT_TASK, INSERT_TASK_ROW and QUEUE_SQL from the constants COLUMNS and QUEUE_STATE"
     ),
+    ("minna_tasks/store/waiting.py", "lease_due"): (
+        "an IN list of '?' placeholders, one per held state of the machine"
+    ),
     ("minna_tasks/store/names.py", "owners"): "IN lists of '?' placeholders per chunk of names",
     ("minna_tasks/store/machines.py", "file_machine"): "a file URI with ?mode=ro, which is not SQL",
     ("minna_tasks/store/task_store.py", "TaskStore._row"): "SELECT_TASK + a constant WHERE with ?",

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import threading
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -43,7 +44,8 @@ from ..records import (
 )
 from ..states import StateMachine
 from ..wording import is_in
-from . import dependencies, fencing, machines
+from . import changes as feed
+from . import dependencies, fencing, machines, waiting
 from .names import free_ids, id_owner, id_taken, owners
 from .projection import (
     COLUMNS,
@@ -301,16 +303,16 @@ class TaskStore:
         with self.memory.reading() as conn:
             self._require(task_id)
             rows = conn.execute(
-                "SELECT attribute, value, created_at, source, context FROM memories"
+                "SELECT attribute, value, created_at, source, context, id FROM memories"
                 " WHERE entity = ? AND attribute IN ('status', ?) ORDER BY id",
                 (task_id, dependencies.LOG_ATTRIBUTE),
             ).fetchall()
         out, previous = [], None
-        for attribute, value, at, actor, note in rows:
+        for attribute, value, at, actor, note, cursor in rows:
             if attribute == dependencies.LOG_ATTRIBUTE:
-                out.append(Transition(task_id, previous, previous or "", at, actor, note))
+                out.append(Transition(task_id, previous, previous or "", at, actor, note, cursor))
                 continue
-            out.append(Transition(task_id, previous, value, at, actor, note))
+            out.append(Transition(task_id, previous, value, at, actor, note, cursor))
             previous = value
         return out
 
@@ -707,9 +709,21 @@ class TaskStore:
             step = self._held_event(task, "fail")
             return self._apply(task, step, worker, note or "attempt failed", error=error)
 
-    def claim(self, worker: str, lease_seconds: float = defaults.LEASE_SECONDS) -> Task | None:
+    def claim(
+        self,
+        worker: str,
+        lease_seconds: float = defaults.LEASE_SECONDS,
+        wait: float | None = None,
+        *,
+        stop: threading.Event | None = None,
+    ) -> Task | None:
         """Move the next queued task (highest priority, then oldest) to the claimed state
-        for `worker` with a lease. Safe across processes: each task is claimed once."""
+        for `worker` with a lease. Safe across processes: each task is claimed once.
+
+        With `wait` seconds, wait (holding no lock) for a task any process adds or
+        releases; None when the time is up or `stop` is set."""
+        if wait is not None:
+            return waiting.claim_waiting(self, worker, lease_seconds, wait, stop)
         worker = check_text("worker", worker)
         lease = check_lease(lease_seconds)
         step = self.machine.event(self.machine.initial, self.machine.claimed, "claim")
@@ -720,6 +734,23 @@ class TaskStore:
             if row is None:
                 return None
             return self._move(self._task(row), step, worker, "claimed", lease_seconds=lease)
+
+    def changes(
+        self, since: int | str | datetime | None = None, task_id: str | None = None
+    ) -> builtins.list[Transition]:
+        """Status changes after `since` (a cursor from a Transition, or a time), oldest
+        first; each carries its cursor. All of them when `since` is None."""
+        return feed.changes(self, since, task_id)
+
+    def watch(
+        self,
+        since: int | str | datetime | None = None,
+        stop: threading.Event | None = None,
+        task_id: str | None = None,
+    ) -> Generator[Transition, None, None]:
+        """Yield status changes as any process makes them, until `stop` is set; first the
+        ones after `since` (a cursor or a time), if given."""
+        return feed.watch(self, since, stop, task_id)
 
     def heartbeat(
         self,
