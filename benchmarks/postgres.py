@@ -166,20 +166,16 @@ def loop_rate(location: str, workers: int, tasks: int) -> float:
 
 
 def _waiter(url: str, count: int, ready: Any, out: Any) -> None:
-    from minna_tasks.engines.postgres.listen import PostgresChangeDetector
-
     store = TaskStore(url)
-    detector = PostgresChangeDetector(store.memory)
     try:
         ready.set()
         for _ in range(count):
-            while (task := store.claim("waiter")) is None:
-                detector.wait(30)
+            task = store.claim("waiter", wait=30)  # LISTEN/NOTIFY on PostgreSQL
+            assert task is not None
             out.put((task.id, time.monotonic()))
             store.transition(task.id, "review", actor="waiter", result="picked up")
             store.transition(task.id, "completed", actor="waiter")
     finally:
-        detector.close()
         store.close()
 
 

@@ -30,6 +30,7 @@ CONFORMANCE = frozenset(
         "test_jsonio",
         "test_fencing",
         "test_dependencies",
+        "test_waiting",
     }
 )
 

@@ -195,13 +195,15 @@ def test_a_newer_schema_is_refused(pg_url: str) -> None:
         TaskStore(pg_url)
 
 
-def test_status_changes_are_announced(pg_url: str) -> None:
+def test_every_change_is_announced(pg_url: str) -> None:
     with raw(pg_url) as listener, TaskStore(pg_url) as store:
         listener.execute("LISTEN minna_tasks")
         task = store.add("announced")
         store.claim("w")
         heard = [n.payload for n in listener.notifies(timeout=10, stop_after=2)]
-        assert heard == ["pending", "in_progress"]
+        assert heard == ["memories", "memories"]  # one per committed transaction
+        store.memory.store("someone", "note", "any memory write is announced")
+        assert [n.payload for n in listener.notifies(timeout=10, stop_after=1)] == ["memories"]
         assert task.id
 
 
@@ -533,3 +535,27 @@ def test_dependency_counts_follow_plain_sql_on_postgresql(pg_url: str) -> None:
         claimed = store.claim("w")
         assert claimed is not None
         assert claimed.id == b.id
+
+
+def test_a_waiting_claim_wakes_on_notify_and_writes_nothing_meanwhile(pg_url: str) -> None:
+    """claim(wait=) on PostgreSQL: LISTEN, no polling writes; a task another connection
+    adds 0.3 s later is claimed at once."""
+    with TaskStore(pg_url) as store:
+        before = pg_dump(pg_url)
+        assert store.claim("w", wait=0.3) is None
+        assert pg_dump(pg_url) == before  # waiting wrote nothing
+
+        def add_later() -> None:
+            time.sleep(0.3)
+            with TaskStore(pg_url) as other:
+                other.add("late")
+
+        adder = threading.Thread(target=add_later)
+        adder.start()
+        began = time.monotonic()
+        task = store.claim("w", wait=30)
+        waited = time.monotonic() - began
+        adder.join()
+        assert task is not None
+        assert task.title == "late"
+        assert waited < 20  # woken by the NOTIFY, long before the wait ran out

@@ -191,19 +191,28 @@ def _projection_ddl() -> str:
         FOR EACH ROW WHEN (OLD.entity_type = '{ENTITY_TYPE}')
         EXECUTE FUNCTION task_current_entity();
     -- One trigger for every field: a CASE on the attribute updates its one column.
-    -- A status change is announced on '{CHANNEL}' (delivered at commit) for waiting workers.
     CREATE OR REPLACE FUNCTION task_current_fields() RETURNS trigger
     LANGUAGE plpgsql AS $$
     BEGIN
         CASE NEW.attribute
 {cases}
         END CASE;
-        IF NEW.attribute = 'status' THEN
-            PERFORM pg_notify('{CHANNEL}', left(coalesce(NEW.value #>> '{{}}', ''), 200));
-        END IF;
         RETURN NULL;
     END;
     $$;
+    -- Every statement that appends memories is announced on '{CHANNEL}' (delivered at
+    -- commit, one per transaction: PostgreSQL folds equal notifications), so waiting
+    -- workers, watchers and MCP subscribers wake on any change from any host.
+    CREATE OR REPLACE FUNCTION minna_announce() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('{CHANNEL}', TG_TABLE_NAME);
+        RETURN NULL;
+    END;
+    $$;
+    DROP TRIGGER IF EXISTS minna_announce ON memories;
+    CREATE TRIGGER minna_announce AFTER INSERT OR UPDATE OR DELETE ON memories
+        FOR EACH STATEMENT EXECUTE FUNCTION minna_announce();
     DROP TRIGGER IF EXISTS task_current_fields ON memories;
     CREATE TRIGGER task_current_fields AFTER INSERT ON memories
         FOR EACH ROW WHEN (NEW.attribute IN ({listed}))
