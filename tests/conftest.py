@@ -31,6 +31,7 @@ CONFORMANCE = frozenset(
         "test_fencing",
         "test_dependencies",
         "test_waiting",
+        "test_mcp_stdio",
     }
 )
 
