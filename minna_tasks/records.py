@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -18,12 +17,25 @@ JSON_ATTRIBUTES = ("payload", "result")
 
 
 def load_json(text: Any) -> Any:
-    if text is None:
-        return None
+    """JSON text as its value; anything else (plain text another tool wrote, NaN,
+    numbers beyond a float, nesting deeper than Python parses) stays as it is."""
+    if not isinstance(text, str):
+        return text
     try:
-        return json.loads(text)
-    except (TypeError, ValueError):
-        return text  # written as plain text by another tool: keep it readable
+        return json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return text
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def _no_constant(text: str) -> Any:
+    raise ValueError(text)
 
 
 def dump_json(name: str, value: Any) -> str | None:
@@ -125,13 +137,3 @@ def check_lease(lease_seconds: object) -> float:
     if not math.isfinite(lease_seconds) or lease_seconds <= 0:
         raise ValueError(f"lease_seconds must be a positive number of seconds, not {lease_seconds}")
     return float(lease_seconds)
-
-
-def as_integer(value: Any, default: int) -> int:
-    """SQLite's coalesce(CAST(value AS INTEGER), default) for the values JSON can hold."""
-    if value is None:
-        return default
-    if isinstance(value, int | float):
-        return int(value)
-    digits = re.match(r"\s*[+-]?\d+", str(value))
-    return int(digits.group()) if digits else 0

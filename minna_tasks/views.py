@@ -98,6 +98,9 @@ def datasette_metadata(database: str | os.PathLike[str] = DEFAULT_DATABASE) -> d
     meta: dict[str, Any] = json.loads(text)
     name = Path(os.fspath(database)).stem or DEFAULT_DATABASE
     meta["databases"] = {name: meta["databases"].pop(DEFAULT_DATABASE)}
+    from .store.projection import AS_OF_SQL  # the one rule for fields (store/fields.py)
+
+    meta["databases"][name]["queries"]["tasks_as_of"]["sql"] = AS_OF_SQL
     return meta
 
 

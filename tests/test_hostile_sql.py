@@ -42,8 +42,17 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/memory/api.py", "MinnaMemory.get_preferences"): (
         "appends a constant 'WHERE category = ?'; the value is bound"
     ),
-    ("minna_tasks/store/projection.py", "_projection_ddl"): (
-        "DDL and triggers from the constant TASK_ATTRIBUTES and ENTITY_TYPE"
+    ("minna_tasks/store/projection.py", "_table_ddl"): (
+        "the projection table's DDL from the constant FIELDS and QUEUE_STATE"
+    ),
+    ("minna_tasks/store/projection.py", "_rules_ddl"): (
+        "triggers and backfill from the constants FIELDS, IMPLIED and ENTITY_TYPE"
+    ),
+    ("minna_tasks/store/projection.py", "_as_of_sql"): (
+        "the tasks_as_of canned query from the constants FIELDS and ENTITY_TYPE"
+    ),
+    ("minna_tasks/store/projection.py", "_latest"): (
+        "a replay subquery from the constants FIELDS and IMPLIED"
     ),
     ("minna_tasks/store/projection.py", "<module>"): (
         "SELECT_TASK, INSERT_TASK_ROW and QUEUE_SQL from the constants COLUMNS and QUEUE_STATE"

@@ -10,52 +10,93 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..records import JSON_ATTRIBUTES, Task, as_integer, load_json
+from ..records import Task, load_json
 from ..states import TaskState
+from .fields import FIELDS, IMPLIED, JSON, SOURCE, Field, replay_records
 
 ENTITY_TYPE = "task"
 
-# attribute -> (column type in the projection, default for a task that lacks it)
+# attribute -> (column type in the projection, default for a task that lacks it), as SQL
 TASK_ATTRIBUTES: dict[str, tuple[str, str]] = {
-    "title": ("TEXT", "NULL"),
-    "description": ("TEXT", "''"),
-    "status": ("TEXT", "NULL"),
-    "priority": ("INTEGER", "0"),
-    "attempts": ("INTEGER", "0"),
-    "max_attempts": ("INTEGER", "3"),
-    "payload": ("TEXT", "NULL"),
-    "result": ("TEXT", "NULL"),
-    "error": ("TEXT", "NULL"),
-    "owner": ("TEXT", "NULL"),
-    "lease_expires_at": ("TEXT", "NULL"),
+    name: (f.column_type, f.sql_default) for name, f in FIELDS.items()
 }
 
 
 # The claim index's columns, and the state it covers (the default machine's queue).
 QUEUE_COLUMNS = ("status", "priority")
 QUEUE_STATE = TaskState.PENDING.value
+# Every trigger this module has ever made (a later migration drops and remakes them).
+TRIGGERS = ("task_current_add", "task_current_remove", "task_current_fields") + tuple(
+    f"task_current_{name}" for name in QUEUE_COLUMNS
+)
 
 
-def _column_value(attribute: str, expr: str) -> str:
-    kind, default = TASK_ATTRIBUTES[attribute]
-    if kind == "INTEGER":
-        return f"coalesce(CAST({expr} AS INTEGER), {default})"
-    return expr
+def _implying(name: str) -> dict[str, str | None]:
+    """Status value -> what it implies for field `name` (SOURCE or a constant)."""
+    return {status: found[name] for status, found in IMPLIED.items() if name in found}
 
 
-def _projection_ddl() -> str:
-    """The task projection, its triggers and a backfill from any existing triples.
-
-    Built from the constant TASK_ATTRIBUTES above, never from input.
-    """
-    columns = ",\n".join(
-        f"        {name} {kind} NOT NULL DEFAULT {default}"
-        if kind == "INTEGER"
-        else f"        {name} {kind} DEFAULT {default}"
-        for name, (kind, default) in TASK_ATTRIBUTES.items()
+def _status_case(name: str) -> str:
+    """SQL for the status trigger: the stored value of field `name` after the new row."""
+    field = FIELDS[name]
+    whens = " ".join(
+        f"WHEN '{status}' THEN {field.sql('new.source' if given == SOURCE else 'NULL')}"
+        for status, given in _implying(name).items()
     )
-    parts = [
-        f"""
+    return f"CASE CAST(new.value AS TEXT) {whens} ELSE {name} END"
+
+
+def _latest(field: Field, entity: str, until: str = "") -> str:
+    """SQL: the stored value of `field` from the entity's triples (the backfill's replay),
+    of those written by `until` when given."""
+    implying = _implying(field.name)
+    until = f" AND m.created_at <= {until}" if until else ""
+    if not implying:
+        raw = (
+            f"(SELECT value FROM memories m WHERE m.entity = {entity}"
+            f" AND m.attribute = '{field.name}'{until} ORDER BY m.id DESC LIMIT 1)"
+        )
+        return field.sql(raw)
+    statuses = ", ".join(f"'{s}'" for s in implying)
+    case = (
+        "CASE CAST(m.value AS TEXT) "
+        + " ".join(
+            f"WHEN '{status}' THEN {'m.source' if given == SOURCE else 'NULL'}"
+            for status, given in implying.items()
+        )
+        + " END"
+    )
+    raw = (
+        f"(SELECT CASE WHEN m.attribute = '{field.name}' THEN m.value ELSE {case} END"
+        f" FROM memories m WHERE m.entity = {entity} AND (m.attribute = '{field.name}'"
+        f" OR (m.attribute = 'status' AND CAST(m.value AS TEXT) IN ({statuses}))){until}"
+        " ORDER BY m.id DESC LIMIT 1)"
+    )
+    return field.sql(raw)
+
+
+def _as_of_sql() -> str:
+    """The Datasette canned query `tasks_as_of`: every task as it stood at `:when`."""
+    when = "(strftime('%Y-%m-%dT%H:%M:%f', :when) || '000+00:00')"
+    columns = ("title", "status", "priority", "attempts", "max_attempts")
+    columns += ("owner", "lease_expires_at", "error")
+    selected = ",\n  ".join(
+        f"{_latest(FIELDS[name], 'e.name', when)} AS {name}" for name in columns
+    )
+    return (
+        f"SELECT * FROM (\nSELECT\n  e.name AS id,\n  {selected}\nFROM entities e\n"
+        f"WHERE e.entity_type = '{ENTITY_TYPE}'\nORDER BY e.id\n) WHERE status IS NOT NULL"
+    )
+
+
+def _table_ddl() -> str:
+    columns = ",\n".join(
+        f"        {name} {f.column_type}"
+        + (" NOT NULL" if f.column_type == "INTEGER" else "")
+        + f" DEFAULT {f.sql_default}"
+        for name, f in FIELDS.items()
+    )
+    return f"""
     CREATE TABLE IF NOT EXISTS task_current (
         seq INTEGER PRIMARY KEY,
         id TEXT NOT NULL UNIQUE,
@@ -67,10 +108,30 @@ def _projection_ddl() -> str:
     -- that moves between the other states never touch it (fewer pages per commit).
     CREATE INDEX IF NOT EXISTS task_current_queue ON task_current (priority DESC, seq)
     WHERE status = '{QUEUE_STATE}';
+"""
+
+
+def _rules_ddl() -> str:
+    """The triggers that keep task_current by the rule of fields.py, and a backfill.
+
+    Built from the constant FIELDS and IMPLIED, never from input.
+    """
+    listed = ", ".join(f"'{name}'" for name in FIELDS)
+    latest_at = (
+        "(SELECT created_at FROM memories m WHERE m.entity = {e}"
+        f" AND m.attribute IN ({listed}) ORDER BY m.id DESC LIMIT 1)"
+    )
+    names = ", ".join(FIELDS)
+    replayed = ", ".join(_latest(f, "new.name") for f in FIELDS.values())
+    parts = [
+        f"""
+    -- A task whose triples came first (another tool's plain SQL) is replayed from them.
     CREATE TRIGGER IF NOT EXISTS task_current_add AFTER INSERT ON entities
     WHEN new.entity_type = '{ENTITY_TYPE}' BEGIN
-        INSERT OR IGNORE INTO task_current (id, created_at, updated_at)
-        VALUES (new.name, new.created_at, new.created_at);
+        INSERT INTO task_current (id, {names}, created_at, updated_at)
+        SELECT new.name, {replayed}, new.created_at,
+            coalesce({latest_at.format(e="new.name")}, new.created_at)
+        WHERE NOT EXISTS (SELECT 1 FROM task_current WHERE id = new.name);
     END;
     CREATE TRIGGER IF NOT EXISTS task_current_remove AFTER DELETE ON entities
     WHEN old.entity_type = '{ENTITY_TYPE}' BEGIN
@@ -79,30 +140,38 @@ def _projection_ddl() -> str:
 """
     ]
     # Three triggers: status and priority (the claim index's columns) each update only
-    # their own column; every other field shares one trigger, so an insert evaluates
+    # their columns; every other field shares one trigger, so an insert evaluates
     # three WHEN clauses, not eleven, and a title change never touches the claim index.
-    for name in QUEUE_COLUMNS:
-        parts.append(
-            f"""
-    CREATE TRIGGER IF NOT EXISTS task_current_{name} AFTER INSERT ON memories
-    WHEN new.attribute = '{name}' BEGIN
-        UPDATE task_current SET {name} = {_column_value(name, "new.value")},
+    status_sets = ",\n            ".join(
+        f"{name} = {_status_case(name)}" for name in FIELDS if _implying(name)
+    )
+    parts.append(
+        f"""
+    CREATE TRIGGER IF NOT EXISTS task_current_status AFTER INSERT ON memories
+    WHEN new.attribute = 'status' BEGIN
+        UPDATE task_current SET status = {FIELDS["status"].sql("new.value")},
+            {status_sets},
+            updated_at = new.created_at
+        WHERE id = new.entity;
+    END;
+    CREATE TRIGGER IF NOT EXISTS task_current_priority AFTER INSERT ON memories
+    WHEN new.attribute = 'priority' BEGIN
+        UPDATE task_current SET priority = {FIELDS["priority"].sql("new.value")},
             updated_at = new.created_at
         WHERE id = new.entity;
     END;
 """
-        )
-    others = [name for name in TASK_ATTRIBUTES if name not in QUEUE_COLUMNS]
+    )
+    others = [name for name in FIELDS if name not in QUEUE_COLUMNS]
     cases = ",\n            ".join(
         f"{name} = CASE WHEN new.attribute = '{name}'"
-        f" THEN {_column_value(name, 'new.value')} ELSE {name} END"
+        f" THEN {FIELDS[name].sql('new.value')} ELSE {name} END"
         for name in others
     )
-    listed = ", ".join(f"'{name}'" for name in others)
     parts.append(
         f"""
     CREATE TRIGGER IF NOT EXISTS task_current_fields AFTER INSERT ON memories
-    WHEN new.attribute IN ({listed}) BEGIN
+    WHEN new.attribute IN ({", ".join(f"'{name}'" for name in others)}) BEGIN
         UPDATE task_current SET
             {cases},
             updated_at = new.created_at
@@ -110,20 +179,8 @@ def _projection_ddl() -> str:
     END;
 """
     )
-    latest = (
-        "(SELECT value FROM memories m WHERE m.entity = task_current.id"
-        " AND m.attribute = '{a}' ORDER BY m.id DESC LIMIT 1)"
-    )
     sets = ",\n        ".join(
-        f"{a} = "
-        + (
-            f"coalesce(CAST({latest.format(a=a)} AS INTEGER), {d})"
-            if k == "INTEGER"
-            else latest.format(a=a)
-            if d == "NULL"
-            else f"coalesce({latest.format(a=a)}, {d})"
-        )
-        for a, (k, d) in TASK_ATTRIBUTES.items()
+        f"{f.name} = {_latest(f, 'task_current.id')}" for f in FIELDS.values()
     )
     parts.append(
         f"""
@@ -132,16 +189,23 @@ def _projection_ddl() -> str:
     WHERE entity_type = '{ENTITY_TYPE}' ORDER BY id;
     UPDATE task_current SET
         {sets},
-        updated_at = coalesce((SELECT max(created_at) FROM memories m
-                               WHERE m.entity = task_current.id), created_at);
+        updated_at = coalesce({latest_at.format(e="task_current.id")}, created_at);
 """
     )
     return "".join(parts)
 
 
-TASK_MIGRATIONS: tuple[str, ...] = (_projection_ddl(),)
+# 1: the projection table, its claim index, triggers and backfill.
+# 2: one rule for the fields (fields.py): values cast as the column's type, a status
+#    row implies owner and lease; the triggers are remade and every row replayed.
+TASK_MIGRATIONS: tuple[str, ...] = (
+    _table_ddl() + _rules_ddl(),
+    "".join(f"DROP TRIGGER IF EXISTS {name};\n" for name in TRIGGERS) + _rules_ddl(),
+)
 
-COLUMNS = ("id", *TASK_ATTRIBUTES, "created_at", "updated_at")
+AS_OF_SQL = _as_of_sql()
+COLUMNS = ("id", *FIELDS, "created_at", "updated_at")
+JSON_FIELDS = tuple(name for name, f in FIELDS.items() if f.kind == JSON)
 SELECT_TASK = f"SELECT {', '.join(COLUMNS)} FROM task_current"
 INSERT_TASK_ROW = (
     f"INSERT INTO task_current ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
@@ -158,24 +222,21 @@ def replayed_row(
     task_id: str, created_at: str, facts: Iterable[Mapping[str, Any]]
 ) -> tuple[Any, ...]:
     """The projection row the triggers would build from these facts, in COLUMNS order."""
-    values: dict[str, Any] = {"id": task_id, "created_at": created_at, "updated_at": created_at}
-    for name, (kind, default) in TASK_ATTRIBUTES.items():
-        values[name] = int(default) if kind == "INTEGER" else (None if default == "NULL" else "")
-    for fact in facts:
-        name = fact["attribute"]
-        if name in TASK_ATTRIBUTES:
-            value = fact["value"]
-            if TASK_ATTRIBUTES[name][0] == "INTEGER":
-                value = as_integer(value, int(TASK_ATTRIBUTES[name][1]))
-            values[name] = value
-            values["updated_at"] = fact["created_at"]
-    return tuple(values[name] for name in COLUMNS)
+    stored, updated = replay_records(facts)
+    return row_from_stored(task_id, stored, created_at, updated or created_at)
+
+
+def row_from_stored(
+    task_id: str, stored: Mapping[str, Any], created_at: str, updated_at: str
+) -> tuple[Any, ...]:
+    """A projection row, in COLUMNS order, from stored field values."""
+    return (task_id, *(stored[name] for name in FIELDS), created_at, updated_at)
 
 
 def task_from_row(row: Sequence[Any]) -> Task:
     """A Task from a projection row selected with SELECT_TASK."""
     values = dict(zip(COLUMNS, row, strict=True))
-    for name in JSON_ATTRIBUTES:
+    for name in JSON_FIELDS:
         values[name] = load_json(values[name])
     if values["description"] is None:
         values["description"] = ""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import builtins
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,11 +22,9 @@ from ..errors import (
 )
 from ..memory import DEFAULT_PATH, MinnaMemory, to_timestamp, utcnow
 from ..records import (
-    JSON_ATTRIBUTES,
     Fact,
     Task,
     Transition,
-    as_integer,
     check_int,
     check_lease,
     check_text,
@@ -35,16 +32,19 @@ from ..records import (
     load_json,
 )
 from ..states import StateMachine
+from . import fields
 from .names import free_ids, id_owner, id_taken, owners
 from .projection import (
     ENTITY_TYPE,
     INSERT_TASK_ROW,
+    JSON_FIELDS,
     QUEUE_SQL,
     QUEUE_STATE,
     SELECT_TASK,
     TASK_ATTRIBUTES,
     TASK_MIGRATIONS,
     replayed_row,
+    row_from_stored,
     row_values,
     task_from_row,
 )
@@ -202,31 +202,19 @@ class TaskStore:
         with self.memory.reading() as conn:
             self._require(task_id)
             rows = conn.execute(
-                "SELECT attribute, value, created_at FROM memories"
+                "SELECT attribute, value, source, created_at FROM memories"
                 " WHERE entity = ? AND created_at <= ? ORDER BY id",
                 (task_id, stamp),
             ).fetchall()
             created = conn.execute(
                 "SELECT created_at FROM entities WHERE name = ?", (task_id,)
             ).fetchone()
-        values: dict[str, Any] = {}
-        updated = None
-        for attribute, value, at in rows:
-            if attribute in TASK_ATTRIBUTES:
-                values[attribute] = value
-                updated = at
-        if "status" not in values or updated is None:
+        stored, updated = fields.replay(rows)
+        if stored["status"] is None or updated is None:
             raise TaskNotFound(task_id, when=stamp)
-        row = [task_id]
-        for name, (kind, default) in TASK_ATTRIBUTES.items():
-            value = values.get(name)
-            if kind == "INTEGER":
-                value = as_integer(value, int(default))
-            elif value is None and default == "''":
-                value = ""
-            row.append(value)
-        row.extend([created[0] if created else updated, updated])
-        return task_from_row(tuple(row))
+        return task_from_row(
+            row_from_stored(task_id, stored, created[0] if created else updated, updated)
+        )
 
     # -- writing ------------------------------------------------------------
 
@@ -409,35 +397,44 @@ class TaskStore:
         """Append the status row and its companion triples (inside a transaction);
         returns the task as it now stands."""
         stamp = utcnow()
+        tid = task.id
         facts: builtins.list[Fact] = []
         if result_json is not None:
-            facts.append((task.id, "result", result_json, actor, None))
+            facts.append((tid, "result", result_json, actor, None))
         if error is not None:
-            facts.append((task.id, "error", str(error), actor, None))
+            facts.append((tid, "error", str(error), actor, None))
         if attempts is not None and attempts != task.attempts:
-            facts.append((task.id, "attempts", attempts, actor, None))
-        if to_state == self.machine.claimed:
-            lease = _after(stamp, lease_seconds)
-            facts.append((task.id, "owner", actor, actor, None))
-            facts.append((task.id, "lease_expires_at", lease, actor, None))
-        elif to_state not in self.machine.held:
-            if task.owner is not None:
-                facts.append((task.id, "owner", None, actor, None))
-            if task.lease_expires_at is not None:
-                facts.append((task.id, "lease_expires_at", None, actor, None))
+            facts.append((tid, "attempts", attempts, actor, None))
         if task.status == self.machine.failed and to_state == self.machine.initial:
-            facts.append((task.id, "attempts", 0, actor, "retry"))
-        facts.append((task.id, "status", to_state, actor, note))
+            facts.append((tid, "attempts", 0, actor, "retry"))
+        facts.append((tid, "status", to_state, actor, note))
+        # Owner and lease: written only where the status row does not imply them (fields.py).
+        wanted: dict[str, str | None]
+        if to_state == self.machine.claimed:
+            wanted = {"owner": actor, "lease_expires_at": _after(stamp, lease_seconds)}
+        elif to_state not in self.machine.held:
+            wanted = {"owner": None, "lease_expires_at": None}
+        else:
+            wanted = {}
+        if wanted:
+            implied = fields.implied(to_state, actor)
+            for name, value in wanted.items():
+                if (implied[name] if name in implied else getattr(task, name)) != value:
+                    facts.append((tid, name, value, actor, None))
         return self._append(task, facts, stamp)
 
     def _append(self, task: Task, facts: Sequence[Fact], stamp: str) -> Task:
-        """Write `facts` (inside a transaction) and return `task` with them applied: the
-        same values the projection's triggers now hold, without reading them back."""
+        """Write `facts` (inside a transaction) and return `task` with them applied by the
+        one rule (fields.py): the values the projection's triggers now hold, unread."""
         self.memory.append(facts, stamp)
-        changes: dict[str, Any] = {"updated_at": stamp}
-        for _, attribute, value, _, _ in facts:
-            changes[attribute] = load_json(value) if attribute in JSON_ATTRIBUTES else value
-        return replace(task, **changes)
+        changes: dict[str, Any] = {}
+        for _, attribute, value, source, _ in facts:
+            fields.apply(changes, attribute, value, source)
+        for name in JSON_FIELDS:
+            if name in changes:
+                changes[name] = load_json(changes[name])
+        changes["updated_at"] = stamp
+        return Task(**{**task.__dict__, **changes})
 
     def _fail_attempt(
         self,
