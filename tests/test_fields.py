@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from minna_tasks import TaskStore
 from minna_tasks.jsonio import export_tasks, import_tasks
-from minna_tasks.store.fields import FIELDS, load_json
+from minna_tasks.records import load_json
+from minna_tasks.store.fields import FIELDS
 from minna_tasks.store.projection import TASK_MIGRATIONS
 
 FIXTURE = Path(__file__).parent / "data" / "written-by-0.1.db"
@@ -47,7 +48,9 @@ write = st.tuples(
 )
 
 
-def _plain_sql(path: Path, writes: list[tuple[int, str, Any, Any]], ids: list[str], late: bool):
+def _plain_sql(
+    path: Path, writes: list[tuple[int, str, Any, Any]], ids: list[str], late: bool
+) -> None:
     """Another tool's writes, in one transaction of plain SQL; tasks 3 and 4 are its own."""
     stamp = datetime.now(UTC)
     conn = sqlite3.connect(path, isolation_level=None)
@@ -69,7 +72,8 @@ def _plain_sql(path: Path, writes: list[tuple[int, str, Any, Any]], ids: list[st
             stamp += timedelta(microseconds=7)
             if attribute == "status":
                 value = STATES[hash(str(value)) % len(STATES)]
-            conn.execute(insert, ([*ids, "x-1", "x-2"][index], attribute, value, source, stamp.isoformat()))  # fmt: skip
+            entity = [*ids, "x-1", "x-2"][index]
+            conn.execute(insert, (entity, attribute, value, source, stamp.isoformat()))
         if late:  # the entity after its triples: the projection replays them
             conn.execute(
                 "INSERT INTO entities (name, entity_type, created_at) VALUES ('x-1', 'task', ?)",
@@ -158,10 +162,13 @@ def test_moves_leave_owner_and_lease_implied(store: TaskStore) -> None:
     the status row implies them, and every reader still sees them."""
     store.add("x")
     task = store.claim("w1")
-    assert task is not None and task.owner == "w1" and task.lease_expires_at
+    assert task is not None
+    assert task.owner == "w1"
+    assert task.lease_expires_at
     store.transition(task.id, "review", actor="w1", result=1)
     done = store.transition(task.id, "completed", actor="w1")
-    assert done.owner is None and done.lease_expires_at is None
+    assert done.owner is None
+    assert done.lease_expires_at is None
     assert store.get(task.id) == done
     attributes = [f["attribute"] for f in store.facts(task.id)]
     assert "owner" not in attributes

@@ -87,7 +87,7 @@ DEFAULTS: dict[str, Any] = {name: f.default for name, f in FIELDS.items()}
 
 # What a status row implies, by its (stored) value: SOURCE means the row's source.
 SOURCE: Final = "<source>"
-_UNHELD = {"owner": None, "lease_expires_at": None}
+_UNHELD: dict[str, str | None] = {"owner": None, "lease_expires_at": None}
 IMPLIED: dict[str, dict[str, str | None]] = {
     "in_progress": {"owner": SOURCE},
     "pending": _UNHELD,
