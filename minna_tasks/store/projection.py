@@ -78,8 +78,8 @@ def _latest(field: Field, entity: str, until: str = "") -> str:
 def _as_of_sql() -> str:
     """The Datasette canned query `tasks_as_of`: every task as it stood at `:when`."""
     when = "(strftime('%Y-%m-%dT%H:%M:%f', :when) || '000+00:00')"
-    columns = ("title", "status", "priority", "attempts", "max_attempts", "owner")
-    columns += ("lease_expires_at", "error")
+    columns: tuple[str, ...] = ("title", "status", "priority", "attempts", "max_attempts")
+    columns += ("owner", "lease_expires_at", "error")
     selected = ",\n  ".join(
         f"{_latest(FIELDS[name], 'e.name', when)} AS {name}" for name in columns
     )
