@@ -22,7 +22,7 @@ def load_json(text: Any) -> Any:
     if not isinstance(text, str):
         return text
     try:
-        return json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+        return _DECODER.decode(text)
     except (ValueError, RecursionError):
         return text
 
@@ -38,13 +38,21 @@ def _no_constant(text: str) -> Any:
     raise ValueError(text)
 
 
+_DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_no_constant)
+
+
 def dump_json(name: str, value: Any) -> str | None:
     if value is None:
         return None
     try:
-        return json.dumps(value, allow_nan=False, ensure_ascii=False)
+        return _ENCODER.encode(value)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{name} is not JSON-serialisable: {e}") from None
+    except RecursionError:
+        raise ValueError(f"{name} is nested too deeply to store as JSON") from None
+
+
+_ENCODER = json.JSONEncoder(allow_nan=False, ensure_ascii=False)  # one, not one per call
 
 
 @dataclass(frozen=True)
@@ -131,9 +139,16 @@ def check_text(name: str, value: object, *, empty: bool = False) -> str:
     return value
 
 
+MAX_LEASE_SECONDS = 100 * 366 * 86400  # a lease's end must stay a representable time
+
+
 def check_lease(lease_seconds: object) -> float:
     if isinstance(lease_seconds, bool) or not isinstance(lease_seconds, int | float):
         raise TypeError(f"lease_seconds must be a number, not {type(lease_seconds).__name__}")
     if not math.isfinite(lease_seconds) or lease_seconds <= 0:
         raise ValueError(f"lease_seconds must be a positive number of seconds, not {lease_seconds}")
+    if lease_seconds > MAX_LEASE_SECONDS:
+        raise ValueError(
+            f"lease_seconds must be at most {MAX_LEASE_SECONDS} (100 years), not {lease_seconds}"
+        )
     return float(lease_seconds)

@@ -11,6 +11,7 @@ import json
 import shutil
 import sqlite3
 import tempfile
+from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minna_tasks import TaskStore
+from minna_tasks import Task, TaskStore
 from minna_tasks.jsonio import export_tasks, import_tasks
 from minna_tasks.records import load_json
 from minna_tasks.store.fields import FIELDS
-from minna_tasks.store.projection import TASK_MIGRATIONS
+from minna_tasks.store.projection import COLUMNS, TASK_MIGRATIONS
 
 FIXTURE = Path(__file__).parent / "data" / "written-by-0.1.db"
 FAR = "9999-12-31T00:00:00+00:00"
@@ -212,3 +213,8 @@ def test_the_backfill_replays_rows_as_python_does(store: TaskStore) -> None:
     store.close()
     with TaskStore(store.path) as reopened:
         assert reopened.list() == expected
+
+
+def test_projection_columns_are_the_task_fields_in_order() -> None:
+    """task_from_row builds a Task positionally from a projection row."""
+    assert COLUMNS == tuple(f.name for f in dataclass_fields(Task))

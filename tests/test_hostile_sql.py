@@ -30,8 +30,11 @@ ALLOWED: dict[tuple[str, str], str] = {
         "PRAGMA table_info() of each constant OWN_TABLES name"
     ),
     ("minna_tasks/memory/database.py", "Database._migrate"): "PRAGMA user_version= an int counter",
-    ("minna_tasks/memory/database.py", "Database.transaction"): (
-        "SAVEPOINT/ROLLBACK TO/RELEASE minna_<depth>: an internal int counter"
+    ("minna_tasks/memory/database.py", "_Transaction.__enter__"): (
+        "SAVEPOINT minna_<depth>: an internal int counter"
+    ),
+    ("minna_tasks/memory/database.py", "_Transaction.__exit__"): (
+        "ROLLBACK TO/RELEASE minna_<depth>: an internal int counter"
     ),
     ("minna_tasks/memory/api.py", "MinnaMemory.recall"): (
         "WHERE joins constant 'entity = ?' / 'attribute = ?' clauses; values are bound"

@@ -221,55 +221,13 @@ class Database:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.path!r})"
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> _Transaction:
         """One atomic write transaction (`BEGIN IMMEDIATE`); nested calls join it.
 
         A nested block runs in a savepoint, so an error caught inside the outer
         block undoes only the nested part.
         """
-        with self._lock:
-            conn = self.connection
-            if self.readonly:
-                raise StoreError(f"{self.path} is read-only; nothing was written", self.path)
-            if self._depth:
-                name = f"minna_{self._depth}"
-                conn.execute(f"SAVEPOINT {name}")
-                self._depth += 1
-                try:
-                    yield conn
-                except BaseException:
-                    conn.execute(f"ROLLBACK TO {name}")
-                    conn.execute(f"RELEASE {name}")
-                    raise
-                else:
-                    conn.execute(f"RELEASE {name}")
-                finally:
-                    self._depth -= 1
-                return
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.DatabaseError as e:
-                raise _translate(e, self.path) from e
-            self._depth = 1
-            changes = conn.total_changes
-            try:
-                yield conn
-                # Look at the index backlog only every FTS_BATCH of our own changes (rows
-                # and the triggers' updates): two queries per commit cost ~10% of a move.
-                self._unindexed += conn.total_changes - changes
-                if self._unindexed >= fulltext.FTS_BATCH:
-                    fulltext.index_backlog(conn, fulltext.FTS_BATCH)
-                    self._unindexed = 0
-                conn.execute("COMMIT")
-            except sqlite3.DatabaseError as e:
-                _rollback(conn)
-                raise _translate(e, self.path) from e
-            except BaseException:
-                _rollback(conn)
-                raise
-            finally:
-                self._depth = 0
+        return _Transaction(self)
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
@@ -289,6 +247,81 @@ class Database:
                     _rollback(conn)
             except sqlite3.DatabaseError as e:
                 raise _translate(e, self.path) from e
+
+
+class _Transaction:
+    """The context manager of Database.transaction(): a class, not a generator, because
+    it wraps every task move and a generator-based one costs three times as much."""
+
+    __slots__ = ("changes", "db", "lock", "savepoint")
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.lock = db._lock  # the one we take (a fork replaces db._lock: see connection)
+        self.savepoint: str | None = None
+        self.changes = 0
+
+    def __enter__(self) -> sqlite3.Connection:
+        db = self.db
+        self.lock.acquire()
+        try:
+            conn = db.connection
+            if db.readonly:
+                raise StoreError(f"{db.path} is read-only; nothing was written", db.path)
+            if db._depth:
+                self.savepoint = f"minna_{db._depth}"
+                conn.execute(f"SAVEPOINT {self.savepoint}")
+                db._depth += 1
+                return conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.DatabaseError as e:
+                raise _translate(e, db.path) from e
+            db._depth = 1
+            self.changes = conn.total_changes
+            return conn
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: object
+    ) -> None:
+        db = self.db
+        try:
+            conn = db.connection
+            if self.savepoint is not None:
+                try:
+                    if kind is not None:
+                        conn.execute(f"ROLLBACK TO {self.savepoint}")
+                    conn.execute(f"RELEASE {self.savepoint}")
+                finally:
+                    db._depth -= 1
+                return
+            try:
+                if kind is not None:
+                    _rollback(conn)
+                    if isinstance(error, sqlite3.DatabaseError):
+                        raise _translate(error, db.path) from error
+                    return
+                try:
+                    # Look at the index backlog only every FTS_BATCH of our own changes (rows
+                    # and the triggers' updates): two queries per commit cost ~10% of a move.
+                    db._unindexed += conn.total_changes - self.changes
+                    if db._unindexed >= fulltext.FTS_BATCH:
+                        fulltext.index_backlog(conn, fulltext.FTS_BATCH)
+                        db._unindexed = 0
+                    conn.execute("COMMIT")
+                except sqlite3.DatabaseError as e:
+                    _rollback(conn)
+                    raise _translate(e, db.path) from e
+                except BaseException:
+                    _rollback(conn)
+                    raise
+            finally:
+                db._depth = 0
+        finally:
+            self.lock.release()
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

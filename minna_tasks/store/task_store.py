@@ -43,6 +43,7 @@ from .projection import (
     SELECT_TASK,
     TASK_ATTRIBUTES,
     TASK_MIGRATIONS,
+    make_task,
     replayed_row,
     row_from_stored,
     row_values,
@@ -396,7 +397,8 @@ class TaskStore:
     ) -> Task:
         """Append the status row and its companion triples (inside a transaction);
         returns the task as it now stands."""
-        stamp = utcnow()
+        now = datetime.now(UTC)
+        stamp = now.isoformat(timespec="microseconds")
         tid = task.id
         facts: builtins.list[Fact] = []
         if result_json is not None:
@@ -411,7 +413,7 @@ class TaskStore:
         # Owner and lease: written only where the status row does not imply them (fields.py).
         wanted: dict[str, str | None]
         if to_state == self.machine.claimed:
-            wanted = {"owner": actor, "lease_expires_at": _after(stamp, lease_seconds)}
+            wanted = {"owner": actor, "lease_expires_at": _after(now, lease_seconds)}
         elif to_state not in self.machine.held:
             wanted = {"owner": None, "lease_expires_at": None}
         else:
@@ -434,7 +436,7 @@ class TaskStore:
             if name in changes:
                 changes[name] = load_json(changes[name])
         changes["updated_at"] = stamp
-        return Task(**{**task.__dict__, **changes})
+        return make_task({**task.__dict__, **changes})
 
     def _fail_attempt(
         self,
@@ -502,11 +504,11 @@ class TaskStore:
         with self.memory.transaction():
             task = self._require(task_id)
             self._check_holder(task, worker)
-            stamp = utcnow()
+            now = datetime.now(UTC)
             return self._append(
                 task,
-                [(task_id, "lease_expires_at", _after(stamp, lease), worker, "heartbeat")],
-                stamp,
+                [(task_id, "lease_expires_at", _after(now, lease), worker, "heartbeat")],
+                now.isoformat(timespec="microseconds"),
             )
 
     def release(self, task_id: str, worker: str, note: str | None = None) -> Task:
@@ -655,9 +657,6 @@ class TaskStore:
             return [dict(zip(names, row, strict=True)) for row in cursor]
 
 
-def _after(stamp: str, seconds: float) -> str:
-    return (
-        (datetime.fromisoformat(stamp) + timedelta(seconds=seconds))
-        .astimezone(UTC)
-        .isoformat(timespec="microseconds")
-    )
+def _after(now: datetime, seconds: float) -> str:
+    """The timestamp `seconds` after `now` (an aware UTC datetime)."""
+    return (now + timedelta(seconds=seconds)).isoformat(timespec="microseconds")
