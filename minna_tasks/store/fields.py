@@ -96,15 +96,23 @@ IMPLIED: dict[str, dict[str, str | None]] = {
 }
 
 
-def implied(status: Any, source: str | None) -> dict[str, Any]:
+_CONSTANT: dict[str, dict[str, Any]] = {
+    s: {n: v for n, v in f.items() if v != SOURCE} for s, f in IMPLIED.items()
+}
+_SOURCED = {s: tuple(n for n, v in f.items() if v == SOURCE) for s, f in IMPLIED.items()}
+_NOTHING: dict[str, Any] = {}
+
+
+def implied(status: Any, source: str | None) -> Mapping[str, Any]:
     """The stored values a status row with this (stored) value and source implies."""
-    found = IMPLIED.get(status)
-    if not found:
-        return {}
-    return {
-        name: FIELDS[name].stored(source) if value == SOURCE else value
-        for name, value in found.items()
-    }
+    sourced = _SOURCED.get(status)
+    if not sourced:
+        constant: Mapping[str, Any] = _CONSTANT.get(status, _NOTHING)
+        return constant
+    values = dict(_CONSTANT[status])
+    for name in sourced:
+        values[name] = FIELDS[name].stored(source)
+    return values
 
 
 def apply(stored: dict[str, Any], attribute: str, raw: Any, source: str | None) -> bool:

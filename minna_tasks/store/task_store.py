@@ -9,7 +9,7 @@ from __future__ import annotations
 import builtins
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from .. import views
@@ -21,6 +21,7 @@ from ..errors import (
     TransitionConflict,
 )
 from ..memory import DEFAULT_PATH, MinnaMemory, to_timestamp, utcnow
+from ..memory.values import format_micros, now_micros
 from ..records import (
     Fact,
     Task,
@@ -397,8 +398,8 @@ class TaskStore:
     ) -> Task:
         """Append the status row and its companion triples (inside a transaction);
         returns the task as it now stands."""
-        now = datetime.now(UTC)
-        stamp = now.isoformat(timespec="microseconds")
+        now = now_micros()
+        stamp = format_micros(now)
         tid = task.id
         facts: builtins.list[Fact] = []
         if result_json is not None:
@@ -504,11 +505,11 @@ class TaskStore:
         with self.memory.transaction():
             task = self._require(task_id)
             self._check_holder(task, worker)
-            now = datetime.now(UTC)
+            now = now_micros()
             return self._append(
                 task,
                 [(task_id, "lease_expires_at", _after(now, lease), worker, "heartbeat")],
-                now.isoformat(timespec="microseconds"),
+                format_micros(now),
             )
 
     def release(self, task_id: str, worker: str, note: str | None = None) -> Task:
@@ -657,6 +658,6 @@ class TaskStore:
             return [dict(zip(names, row, strict=True)) for row in cursor]
 
 
-def _after(now: datetime, seconds: float) -> str:
-    """The timestamp `seconds` after `now` (an aware UTC datetime)."""
-    return (now + timedelta(seconds=seconds)).isoformat(timespec="microseconds")
+def _after(now: int, seconds: float) -> str:
+    """The timestamp `seconds` after `now` (microseconds since the epoch)."""
+    return format_micros(now + round(seconds * 1_000_000))
