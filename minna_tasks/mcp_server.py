@@ -16,13 +16,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import quote
 
-from .errors import MinnaTasksError, TaskNotFound
+import anyio
+import anyio.to_thread
+
+from .errors import MinnaTasksError, StoreError, TaskNotFound
 from .memory import DEFAULT_PATH
 from .records import Task
 from .store import TaskStore
@@ -31,10 +37,15 @@ try:
     from mcp.server.context import ServerRequestContext
     from mcp.server.mcpserver import Context, MCPServer, ResourceSecurity
     from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+    from mcp.server.stdio import stdio_server
+    from mcp.shared._context_streams import create_context_streams
+    from mcp.shared.message import SessionMessage
     from mcp.types import (
         CallToolResult,
         EmptyResult,
+        ErrorData,
         InputRequiredResult,
+        JSONRPCError,
         SubscribeRequestParams,
         TextContent,
         UnsubscribeRequestParams,
@@ -84,6 +95,51 @@ def _ok(value: Any) -> CallToolResult:
 
 def _refused(error: Exception) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=str(error))], is_error=True)
+
+
+T = TypeVar("T")
+
+
+async def _off_loop(call: Callable[[], T]) -> T:
+    """Run a store call in a worker thread: a busy file (a lock wait of up to the busy
+    timeout) or a long read must not stall the event loop and every other request."""
+    return await anyio.to_thread.run_sync(call)
+
+
+class _Readers:
+    """One store per worker thread for reads, beside the writing store.
+
+    WAL lets readers run beside the writer, but one connection behind one lock
+    would serve them one at a time, and behind a write that waits for the lock.
+    """
+
+    def __init__(self, store: TaskStore) -> None:
+        self.store = store
+        self._local = threading.local()
+        self._opened: list[TaskStore] = []
+        self._lock = threading.Lock()
+        # A second connection to ":memory:" would open another, empty database.
+        self._shared = store.path == ":memory:"
+
+    def get(self) -> TaskStore:
+        """This thread's reading store (opened on first use)."""
+        if self._shared:
+            return self.store
+        reader: TaskStore | None = getattr(self._local, "store", None)
+        if reader is None:
+            reader = TaskStore(
+                self.store.path, self.store.machine, timeout=self.store.memory.timeout
+            )
+            with self._lock:
+                self._opened.append(reader)
+            self._local.store = reader
+        return reader
+
+    def close(self) -> None:
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for reader in opened:
+            reader.close()
 
 
 def _task_with_history(store: TaskStore, task_id: str) -> dict[str, Any]:
@@ -140,7 +196,19 @@ class _Subscribers:
 
 
 class _Server(MCPServer):
-    """MCPServer with one-line messages for arguments that fail the input schema."""
+    """MCPServer with one-line messages for arguments that fail the input schema, and
+    a JSON-RPC error reply for stdin lines the SDK cannot read (it drops them)."""
+
+    readers: _Readers | None = None
+
+    async def run_stdio_async(self) -> None:
+        async with stdio_server() as (read_stream, write_stream):
+            send, receive = create_context_streams[SessionMessage | Exception](0)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_answer_unreadable, read_stream, send, write_stream)
+                await self._lowlevel_server.run(
+                    receive, write_stream, self._lowlevel_server.create_initialization_options()
+                )
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context | None = None
@@ -161,17 +229,24 @@ class _Server(MCPServer):
 class _Tools:
     """The tool handlers: each parses nothing itself, calls one store method, returns JSON."""
 
-    def __init__(self, store: TaskStore, subscribers: _Subscribers) -> None:
+    def __init__(self, store: TaskStore, subscribers: _Subscribers, readers: _Readers) -> None:
         self.store = store
         self.memory = store.memory
         self.subscribers = subscribers
+        self.readers = readers
+
+    @property
+    def reader(self) -> TaskStore:
+        """The store a read uses: this worker thread's own connection (see _Readers)."""
+        return self.readers.get()
 
     async def _run(
         self, action: Callable[[], Any], ctx: Context | None = None, changed: bool = False
     ) -> CallToolResult:
-        """Run one store call; on success tell subscribers which task resources changed."""
+        """Run one store call off the event loop; on success tell subscribers which task
+        resources changed."""
         try:
-            value = action()
+            value = await _off_loop(action)
         except USER_ERRORS as e:
             return _refused(e)
         if changed and ctx is not None and isinstance(value, dict):
@@ -233,11 +308,11 @@ class _Tools:
 
     async def list_tasks(self, status: str | None = None) -> CallToolResult:
         """All tasks, oldest first, or only those in one `status`."""
-        return await self._run(lambda: _tasks(self.store.list(status=status)))
+        return await self._run(lambda: _tasks(self.reader.list(status=status)))
 
     async def get_task(self, task_id: str) -> CallToolResult:
         """One task with its full history of status changes (time, actor, note)."""
-        return await self._run(lambda: _task_with_history(self.store, task_id))
+        return await self._run(lambda: _task_with_history(self.reader, task_id))
 
     async def heartbeat_task(
         self, task_id: str, worker: str, ctx: Context, lease_seconds: float = 300
@@ -284,20 +359,12 @@ class _Tools:
     ) -> CallToolResult:
         """Memories about `entity` and/or `attribute`, newest first. With `include_decay`,
         confidence halves every `half_life_days` since the memory was verified or made."""
-        recall = partial(
-            self.memory.recall,
-            entity,
-            attribute,
-            limit,
-            include_decay,
-            half_life_days,
-            min_confidence,
-        )
-        return await self._run(recall)
+        args = (entity, attribute, limit, include_decay, half_life_days, min_confidence)
+        return await self._run(lambda: self.reader.memory.recall(*args))
 
     async def memory_search(self, query: str, limit: int = 10) -> CallToolResult:
         """Full-text search over entity, attribute and value; best match first."""
-        return await self._run(lambda: self.memory.search(query, limit=limit))
+        return await self._run(lambda: self.reader.memory.search(query, limit=limit))
 
 
 TOOL_TITLES = {
@@ -325,15 +392,16 @@ def build_server(store: TaskStore) -> MCPServer:
         log_level="WARNING",
     )
     subscribers = _Subscribers()
+    readers = server.readers = _Readers(store)
     _add_legacy_subscriptions(server, subscribers)
-    _add_resources(server, store)
-    tools = _Tools(store, subscribers)
+    _add_resources(server, readers)
+    tools = _Tools(store, subscribers, readers)
     for name, title in TOOL_TITLES.items():
         server.add_tool(getattr(tools, name), name=name, title=title)
     return server
 
 
-def _add_resources(server: MCPServer, store: TaskStore) -> None:
+def _add_resources(server: MCPServer, readers: _Readers) -> None:
     @server.resource(
         QUEUE_URI,
         name="queue",
@@ -342,7 +410,7 @@ def _add_resources(server: MCPServer, store: TaskStore) -> None:
         description="Pending tasks in claim order (highest priority, then oldest).",
     )
     async def queue() -> str:
-        return _dumps(_tasks(store.queue()))
+        return await _off_loop(lambda: _dumps(_tasks(readers.get().queue())))
 
     @server.resource(
         CURRENT_URI,
@@ -352,7 +420,11 @@ def _add_resources(server: MCPServer, store: TaskStore) -> None:
         description="Tasks a worker holds (in progress or in review), with owner and lease.",
     )
     async def current() -> str:
-        return _dumps(_tasks(store.list(status=store.machine.held)))
+        def held() -> str:
+            reader = readers.get()
+            return _dumps(_tasks(reader.list(status=reader.machine.held)))
+
+        return await _off_loop(held)
 
     # A task id is a database key, not a path: the SDK's path checks do not apply.
     @server.resource(
@@ -365,7 +437,7 @@ def _add_resources(server: MCPServer, store: TaskStore) -> None:
     )
     async def task(task_id: str) -> str:
         try:
-            return _dumps(_task_with_history(store, task_id))
+            return await _off_loop(lambda: _dumps(_task_with_history(readers.get(), task_id)))
         except TaskNotFound as e:
             raise ResourceNotFoundError(str(e)) from None
         except USER_ERRORS as e:
@@ -393,12 +465,113 @@ def _version() -> str:
 
 
 def serve(db_path: str) -> None:
-    """Serve the store at `db_path` over stdio until the client disconnects."""
-    store = TaskStore(db_path)
+    """Serve the store at `db_path` over stdio until the client disconnects.
+
+    Says on stderr which absolute file it serves (a host starts servers in a
+    folder of its own, so a relative path is easy to get wrong).
+    """
+    path = served_path(db_path)
+    store = TaskStore(path)
     try:
-        build_server(store).run("stdio")
+        print(f"minna-tasks MCP server: serving {path}", file=sys.stderr, flush=True)
+        server = build_server(store)
+        try:
+            server.run("stdio")
+        finally:
+            if isinstance(server, _Server) and server.readers is not None:
+                server.readers.close()
     finally:
         store.close()
+
+
+def served_path(db_path: str) -> str:
+    """The absolute path of the file to serve.
+
+    An explicit relative path that does not exist is refused: the host's working
+    folder is rarely the user's, and serving a fresh empty file there hides the
+    mistake. The default path and the environment variables keep "created on
+    first use".
+    """
+    if db_path == ":memory:":
+        return db_path
+    path = Path(db_path)
+    implicit = db_path == DEFAULT_PATH or db_path in (
+        os.environ.get("MINNA_DB"),
+        os.environ.get("MINNA_DB_PATH"),
+    )
+    if not implicit and not path.is_absolute() and not path.exists():
+        raise StoreError(
+            f"{db_path} does not exist in {Path.cwd()} (the folder the MCP server was started"
+            " in); give --db an absolute path, or create the file first with"
+            f" `minna-tasks --db {db_path} init`",
+            db_path,
+        )
+    return str(path.absolute())
+
+
+# -- lines the SDK cannot read --------------------------------------------------
+
+_ID = re.compile(r'"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")')
+
+
+async def _answer_unreadable(source: Any, sink: Any, out: Any) -> None:
+    """Forward the messages the SDK read; answer each line it could not read (not JSON,
+    nested deeper than its JSON reader allows, lone surrogates) with a JSON-RPC error."""
+    async with sink:
+        async for item in source:
+            if isinstance(item, Exception):
+                await out.send(SessionMessage(_unreadable(item)))
+            else:
+                await sink.send(item)
+
+
+def _unreadable(error: Exception) -> JSONRPCError:
+    """The JSON-RPC error for a line that failed the SDK's reader, with the request's id
+    when the line shows one (so the caller is not left waiting)."""
+    code, message, request_id = -32700, f"Parse error: {error}", None
+    if isinstance(error, ValidationError) and error.errors():
+        first = error.errors()[0]
+        given = first.get("input")
+        if first["type"] == "json_invalid":
+            reason = str((first.get("ctx") or {}).get("error", first["msg"]))
+            message = f"Parse error: {reason}{_hint(reason)}"
+            if isinstance(given, str):
+                request_id = _request_id(given)
+        else:
+            code, message = -32600, "Invalid Request: not a JSON-RPC 2.0 message"
+            if isinstance(given, dict):
+                request_id = _valid_id(given.get("id"))
+    return JSONRPCError(jsonrpc="2.0", id=request_id, error=ErrorData(code=code, message=message))
+
+
+def _hint(reason: str) -> str:
+    if "recursion limit" in reason:
+        return " (the message is nested deeper than this server's JSON reader allows)"
+    if "hex escape" in reason or "surrogate" in reason:
+        return " (a lone UTF-16 surrogate such as \\ud800 is not text)"
+    return ""
+
+
+def _request_id(line: str) -> int | str | None:
+    """The top-level id of a line Python's own JSON reader may still parse, else found by
+    pattern in the line's head (a deep or odd body does not hide it)."""
+    try:
+        message = json.loads(line)
+    except (ValueError, RecursionError):
+        match = _ID.search(line)
+        if match is None or line[: match.start()].count("{") != 1:
+            return None
+        try:
+            return _valid_id(json.loads(match.group(1)))
+        except ValueError:
+            return None
+    return _valid_id(message.get("id")) if isinstance(message, dict) else None
+
+
+def _valid_id(value: Any) -> int | str | None:
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -409,8 +582,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--db",
-        default=os.environ.get("MINNA_DB", DEFAULT_PATH),
-        help="the SQLite file (env MINNA_DB, default %(default)s)",
+        default=os.environ.get("MINNA_DB") or os.environ.get("MINNA_DB_PATH") or DEFAULT_PATH,
+        help="the SQLite file (env MINNA_DB or MINNA_DB_PATH, default %(default)s)",
     )
     args = parser.parse_args(argv)
     try:
