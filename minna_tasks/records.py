@@ -22,9 +22,15 @@ def load_json(text: Any) -> Any:
     if not isinstance(text, str):
         return text
     try:
-        return _DECODER.decode(text)
+        value, end = _DECODER.raw_decode(text)  # the common case, without decode()'s regexes
     except (ValueError, RecursionError):
-        return text
+        try:  # leading whitespace, or not JSON
+            return _DECODER.decode(text)
+        except (ValueError, RecursionError):
+            return text
+    if end != len(text) and text[end:].strip(" \t\n\r"):
+        return text  # JSON followed by more text
+    return value
 
 
 def _finite(text: str) -> float:

@@ -61,7 +61,6 @@ ALLOWED: dict[tuple[str, str], str] = {
         "SELECT_TASK, INSERT_TASK_ROW and QUEUE_SQL from the constants COLUMNS and QUEUE_STATE"
     ),
     ("minna_tasks/store/names.py", "owners"): "IN lists of '?' placeholders per chunk of names",
-    ("minna_tasks/store/task_store.py", "TaskStore._row"): "SELECT_TASK + a constant WHERE with ?",
     ("minna_tasks/store/task_store.py", "TaskStore.iter"): (
         "an IN list of '?' placeholders (one per checked status) and constant clauses"
     ),

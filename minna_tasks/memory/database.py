@@ -20,6 +20,19 @@ DEFAULT_TIMEOUT = 30.0
 SYNCHRONOUS = ("NORMAL", "FULL")
 
 
+# Forks of this process so far (counted in the child): the connection property compares
+# a counter on every call instead of asking the kernel for the pid (a move uses it 4 times).
+_forks = 0
+
+
+def _count_fork() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_count_fork)
+
+
 class Database:
     """One SQLite file shared safely with other tools: its connection, schema and
     transactions.
@@ -48,6 +61,7 @@ class Database:
         self._unindexed = 0
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
+        self._forks = _forks
         self.readonly = readonly or (self.path != ":memory:" and _is_readonly(self.path))
         self._prepare_path()
         self._open()
@@ -92,6 +106,7 @@ class Database:
             raise StoreError(f"cannot open {self.path}: {e}", self.path) from e
         self._conn = conn
         self._pid = os.getpid()
+        self._forks = _forks
         try:
             self._check_schema(conn)
             if not self.readonly:
@@ -197,13 +212,16 @@ class Database:
         """This process's connection; reopened after a fork, never shared across one."""
         if self._conn is None:
             raise StoreError(f"{self.path} is closed", self.path)
-        if self._pid != os.getpid():
+        if self._forks != _forks:  # a fork happened since we opened: check the pid
             # A connection inherited through fork() must not be used: open our own.
-            self._conn = None
-            self._depth = 0
-            self._lock = threading.RLock()
-            self._open()
-            assert self._conn is not None
+            if self._pid == os.getpid():
+                self._forks = _forks  # we are the parent
+            else:
+                self._conn = None
+                self._depth = 0
+                self._lock = threading.RLock()
+                self._open()
+                assert self._conn is not None
         return self._conn
 
     def close(self) -> None:

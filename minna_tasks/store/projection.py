@@ -211,6 +211,8 @@ INSERT_TASK_ROW = (
     f"INSERT INTO task_current ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 )
 QUEUE_SQL = SELECT_TASK + f" WHERE status = '{QUEUE_STATE}' ORDER BY priority DESC, seq"
+NEXT_SQL = QUEUE_SQL + " LIMIT 1"
+SELECT_BY_ID = SELECT_TASK + " WHERE id = ?"
 
 
 def row_values(task: Task, payload_json: str | None) -> tuple[Any, ...]:

@@ -39,8 +39,10 @@ from .projection import (
     ENTITY_TYPE,
     INSERT_TASK_ROW,
     JSON_FIELDS,
+    NEXT_SQL,
     QUEUE_SQL,
     QUEUE_STATE,
+    SELECT_BY_ID,
     SELECT_TASK,
     TASK_ATTRIBUTES,
     TASK_MIGRATIONS,
@@ -105,7 +107,7 @@ class TaskStore:
     # -- reading ------------------------------------------------------------
 
     def _row(self, task_id: str) -> Task | None:
-        row = self.memory.connection.execute(SELECT_TASK + " WHERE id = ?", (task_id,)).fetchone()
+        row = self.memory.connection.execute(SELECT_BY_ID, (task_id,)).fetchone()
         return None if row is None else task_from_row(row)
 
     def _require(self, task_id: str) -> Task:
@@ -491,7 +493,7 @@ class TaskStore:
             raise MinnaTasksError("this state machine has no claimed state; claim() needs one")
         sql, args = self._queue_query()
         with self.memory.transaction() as conn:
-            row = conn.execute(sql + " LIMIT 1", args).fetchone()
+            row = conn.execute(NEXT_SQL if sql is QUEUE_SQL else sql + " LIMIT 1", args).fetchone()
             if row is None:
                 return None
             return self._move(
