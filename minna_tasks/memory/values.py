@@ -18,17 +18,19 @@ def now_micros() -> int:
     return time.time_ns() // 1000
 
 
-_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
+_seconds: dict[int, str] = {}  # second -> its text, for the few seconds in use
 
 
 def format_micros(micros: int) -> str:
     """A time in microseconds since the epoch as utcnow() writes it. Formats each second
     once: a move stamps its triples and a lease, and datetime.isoformat costs ~1 us each."""
-    global _second
     seconds, fraction = divmod(micros, 1_000_000)
-    if _second[0] != seconds:
-        _second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
-    return f"{_second[1]}.{fraction:06d}+00:00"
+    text = _seconds.get(seconds)
+    if text is None:
+        if len(_seconds) > 64:
+            _seconds.clear()
+        text = _seconds[seconds] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{text}.{fraction:06d}+00:00"
 
 
 def to_timestamp(when: datetime | str) -> str:

@@ -404,33 +404,45 @@ class TaskStore:
         stamp = format_micros(now)
         tid = task.id
         facts: builtins.list[Fact] = []
+        # The store writes typed values (text, integers) that the rule of fields.py keeps
+        # as they are, so `changes` is what the triggers now hold, without reading it back.
+        changes: dict[str, Any] = {"updated_at": stamp}
         if result_json is not None:
             facts.append((tid, "result", result_json, actor, None))
+            changes["result"] = load_json(result_json)
         if error is not None:
-            facts.append((tid, "error", str(error), actor, None))
+            error = changes["error"] = str(error)
+            facts.append((tid, "error", error, actor, None))
         if attempts is not None and attempts != task.attempts:
             facts.append((tid, "attempts", attempts, actor, None))
+            changes["attempts"] = attempts
         if task.status == self.machine.failed and to_state == self.machine.initial:
             facts.append((tid, "attempts", 0, actor, "retry"))
+            changes["attempts"] = 0
         facts.append((tid, "status", to_state, actor, note))
-        # Owner and lease: written only where the status row does not imply them (fields.py).
-        wanted: dict[str, str | None]
+        changes["status"] = to_state
+        changes.update(fields.implied(to_state, actor))
+        # Owner and lease: written only where the status row does not imply them.
         if to_state == self.machine.claimed:
-            wanted = {"owner": actor, "lease_expires_at": _after(now, lease_seconds)}
+            wanted: tuple[tuple[str, str | None], ...] = (
+                ("owner", actor),
+                ("lease_expires_at", _after(now, lease_seconds)),
+            )
         elif to_state not in self.machine.held:
-            wanted = {"owner": None, "lease_expires_at": None}
+            wanted = (("owner", None), ("lease_expires_at", None))
         else:
-            wanted = {}
-        if wanted:
-            implied = fields.implied(to_state, actor)
-            for name, value in wanted.items():
-                if (implied[name] if name in implied else getattr(task, name)) != value:
-                    facts.append((tid, name, value, actor, None))
-        return self._append(task, facts, stamp)
+            wanted = ()
+        for name, value in wanted:
+            if (changes[name] if name in changes else getattr(task, name)) != value:
+                facts.append((tid, name, value, actor, None))
+                changes[name] = value
+        self.memory.append(facts, stamp)
+        return make_task({**task.__dict__, **changes})
 
     def _append(self, task: Task, facts: Sequence[Fact], stamp: str) -> Task:
         """Write `facts` (inside a transaction) and return `task` with them applied by the
-        one rule (fields.py): the values the projection's triggers now hold, unread."""
+        one rule (fields.py): the values the projection's triggers now hold, unread.
+        (_move computes the same for its own typed writes, faster.)"""
         self.memory.append(facts, stamp)
         changes: dict[str, Any] = {}
         for _, attribute, value, source, _ in facts:
