@@ -28,6 +28,48 @@ _forks = 0
 def _count_fork() -> None:
     global _forks
     _forks += 1
+    _held_files.clear()  # the child holds no SQLite locks until it reopens
+
+
+# Database files this process has open, by (device, inode): their header is not read
+# again with a file object of our own, because closing any descriptor of a file drops
+# every POSIX lock the process holds on it, SQLite's included. Another process could
+# then checkpoint and delete the WAL under our open connections ("disk I/O error").
+_held_files: dict[tuple[int, int], int] = {}
+_held_lock = threading.Lock()
+
+
+def _file_key(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _held_here(path: Path) -> bool:
+    key = _file_key(str(path))
+    with _held_lock:
+        return key is not None and _held_files.get(key, 0) > 0
+
+
+def _hold(path: str) -> tuple[int, int] | None:
+    key = None if path == ":memory:" else _file_key(path)
+    if key is not None:
+        with _held_lock:
+            _held_files[key] = _held_files.get(key, 0) + 1
+    return key
+
+
+def _release(key: tuple[int, int] | None) -> None:
+    if key is None:
+        return
+    with _held_lock:
+        count = _held_files.get(key, 0) - 1
+        if count > 0:
+            _held_files[key] = count
+        else:
+            _held_files.pop(key, None)
 
 
 os.register_at_fork(after_in_child=_count_fork)
@@ -63,8 +105,10 @@ class Database:
         self._pid = os.getpid()
         self._forks = _forks
         self.readonly = readonly or (self.path != ":memory:" and _is_readonly(self.path))
+        self._held: tuple[int, int] | None = None
         self._prepare_path()
         self._open()
+        self._held = _hold(self.path)
 
     # -- connection -------------------------------------------------------
 
@@ -74,7 +118,7 @@ class Database:
         path = Path(self.path)
         if path.is_dir():
             raise StoreError(f"{self.path} is a directory, not a database file", self.path)
-        if path.exists():
+        if path.exists() and not _held_here(path):
             with path.open("rb") as f:
                 head = f.read(len(SQLITE_HEADER))
             if head and head != SQLITE_HEADER:
@@ -225,6 +269,8 @@ class Database:
         return self._conn
 
     def close(self) -> None:
+        _release(self._held)
+        self._held = None
         with self._lock:
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
