@@ -19,10 +19,10 @@ from typing import Any, NoReturn
 
 import click
 
-from minna_tasks import MinnaTasksError, Task, TaskStore, Transition
+from minna_tasks import MinnaTasksError, Task, TaskStore, Transition, defaults
 from minna_tasks.errors import StoreError
 
-DEFAULT_DB = ".spine/minna.db"
+DEFAULT_DB = defaults.DB_PATH
 # click >= 8.2 raises this for a group called without a command; older clicks print help.
 NO_ARGS_IS_HELP: tuple[type[click.ClickException], ...] = tuple(
     getattr(click.exceptions, name)

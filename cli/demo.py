@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from minna_tasks import MinnaTasksError
+from minna_tasks import MinnaTasksError, defaults
 
 from .app import App, pass_app, table
 from .run import Progress, RunConfig, run_workers
@@ -94,7 +94,7 @@ def demo(app: App) -> None:
     )
     broken = next(t.id for t in final if t.status == "failed")
     db = shlex.quote(store.path)
-    opt = "" if app.db == ".spine/minna.db" else f" --db {db}"
+    opt = "" if app.db == defaults.DB_PATH else f" --db {db}"
     meta = shlex.quote(str(Path(store.path).with_name("datasette.json")))
     steps = [
         (f"minna-tasks{opt} history {flaky}", "failed verification once, then passed"),

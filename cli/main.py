@@ -6,10 +6,13 @@ import click
 
 from minna_tasks import __version__
 
-from . import files, tasks
+from . import files, machine, tasks
 from .app import DEFAULT_DB, App, MinnaGroup
 from .demo import demo
+from .diagram import diagram
+from .memory import memory
 from .run import run
+from .serve import mcp
 
 
 @click.group(cls=MinnaGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,7 +38,16 @@ def cli(ctx: click.Context, db: str) -> None:
     ctx.call_on_close(app.close)
 
 
-for command in (*tasks.COMMANDS, *files.COMMANDS, run, demo):
+for command in (
+    *tasks.COMMANDS,
+    *files.COMMANDS,
+    *machine.COMMANDS,
+    mcp,
+    diagram,
+    memory,
+    run,
+    demo,
+):
     cli.add_command(command)
 
 

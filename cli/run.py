@@ -25,7 +25,7 @@ from typing import Any
 
 import click
 
-from minna_tasks import Task, TaskStore, state_machine_loop
+from minna_tasks import Task, TaskStore, defaults, state_machine_loop
 from minna_tasks.loop import default_worker
 
 from .app import USER_ERRORS, App, describe
@@ -47,7 +47,7 @@ class RunConfig:
     db: str
     command: Command
     verify: Command | None = None
-    lease: float = 300.0
+    lease: float = defaults.LEASE_SECONDS
     timeout: float | None = None
     max_tasks: int | None = None
     worker: str | None = None
@@ -230,7 +230,9 @@ class Progress:
 
     def change(self, task_id: str, status: str) -> None:
         self.tasks.add(task_id)
-        self.counts[status] = self.counts.get(status, 0) + 1
+        m = self.store.machine  # counted by role, whatever the machine names its states
+        key = {m.done: "completed", m.failed: "failed", m.initial: "pending"}.get(status, status)
+        self.counts[key] = self.counts.get(key, 0) + 1
         self.refresh()
 
     def remaining(self) -> int:
@@ -321,7 +323,7 @@ def _drain(events: Any, progress: Progress, wait: float) -> None:
 @click.option(
     "--lease",
     type=click.FloatRange(min=0, min_open=True),
-    default=300,
+    default=defaults.LEASE_SECONDS,
     show_default=True,
     help="Seconds a claim holds without a heartbeat.",
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from minna_tasks import defaults
 from minna_tasks.memory import SCHEMA_VERSION
 
 from .app import (
@@ -53,7 +54,7 @@ def init(app: App) -> None:
 @click.option(
     "--max-attempts",
     type=click.IntRange(min=1),
-    default=3,
+    default=defaults.MAX_ATTEMPTS,
     show_default=True,
     help="Failed attempts before the task goes to failed.",
 )
@@ -129,6 +130,11 @@ def show(app: App, task_id: str, as_of: str | None, as_json: bool) -> None:
 @click.option("--note", help="Why (stored with the status change).")
 @click.option("--result", metavar="JSON", help="A result to store, as JSON.")
 @click.option("--error", "error_text", metavar="TEXT", help="An error to store.")
+@click.option(
+    "--event",
+    metavar="NAME",
+    help="Which event, for a move with several (in_progress -> pending: release, fail, expire).",
+)
 @ACTOR
 @json_option
 @pass_app
@@ -140,6 +146,7 @@ def move(
     note: str | None,
     result: str | None,
     error_text: str | None,
+    event: str | None,
     actor: str,
     as_json: bool,
 ) -> None:
@@ -148,7 +155,14 @@ def move(
     store = app.store(create=False)
     before = store.get(task_id).status
     task = store.transition(
-        task_id, state, expected=expect, actor=actor, note=note, result=value, error=error_text
+        task_id,
+        state,
+        expected=expect,
+        actor=actor,
+        note=note,
+        result=value,
+        error=error_text,
+        event=event,
     )
     if as_json:
         emit_json(task.to_dict())
@@ -161,7 +175,7 @@ def move(
 @click.option(
     "--lease",
     type=LEASE,
-    default=300,
+    default=defaults.LEASE_SECONDS,
     show_default=True,
     help="Seconds the claim holds without a heartbeat.",
 )
@@ -182,7 +196,11 @@ def claim(app: App, worker: str, lease: float, as_json: bool) -> None:
 @click.argument("task_id")
 @WORKER
 @click.option(
-    "--lease", type=LEASE, default=300, show_default=True, help="Seconds from now the lease holds."
+    "--lease",
+    type=LEASE,
+    default=defaults.LEASE_SECONDS,
+    show_default=True,
+    help="Seconds from now the lease holds.",
 )
 @pass_app
 def heartbeat(app: App, task_id: str, worker: str, lease: float) -> None:

@@ -25,6 +25,14 @@ class StoreFull(StoreError):
     """The disk or the database's size limit is full; nothing was written."""
 
 
+class StoreReadOnly(StoreError):
+    """The file (or its folder, or the connection) is read-only; nothing was written."""
+
+
+class StoreCorrupt(StoreError):
+    """The file is not a SQLite database, or its pages are damaged."""
+
+
 class TaskNotFound(MinnaTasksError, LookupError):
     """No task has this id."""
 
@@ -55,7 +63,12 @@ class InvalidTransition(MinnaTasksError):
     """The state machine does not allow this move (or the state is unknown)."""
 
     def __init__(
-        self, task_id: str | None, state: str, to_state: str, allowed: Iterable[str]
+        self,
+        task_id: str | None,
+        state: str,
+        to_state: str,
+        allowed: Iterable[str],
+        detail: str | None = None,
     ) -> None:
         self.task_id = task_id
         self.state = state
@@ -64,7 +77,7 @@ class InvalidTransition(MinnaTasksError):
         subject = f"task {task_id} is {state}" if task_id else f"state {state}"
         super().__init__(
             f"cannot move {task_id or 'a task'} from {state} to {to_state}: "
-            f"{subject}; {_moves(self.allowed)}"
+            + (detail if detail else f"{subject}; {_moves(self.allowed)}")
         )
 
 
@@ -88,7 +101,97 @@ class TransitionConflict(MinnaTasksError):
 
 
 class InvalidStateMachine(MinnaTasksError, ValueError):
-    """A custom StateMachine definition is inconsistent."""
+    """A custom StateMachine definition is inconsistent, or the store could not drive it."""
+
+
+class MissingRole(MinnaTasksError):
+    """The state machine has no state in the role an operation needs (e.g. no failed state)."""
+
+    def __init__(self, role: str, operation: str) -> None:
+        self.role = role
+        super().__init__(f"this state machine has no {role} state; {operation} needs one")
+
+
+class MachineMismatch(MinnaTasksError):
+    """A store was opened with a state machine other than the one the file holds."""
+
+    def __init__(self, path: str, differences: Iterable[str]) -> None:
+        self.path = path
+        self.differences = tuple(differences)
+        super().__init__(
+            f"{path} holds another state machine than the one given "
+            f"({'; '.join(self.differences)}; first: the file's, second: yours); "
+            "open it without a machine to use the file's, or replace_machine() to change it"
+        )
+
+
+class MachineInUse(MinnaTasksError):
+    """A new state machine lacks states that tasks are in: replacing it would strand them."""
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.counts = dict(counts)
+        states = ", ".join(f"{state} ({n} task(s))" for state, n in sorted(counts.items()))
+        super().__init__(
+            f"cannot replace the state machine: tasks are in states the new one lacks: {states};"
+            " move them first"
+        )
+
+
+class IdTaken(MinnaTasksError):
+    """A task id that already names another tool's entity or facts."""
+
+    def __init__(self, name: str, owner: str) -> None:
+        self.name, self.owner = name, owner
+        what = f"a {owner!r} entity" if owner else "facts stored by another tool"
+        super().__init__(
+            f"id {name!r} is already used by {what} in this memory; choose another task id"
+        )
+
+
+class TaskFieldProtected(MinnaTasksError):
+    """A raw memory write to a task's own field, which only the task methods may change."""
+
+    def __init__(self, task_id: str, attribute: str) -> None:
+        self.task_id, self.attribute = task_id, attribute
+        super().__init__(
+            f"{task_id} is a task: its {attribute} changes only through the task "
+            "commands (add, move, claim, heartbeat, release, retry)"
+        )
+
+
+class MemoryNotFound(MinnaTasksError, LookupError):
+    """No memory has this id."""
+
+    def __init__(self, memory_id: int) -> None:
+        self.memory_id = memory_id
+        super().__init__(f"memory {memory_id} not found")
+
+
+class EntityTypeConflict(MinnaTasksError):
+    """An entity exists with another type than the one asked for."""
+
+    def __init__(self, name: str, existing: str, wanted: str) -> None:
+        self.name, self.existing, self.wanted = name, existing, wanted
+        super().__init__(f"entity {name!r} exists with type {existing!r}, not {wanted!r}")
+
+
+class UnknownEntityType(MinnaTasksError, ValueError):
+    """An entity type the Minna tools do not accept (they take the five documented ones)."""
+
+    def __init__(self, entity_type: str, allowed: tuple[str, ...], task_type: str) -> None:
+        self.entity_type, self.allowed = entity_type, allowed
+        extra = " (tasks are made by the task tools)" if entity_type == task_type else ""
+        super().__init__(
+            f"unknown entity type {entity_type!r}{extra}; use one of: {', '.join(allowed)}"
+        )
+
+
+class AliasTaken(MinnaTasksError):
+    """An alias that already names another entity."""
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+        super().__init__(f"alias {alias!r} already names another entity")
 
 
 class ImportFormatError(MinnaTasksError, ValueError):

@@ -12,16 +12,18 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime
-from pathlib import Path
 from typing import IO, Any
 
+from . import defaults
+from .atomic import write_atomically
 from .errors import ImportFormatError, MinnaTasksError, TaskExists
 from .memory import utcnow
+from .memory.values import fits_int64, is_utf8
 from .records import Task
+from .states import StateMachine
 from .store import TaskStore
 from .store import fields as task_fields
 
@@ -61,6 +63,7 @@ def write_document(store: TaskStore, out: IO[str], on_progress: Progress | None 
             "version": VERSION,
             "exported_at": utcnow(),
             "task_count": total,
+            "machine": store.machine.to_dict(),
         }
         out.write(json.dumps(header, ensure_ascii=False)[:-1] + ', "tasks": [')
         count = 0
@@ -81,52 +84,7 @@ def export_tasks(
     store: TaskStore, path: str | os.PathLike[str], on_progress: Progress | None = None
 ) -> int:
     """Write every task to `path` atomically (a temp file beside it, then a rename)."""
-    target = Path(path)
-    if target.is_dir():
-        raise MinnaTasksError(f"{target} is a directory, not a file")
-    folder = target.parent if str(target.parent) else Path(".")
-    fd, temp = _create_temp(folder, target)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            count = write_document(store, out, on_progress)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    _fsync_folder(folder)
-    return count
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (best effort: not every platform allows it)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _create_temp(folder: Path, target: Path) -> tuple[int, Path]:
-    """A new temp file beside `target`, created with mode 0666 less the user's umask.
-
-    O_CREAT | O_EXCL never opens an existing file or follows a symlink, and the
-    kernel applies the umask (mkstemp would make the file 0600).
-    """
-    while True:
-        temp = folder / f".{target.name}.{secrets.token_hex(6)}.tmp"
-        try:
-            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), temp
-        except FileExistsError:
-            continue
-        except OSError as e:
-            raise MinnaTasksError(f"cannot write {target}: {e.strerror}") from None
+    return write_atomically(path, lambda out: write_document(store, out, on_progress))
 
 
 # -- import -------------------------------------------------------------------
@@ -135,6 +93,31 @@ def _create_temp(folder: Path, target: Path) -> tuple[int, Path]:
 def read_document(path: str | os.PathLike[str], states: tuple[str, ...]) -> list[dict[str, Any]]:
     """Read and validate a whole document; returns restore() records or raises
     ImportFormatError naming the task index and field."""
+    return validate_document(_load(path), states, name=str(path))
+
+
+def read_export(
+    path: str | os.PathLike[str], fallback: StateMachine | None = None
+) -> tuple[StateMachine | None, list[dict[str, Any]]]:
+    """Read and validate a whole document against the state machine it carries (else
+    `fallback`, else the default one); returns that machine (None when the document
+    has none) and the restore() records."""
+    document = _load(path)
+    machine = _document_machine(document, str(path))
+    states = (machine or fallback or StateMachine()).states
+    return machine, validate_document(document, states, name=str(path))
+
+
+def _document_machine(document: Any, name: str) -> StateMachine | None:
+    if not isinstance(document, dict) or document.get("machine") is None:
+        return None
+    try:
+        return StateMachine.from_dict(document["machine"])
+    except MinnaTasksError as e:
+        raise ImportFormatError(f"{name}: its state machine is not valid: {e}") from None
+
+
+def _load(path: str | os.PathLike[str]) -> Any:
     try:
         with open(path, encoding="utf-8") as f:
             document = json.load(f)
@@ -148,7 +131,7 @@ def read_document(path: str | os.PathLike[str], states: tuple[str, ...]) -> list
         raise ImportFormatError(f"{path} is not valid JSON: {e}") from None
     except OSError as e:
         raise MinnaTasksError(f"cannot read {path}: {e.strerror}") from None
-    return validate_document(document, states, name=str(path))
+    return document
 
 
 def validate_document(
@@ -208,7 +191,7 @@ def _check_task(index: int, item: Any, states: tuple[str, ...]) -> dict[str, Any
     task_id = item.get("id")
     if not isinstance(task_id, str) or not task_id.strip() or "\x00" in task_id:
         raise _fail(index, "id", f"must be a non-empty string, not {task_id!r}")
-    if not _utf8(task_id):
+    if not is_utf8(task_id):
         raise _fail(index, "id", "is not valid UTF-8 text")
     created = _check_time(index, "created_at", item.get("created_at"))
     history = item.get("history")
@@ -251,7 +234,7 @@ def _check_fact(index: int, n: int, fact: Any) -> None:
             raise _fail(
                 index, f"history[{n}].{key}", f"must be a string or null, not {_kind(text)}"
             )
-        if not _utf8(text):
+        if not is_utf8(text):
             raise _fail(index, f"history[{n}].{key}", "is not valid UTF-8 text")
     stamp = fact.get("created_at")
     if stamp not in _GOOD_TIMES:
@@ -266,24 +249,13 @@ def _check_fact(index: int, n: int, fact: Any) -> None:
 _GOOD_TIMES: set[str] = set()
 
 
-def _utf8(text: Any) -> bool:
-    """False for a str holding lone surrogates (JSON's "\\ud800"), which SQLite cannot store."""
-    if not isinstance(text, str):
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _unstorable(value: Any) -> str | None:
     """Why SQLite could not keep this JSON value exactly, or None when it can."""
-    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+    if isinstance(value, int) and not fits_int64(value):
         return f"is an integer beyond 64 bits ({value}); SQLite cannot store it (use a string)"
     if isinstance(value, float) and not math.isfinite(value):
         return f"must be a finite number, not {value}"  # SQLite keeps NaN as NULL
-    if not _utf8(value):
+    if not is_utf8(value):
         return "is not valid UTF-8 text"
     return None
 
@@ -301,10 +273,10 @@ def import_tasks(
     on_progress: Progress | None = None,
 ) -> ImportResult:
     """Validate the whole file, then write every task with its history: all or nothing."""
-    if on_conflict not in ("error", "skip", "replace"):
+    if on_conflict not in defaults.ON_CONFLICT:
         raise ValueError(f"on_conflict must be 'error', 'skip' or 'replace', not {on_conflict!r}")
-    records = read_document(path, store.machine.states)
-    return restore_records(store, records, on_conflict, on_progress)
+    machine, records = read_export(path, store.machine)
+    return restore_records(store, records, on_conflict, on_progress, machine=machine)
 
 
 def restore_records(
@@ -312,11 +284,17 @@ def restore_records(
     records: list[dict[str, Any]],
     on_conflict: str = "error",
     on_progress: Progress | None = None,
+    machine: StateMachine | None = None,
 ) -> ImportResult:
-    """Write validated records in batches inside one transaction (all or nothing)."""
+    """Write validated records in batches inside one transaction (all or nothing).
+
+    `machine` is the state machine the document carries: a store with no tasks yet
+    takes it (a recorded step); a store with tasks and another machine is refused.
+    """
     written = 0
     try:
         with store.memory.transaction():
+            _check_machine(store, records, machine)
             for batch in _batches(records):
                 written += len(store.restore(batch, on_conflict))
                 if on_progress is not None:
@@ -327,6 +305,30 @@ def restore_records(
             " --on-conflict skip|replace)"
         ) from None
     return ImportResult(imported=written, skipped=len(records) - written)
+
+
+def _check_machine(
+    store: TaskStore, records: list[dict[str, Any]], machine: StateMachine | None
+) -> None:
+    if machine is not None and machine != store.machine:
+        if sum(store.stats().values()):
+            raise ImportFormatError(
+                "the file was exported with another state machine than this store's ("
+                + "; ".join(machine.differences(store.machine))
+                + "; first: the file's, second: the store's); nothing was imported"
+            )
+        store.replace_machine(machine, note="imported")
+        return
+    known = set(store.machine.states)
+    for record in records:
+        status = next(
+            (f["value"] for f in reversed(record["facts"]) if f["attribute"] == "status"), None
+        )
+        if status not in known:
+            raise ImportFormatError(
+                f"task {record['id']!r} is {status!r}, not a state of this store's machine "
+                f"({', '.join(store.machine.states)}); nothing was imported"
+            )
 
 
 def _batches(records: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:

@@ -7,12 +7,14 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
-from .errors import MinnaTasksError, TransitionConflict
+from . import defaults
+from .errors import MinnaTasksError, StoreBusy, TransitionConflict
+from .memory import utcnow
 from .records import Task
-from .states import TaskState
 from .store import TaskStore
 
 log = logging.getLogger(__name__)
@@ -27,22 +29,36 @@ def default_worker() -> str:
 
 
 class _Heartbeat:
-    """Extends a task's lease from a background thread while `execute` runs."""
+    """Extends a task's lease from a background thread while `execute` runs.
+
+    A busy file (StoreBusy) is transient: it keeps trying, every interval, for as
+    long as the lease it last took holds. A lost lease (the task was recovered,
+    or is held by someone else now) or a lease that ran out while the file stayed
+    busy sets `lost`, which the loop reads before it stores a result.
+    """
 
     def __init__(
-        self, store: TaskStore, task_id: str, worker: str, lease: float, interval: float
+        self, store: TaskStore, task: Task, worker: str, lease: float, interval: float
     ) -> None:
-        self.store, self.task_id, self.worker = store, task_id, worker
+        self.store, self.task_id, self.worker = store, task.id, worker
         self.lease, self.interval = lease, interval
+        self.expires = task.lease_expires_at
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{task_id}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{task.id}", daemon=True)
         self.lost: MinnaTasksError | None = None
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.store.heartbeat(self.task_id, self.worker, self.lease)
-            except MinnaTasksError as e:  # lease lost, or the file is busy: stop quietly
+                self.expires = self.store.heartbeat(
+                    self.task_id, self.worker, self.lease
+                ).lease_expires_at
+            except StoreBusy as e:
+                if self.expires is not None and utcnow() >= self.expires:
+                    self.lost = e  # the lease ran out while the file stayed busy
+                    return
+                log.info("%s: heartbeat of %s postponed: %s", self.worker, self.task_id, e)
+            except MinnaTasksError as e:  # the lease is lost: someone else owns the task
                 self.lost = e
                 return
 
@@ -63,25 +79,32 @@ def state_machine_loop(
     verify: Verify | None = None,
     worker: str | None = None,
     *,
-    lease_seconds: float = 300,
+    lease_seconds: float = defaults.LEASE_SECONDS,
     heartbeat_seconds: float | None = None,
     max_tasks: int | None = None,
     stop: threading.Event | None = None,
     on_change: Callable[[Task], None] | None = None,
-) -> dict[str, int]:
-    """Work the queue until no task is pending; return the counts per state.
+) -> dict[str, Any]:
+    """Work the queue until no task is queued; return a summary of what this run did.
 
     Each task is claimed (and so persisted) before any work. `execute(task)`
-    returns a result, stored as the task moves to review; `verify(task)` sees
-    the task with that result and decides completed, or a failed attempt (back
-    to pending, or failed once `max_attempts` is reached). An exception in
-    `execute` or `verify` is recorded as the task's error and counts as a
-    failed attempt. Expired leases of dead workers are recovered on start and
-    whenever the queue looks empty. KeyboardInterrupt releases the task in hand.
+    returns a result, stored as the task moves to the machine's review state;
+    `verify(task)` sees the task with that result and decides done, or a failed
+    attempt (back to the queue, or failed once `max_attempts` is reached). On a
+    machine with no review state, verify sees the result in hand and the task
+    goes from claimed straight to done. An exception in `execute` or `verify` is
+    recorded as the task's error and counts as a failed attempt. Expired leases
+    of dead workers are recovered on start and whenever the queue looks empty.
+    KeyboardInterrupt releases the task in hand.
+
+    The summary: `completed`, `failed`, `retried` (failed attempts that went back
+    to the queue), `released` (handed back), `blocked` and `totals` (the whole
+    store's {state: count}).
     """
     worker = worker or default_worker()
     interval = heartbeat_seconds if heartbeat_seconds is not None else max(lease_seconds / 3, 0.05)
     report = on_change or (lambda task: None)
+    summary = Summary()
     done = 0
     store.recover()
     while max_tasks is None or done < max_tasks:
@@ -95,11 +118,35 @@ def state_machine_loop(
         done += 1
         report(task)
         try:
-            report(_work(store, task, worker, execute, verify, lease_seconds, interval))
+            after = _work(store, task, worker, execute, verify, lease_seconds, interval)
         except TransitionConflict as e:
             # The lease was lost (recovered by someone else): that worker owns it now.
             log.warning("%s: %s", worker, e)
-    return store.stats()
+            continue
+        if after is not None:
+            summary.count(store, after)
+            report(after)
+    return summary.result(store)
+
+
+class Summary:
+    """What one run of the loop did, counted from the state each task was left in
+    (`released` and `blocked` are counted by the parts that hand tasks back or hold them)."""
+
+    def __init__(self) -> None:
+        self.counts = dict.fromkeys(("completed", "failed", "retried", "released", "blocked"), 0)
+
+    def count(self, store: TaskStore, task: Task) -> None:
+        machine = store.machine
+        if task.status == machine.done:
+            self.counts["completed"] += 1
+        elif task.status == machine.failed:
+            self.counts["failed"] += 1
+        elif task.status == machine.initial:
+            self.counts["retried"] += 1
+
+    def result(self, store: TaskStore) -> dict[str, Any]:
+        return {**self.counts, "totals": store.stats()}
 
 
 def _work(
@@ -110,21 +157,36 @@ def _work(
     verify: Verify | None,
     lease: float,
     interval: float,
-) -> Task:
-    claimed = store.machine.claimed or TaskState.IN_PROGRESS
+) -> Task | None:
+    """Work one claimed task; the task as left, or None when its lease was lost."""
+    machine = store.machine
+    claimed, review = machine.claimed, machine.review
+    heartbeat = _Heartbeat(store, task, worker, lease, interval)
     try:
-        with _Heartbeat(store, task.id, worker, lease, interval):
+        with heartbeat:
             result = execute(task)
     except KeyboardInterrupt:
         store.release(task.id, worker, note="interrupted")
         raise
     except Exception as e:  # noqa: BLE001 - any error in user code is a failed attempt
+        if heartbeat.lost is not None:
+            _lost(worker, task, heartbeat.lost)
+            return None
         return store.fail(
             task.id, worker, error=_describe(e), note="execute failed", expected=claimed
         )
-    task = store.transition(
-        task.id, TaskState.REVIEW, expected=claimed, actor=worker, note="executed", result=result
-    )
+    if heartbeat.lost is not None:
+        _lost(worker, task, heartbeat.lost)
+        return None
+    waiting = claimed
+    if review is None:
+        # No review state: verify the result in hand; it is stored with the final move.
+        task = replace(task, result=result)
+    else:
+        task = store.transition(
+            task.id, review, expected=claimed, actor=worker, note="executed", result=result
+        )
+        waiting = review
     try:
         ok = True if verify is None else bool(verify(task))
     except KeyboardInterrupt:
@@ -132,13 +194,22 @@ def _work(
         raise
     except Exception as e:  # noqa: BLE001
         return store.fail(
-            task.id, worker, error=_describe(e), note="verify failed", expected=TaskState.REVIEW
+            task.id, worker, error=_describe(e), note="verify failed", expected=waiting
         )
     if ok:
         return store.transition(
-            task.id, TaskState.COMPLETED, expected=TaskState.REVIEW, actor=worker, note="verified"
+            task.id,
+            machine.done,
+            expected=waiting,
+            actor=worker,
+            note="verified",
+            result=result if review is None else None,
         )
-    return store.fail(task.id, worker, note="verification failed", expected=TaskState.REVIEW)
+    return store.fail(task.id, worker, note="verification failed", expected=waiting)
+
+
+def _lost(worker: str, task: Task, error: MinnaTasksError) -> None:
+    log.warning("%s: lost the lease of %s; its result is not stored: %s", worker, task.id, error)
 
 
 def _describe(error: BaseException) -> str:

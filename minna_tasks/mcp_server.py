@@ -1,9 +1,10 @@
 """The MCP server: task state and Minna memory for agents, over stdio.
 
 A thin front over `TaskStore` built on the official `mcp` SDK (2.x,
-`MCPServer`). Resources show the queue, the tasks being worked on and one
-task with its history; tools mirror them (many hosts never read resources)
-and add the Minna memory tools. Every rule lives in the core: a tool parses
+`MCPServer`). Resources show the queue, the tasks being worked on, the
+totals and one task with its history; tools mirror them (many hosts never
+read resources), and the 16 Minna memory tools come from `mcp_memory`
+(`--tools all|tasks|memory` chooses). Every rule lives in the core: a tool parses
 its arguments, calls one store method and returns JSON. Our own errors (and
 ValueError/TypeError from argument checks) come back as tool errors carrying
 our one-line message; the core guarantees that a refused call wrote nothing.
@@ -28,10 +29,12 @@ from urllib.parse import quote
 import anyio
 import anyio.to_thread
 
+from . import defaults
 from .errors import MinnaTasksError, StoreError, TaskNotFound
-from .memory import DEFAULT_PATH
 from .records import Task
 from .store import TaskStore
+
+TOOL_SETS = ("all", "tasks", "memory")
 
 try:
     from mcp.server.context import ServerRequestContext
@@ -48,18 +51,39 @@ try:
         JSONRPCError,
         SubscribeRequestParams,
         TextContent,
+        ToolAnnotations,
         UnsubscribeRequestParams,
     )
     from pydantic import ValidationError
+
+    from .mcp_memory import MEMORY_INSTRUCTIONS, MemoryTools, add_memory_tools
+    from .mcp_schemas import (
+        AnyJSON,
+        MaybeTaskResult,
+        TaskListResult,
+        TaskResult,
+        TaskWithHistoryResult,
+    )
 except ImportError as e:  # the optional `mcp` extra is not installed
     raise MinnaTasksError(
         "the MCP server needs the mcp extra: pip install 'minna-tasks[mcp]'"
     ) from e
 
-__all__ = ["CURRENT_URI", "QUEUE_URI", "TASK_URI", "build_server", "main", "serve", "task_uri"]
+__all__ = [
+    "CURRENT_URI",
+    "QUEUE_URI",
+    "STATS_URI",
+    "TASK_URI",
+    "TOOL_SETS",
+    "build_server",
+    "main",
+    "serve",
+    "task_uri",
+]
 
 QUEUE_URI = "task://queue"
 CURRENT_URI = "task://current"
+STATS_URI = "task://stats"
 TASK_URI = "task://{task_id}"
 
 # Errors a caller can act on: reported as tool errors with our message. Anything
@@ -71,8 +95,9 @@ Durable task state shared with people and other agents (one SQLite file).
 Work a task like this: claim_task(worker) -> do the work -> transition_task(id, "review",
 result=...) -> transition_task(id, "completed") (or "pending" to retry, "failed").
 Call heartbeat_task while a long job runs so the lease does not expire; release_task hands
-a task back untouched. Every change is kept in the task's history (get_task).
-memory_store / memory_recall / memory_search read and write the Minna memory.
+a task back untouched; fail_task records a failed attempt (counted: the task is retried
+until its attempts are used up) and retry_task gives a failed task a fresh start. Every
+change is kept in the task's history (get_task).
 """
 
 
@@ -261,18 +286,18 @@ class _Tools:
         ctx: Context,
         description: str = "",
         priority: int = 0,
-        max_attempts: int = 3,
-        payload: Any = None,
+        max_attempts: int = defaults.MAX_ATTEMPTS,
+        payload: AnyJSON = None,
         task_id: str | None = None,
-    ) -> CallToolResult:
+    ) -> TaskResult:
         """Add a pending task and return it. Higher `priority` is claimed first; `payload`
         is any JSON value for the worker; `task_id` defaults to `t-N`."""
         add = partial(self.store.add, title, description, priority, max_attempts, payload, task_id)
         return await self._run(lambda: add().to_dict(), ctx, changed=True)
 
     async def claim_task(
-        self, worker: str, ctx: Context, lease_seconds: float = 300
-    ) -> CallToolResult:
+        self, worker: str, ctx: Context, lease_seconds: float = defaults.LEASE_SECONDS
+    ) -> MaybeTaskResult:
         """Claim the next pending task (highest priority, then oldest) for `worker`: it moves
         to in_progress with a lease of `lease_seconds`. Returns the task, or null when no task
         is pending. A task is never handed to two workers."""
@@ -291,32 +316,40 @@ class _Tools:
         expected: str | None = None,
         note: str | None = None,
         actor: str | None = None,
-        result: Any = None,
-    ) -> CallToolResult:
-        """Move a task to `to_state` (pending, in_progress, review, completed, failed) in one
-        atomic step, and return it. `expected` refuses the move if the task is no longer in
-        that state; `actor` is who moves it (a held task may only be moved by its owner);
-        `note` is the reason kept in the history; `result` (any JSON) is stored with the move.
-        An invalid move is refused with the moves that are allowed."""
+        result: AnyJSON = None,
+        event: str | None = None,
+    ) -> TaskResult:
+        """Move a task to `to_state` (a state of the file's state machine) in one atomic
+        step, and return it. `expected` refuses the move if the task is no longer in that
+        state; `actor` is who moves it (a held task may only be moved by its owner); `note`
+        is the reason kept in the history; `result` (any JSON) is stored with the move;
+        `event` names the event when a move has several (in_progress -> pending is a
+        release, fail or expire). An invalid move is refused with the moves that are allowed."""
         return await self._run(
             lambda: self.store.transition(
-                task_id, to_state, expected=expected, actor=actor, note=note, result=result
+                task_id,
+                to_state,
+                expected=expected,
+                actor=actor,
+                note=note,
+                result=result,
+                event=event,
             ).to_dict(),
             ctx,
             changed=True,
         )
 
-    async def list_tasks(self, status: str | None = None) -> CallToolResult:
+    async def list_tasks(self, status: str | None = None) -> TaskListResult:
         """All tasks, oldest first, or only those in one `status`."""
         return await self._run(lambda: _tasks(self.reader.list(status=status)))
 
-    async def get_task(self, task_id: str) -> CallToolResult:
+    async def get_task(self, task_id: str) -> TaskWithHistoryResult:
         """One task with its full history of status changes (time, actor, note)."""
         return await self._run(lambda: _task_with_history(self.reader, task_id))
 
     async def heartbeat_task(
-        self, task_id: str, worker: str, ctx: Context, lease_seconds: float = 300
-    ) -> CallToolResult:
+        self, task_id: str, worker: str, ctx: Context, lease_seconds: float = defaults.LEASE_SECONDS
+    ) -> TaskResult:
         """Extend the lease of a task `worker` holds to `lease_seconds` from now; refused if
         the worker no longer holds it (its lease expired and the task was recovered)."""
         return await self._run(
@@ -327,44 +360,28 @@ class _Tools:
 
     async def release_task(
         self, task_id: str, worker: str, ctx: Context, note: str | None = None
-    ) -> CallToolResult:
+    ) -> TaskResult:
         """Give a task `worker` holds back to the queue (pending) without counting an attempt."""
         return await self._run(
             lambda: self.store.release(task_id, worker, note=note).to_dict(), ctx, changed=True
         )
 
-    async def memory_store(
-        self,
-        entity: str,
-        attribute: str,
-        value: str | int | float | None,
-        source: str | None = "mcp",
-        confidence: float = 1.0,
-        context: str | None = None,
-    ) -> CallToolResult:
-        """Remember that `entity`'s `attribute` is `value` (a new fact; older values stay in
-        the log). Returns the new memory's id. A task's own fields (status, owner, ...) are
-        refused: they change only through the task tools."""
-        store = partial(self.store.remember, entity, attribute, value, source, confidence, context)
-        return await self._run(lambda: {"id": store()})
+    async def fail_task(self, task_id: str, worker: str, error: str, ctx: Context) -> TaskResult:
+        """Record that `worker`'s attempt at a task it holds failed with `error`: the attempt
+        is counted and the task goes back to pending, or to failed once its attempts are
+        used up (so a task that always fails is not retried forever)."""
+        return await self._run(
+            lambda: self.store.fail(task_id, worker=worker, error=error).to_dict(),
+            ctx,
+            changed=True,
+        )
 
-    async def memory_recall(
-        self,
-        entity: str | None = None,
-        attribute: str | None = None,
-        limit: int | None = 10,
-        include_decay: bool = False,
-        half_life_days: float = 90,
-        min_confidence: float = 0.0,
-    ) -> CallToolResult:
-        """Memories about `entity` and/or `attribute`, newest first. With `include_decay`,
-        confidence halves every `half_life_days` since the memory was verified or made."""
-        args = (entity, attribute, limit, include_decay, half_life_days, min_confidence)
-        return await self._run(lambda: self.reader.memory.recall(*args))
-
-    async def memory_search(self, query: str, limit: int = 10) -> CallToolResult:
-        """Full-text search over entity, attribute and value; best match first."""
-        return await self._run(lambda: self.reader.memory.search(query, limit=limit))
+    async def retry_task(self, task_id: str, ctx: Context) -> TaskResult:
+        """Give a failed task a fresh start: back to pending with its attempts at 0 (the old
+        attempts stay in its history)."""
+        return await self._run(
+            lambda: self.store.retry(task_id, actor="mcp").to_dict(), ctx, changed=True
+        )
 
 
 TOOL_TITLES = {
@@ -375,29 +392,43 @@ TOOL_TITLES = {
     "get_task": "Get a task with its history",
     "heartbeat_task": "Extend a task's lease",
     "release_task": "Hand a task back to the queue",
-    "memory_store": "Store a memory",
-    "memory_recall": "Recall memories",
-    "memory_search": "Search memories",
+    "fail_task": "Record a failed attempt",
+    "retry_task": "Retry a failed task",
 }
+READ_ONLY_TOOLS = {"list_tasks", "get_task"}
 
 
-def build_server(store: TaskStore) -> MCPServer:
-    """An MCP server whose resources and tools read and change `store`."""
+def build_server(store: TaskStore, tools: str = "all") -> MCPServer:
+    """An MCP server whose resources and tools read and change `store`.
+
+    `tools`: "all", "tasks" (the task tools and resources only) or "memory" (exactly
+    the 16 Minna memory tools: a drop-in Minna memory server).
+    """
+    if tools not in TOOL_SETS:
+        raise ValueError(f"tools must be one of {', '.join(TOOL_SETS)}, not {tools!r}")
     server = _Server(
         "minna-tasks",
         title="minna-tasks",
         description="Durable, auditable task state and Minna memory on one SQLite file",
-        instructions=INSTRUCTIONS,
+        instructions={
+            "all": INSTRUCTIONS + MEMORY_INSTRUCTIONS,
+            "tasks": INSTRUCTIONS,
+            "memory": MEMORY_INSTRUCTIONS,
+        }[tools],
         version=_version(),
         log_level="WARNING",
     )
     subscribers = _Subscribers()
     readers = server.readers = _Readers(store)
-    _add_legacy_subscriptions(server, subscribers)
-    _add_resources(server, readers)
-    tools = _Tools(store, subscribers, readers)
-    for name, title in TOOL_TITLES.items():
-        server.add_tool(getattr(tools, name), name=name, title=title)
+    handlers = _Tools(store, subscribers, readers)
+    if tools != "memory":
+        _add_legacy_subscriptions(server, subscribers)
+        _add_resources(server, readers)
+        for name, title in TOOL_TITLES.items():
+            hint = ToolAnnotations(read_only_hint=name in READ_ONLY_TOOLS)
+            server.add_tool(getattr(handlers, name), name=name, title=title, annotations=hint)
+    if tools != "tasks":
+        add_memory_tools(server, MemoryTools(store, handlers._run))
     return server
 
 
@@ -425,6 +456,16 @@ def _add_resources(server: MCPServer, readers: _Readers) -> None:
             return _dumps(_tasks(reader.list(status=reader.machine.held)))
 
         return await _off_loop(held)
+
+    @server.resource(
+        STATS_URI,
+        name="stats",
+        title="Tasks per state",
+        mime_type="application/json",
+        description="How many tasks are in each state ({state: count}, every state listed).",
+    )
+    async def stats() -> str:
+        return await _off_loop(lambda: _dumps(readers.get().stats()))
 
     # A task id is a database key, not a path: the SDK's path checks do not apply.
     @server.resource(
@@ -464,7 +505,7 @@ def _version() -> str:
     return __version__
 
 
-def serve(db_path: str) -> None:
+def serve(db_path: str, tools: str = "all") -> None:
     """Serve the store at `db_path` over stdio until the client disconnects.
 
     Says on stderr which absolute file it serves (a host starts servers in a
@@ -474,7 +515,7 @@ def serve(db_path: str) -> None:
     store = TaskStore(path)
     try:
         print(f"minna-tasks MCP server: serving {path}", file=sys.stderr, flush=True)
-        server = build_server(store)
+        server = build_server(store, tools)
         try:
             server.run("stdio")
         finally:
@@ -495,7 +536,7 @@ def served_path(db_path: str) -> str:
     if db_path == ":memory:":
         return db_path
     path = Path(db_path)
-    implicit = db_path == DEFAULT_PATH or db_path in (
+    implicit = db_path == defaults.DB_PATH or db_path in (
         os.environ.get("MINNA_DB"),
         os.environ.get("MINNA_DB_PATH"),
     )
@@ -582,12 +623,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--db",
-        default=os.environ.get("MINNA_DB") or os.environ.get("MINNA_DB_PATH") or DEFAULT_PATH,
-        help="the SQLite file (env MINNA_DB or MINNA_DB_PATH, default %(default)s)",
+        default=os.environ.get("MINNA_DB", defaults.DB_PATH),
+        help="the SQLite file (env MINNA_DB, default %(default)s)",
+    )
+    parser.add_argument(
+        "--tools",
+        choices=TOOL_SETS,
+        default="all",
+        help="which tools to serve: all (default), tasks, or memory (the 16 Minna tools)",
     )
     args = parser.parse_args(argv)
     try:
-        serve(args.db)
+        serve(args.db, args.tools)
     except MinnaTasksError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 1

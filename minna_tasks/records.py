@@ -11,6 +11,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+# The one check of each kind, re-exported for the store.
+from .memory.values import check_int as check_int
+from .memory.values import check_text as check_text
 from .states import TaskState
 
 JSON_ATTRIBUTES = ("payload", "result")
@@ -119,30 +122,6 @@ class Transition:
 
 
 Fact = tuple[str, str, Any, str | None, str | None]
-
-
-def check_int(name: str, value: object, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, not {value}")
-    if not -(2**63) <= value < 2**63:
-        raise ValueError(f"{name} must fit in a 64-bit integer, not {value}")
-    return value
-
-
-def check_text(name: str, value: object, *, empty: bool = False) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string, not {type(value).__name__}")
-    if not empty and not value.strip():
-        raise ValueError(f"{name} must not be empty")
-    if "\x00" in value:
-        raise ValueError(f"{name} must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{name} is not valid UTF-8 text") from None
-    return value
 
 
 MAX_LEASE_SECONDS = 100 * 366 * 86400  # a lease's end must stay a representable time

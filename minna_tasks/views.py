@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils.db import quote_identifier
 
+from .atomic import write_atomically
 from .memory import MinnaMemory
 
 VIEWS: dict[str, str] = {
@@ -111,14 +111,6 @@ def write_datasette_metadata(
 
     Written atomically (temp file, then rename), so a reader never sees half of it.
     """
-    target = Path(path)
     text = json.dumps(datasette_metadata(database), indent=2, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    write_atomically(path, lambda out: out.write(text))
+    return Path(path)

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from minna_tasks_cli.main import cli
 
 from minna_tasks import TaskStore, jsonio
+from minna_tasks.memory import SCHEMA_VERSION
 from tests.conftest import dump
 
 STATES = "pending, in_progress, review, failed, completed"
@@ -419,8 +420,8 @@ FILE_CASES: list[tuple[str, Callable[[Path], None], str]] = [
     (
         "newer-schema",
         _newer_schema,
-        "{db} has schema version 99, newer than this minna-tasks supports (1); "
-        "upgrade minna-tasks to use it",
+        "{db} has schema version 99, newer than this minna-tasks supports "
+        f"({SCHEMA_VERSION}); upgrade minna-tasks to use it",
     ),
     ("directory", lambda p: p.mkdir(), "{db} is a directory, not a database file"),
 ]

@@ -121,7 +121,8 @@ def test_sigkill_loop_workers_200_times(db_path: Path, tmp_path: Path) -> None:
             assert recovered > KILLS // 2
             assert integrity(db_path) == "ok"
             summary = state_machine_loop(store, lambda t: "ok", worker="survivor")
-            assert summary["pending"] == summary["in_progress"] == summary["review"] == 0
+            totals = summary["totals"]
+            assert totals["pending"] == totals["in_progress"] == totals["review"] == 0
             check_final(store)
             attempts = sum(
                 1 for t in store.list() for step in store.history(t.id) if step.actor == "recover"
@@ -198,8 +199,15 @@ def test_every_reported_commit_survives_sigkill(
     assert proc.stdout is not None
     reported = [proc.stdout.readline().strip() for _ in range(random.randint(50, 150))]
     proc.send_signal(signal.SIGKILL)
-    rest, _ = proc.communicate(timeout=30)
-    reported += rest.split()  # lines printed before the kill landed
+    # Read the rest through the same buffered stream: communicate() reads the pipe's
+    # file descriptor directly and would lose what readline() had already read ahead.
+    rest = proc.stdout.read()
+    proc.stdout.close()
+    assert proc.stderr is not None
+    proc.stderr.close()
+    proc.wait(timeout=30)
+    # Lines printed before the kill landed; a line cut short by the kill is not a report.
+    reported += [line.strip() for line in rest.splitlines(keepends=True) if line.endswith("\n")]
     assert integrity(db_path) == "ok"
     with TaskStore(db_path) as store:
         tasks = {t.id: t for t in store.list()}

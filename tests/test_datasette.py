@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
 import subprocess
@@ -17,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from minna_tasks import TaskStore
+from minna_tasks import MinnaTasksError, TaskStore
 from minna_tasks.views import VIEWS, datasette_metadata, write_datasette_metadata
 from tests.test_views import build_demo, view_rows
 
@@ -66,9 +67,19 @@ def test_write_datasette_metadata_names_the_database_after_the_file(tmp_path: Pa
 
 
 def test_write_datasette_metadata_into_a_missing_folder_fails_cleanly(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(MinnaTasksError, match="cannot write .*meta.json: No such file"):
         write_datasette_metadata(tmp_path / "no" / "meta.json")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_metadata_file_gets_the_users_umask_like_exports(tmp_path: Path) -> None:
+    """One atomic-write helper for both files: the same permissions (0666 less the umask)."""
+    old = os.umask(0o027)
+    try:
+        write_datasette_metadata(tmp_path / "meta.json")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "meta.json").stat().st_mode & 0o777 == 0o640
 
 
 def _free_port() -> int:

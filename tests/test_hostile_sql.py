@@ -39,10 +39,21 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/memory/api.py", "MinnaMemory.recall"): (
         "WHERE joins constant 'entity = ?' / 'attribute = ?' clauses; values are bound"
     ),
-    ("minna_tasks/memory/api.py", "MinnaMemory.get_relations"): (
-        "column names from a constant table keyed by the checked direction; :entity is bound"
+    ("minna_tasks/memory/api.py", "MinnaMemory.get_related"): (
+        "column names from a constant table keyed by the checked direction, each with an IN "
+        "list of '?' placeholders (one per name); the names and rel_type are bound"
     ),
-    ("minna_tasks/memory/api.py", "MinnaMemory.get_preferences"): (
+    ("minna_tasks/memory/api.py", "MinnaMemory.find_entities"): (
+        "WHERE joins constant LIKE / entity_type clauses; the pattern and type are bound"
+    ),
+    ("minna_tasks/memory/api.py", "MinnaMemory.detect_conflicts"): (
+        "the constant TASK_TYPE and constant 'm.entity = ?' / 'm.attribute = ?' clauses; "
+        "values are bound"
+    ),
+    ("minna_tasks/memory/api.py", "MinnaMemory.stats"): (
+        "count(*) FROM each name of a constant tuple of our tables"
+    ),
+    ("minna_tasks/memory/context.py", "SessionsAndPreferences.get_preferences"): (
         "appends a constant 'WHERE category = ?'; the value is bound"
     ),
     ("minna_tasks/store/projection.py", "_table_ddl"): (
@@ -61,6 +72,7 @@ ALLOWED: dict[tuple[str, str], str] = {
         "SELECT_TASK, INSERT_TASK_ROW and QUEUE_SQL from the constants COLUMNS and QUEUE_STATE"
     ),
     ("minna_tasks/store/names.py", "owners"): "IN lists of '?' placeholders per chunk of names",
+    ("minna_tasks/store/machines.py", "file_machine"): "a file URI with ?mode=ro, which is not SQL",
     ("minna_tasks/store/task_store.py", "TaskStore.iter"): (
         "an IN list of '?' placeholders (one per checked status) and constant clauses"
     ),

@@ -20,13 +20,14 @@ from mcp.shared.subscriptions import ResourceUpdated
 from mcp.types import INVALID_PARAMS, CallToolResult, ResourceUpdatedNotification
 
 from minna_tasks import TaskStore
-from minna_tasks.mcp_server import CURRENT_URI, QUEUE_URI, build_server, task_uri
+from minna_tasks.mcp_memory import MEMORY_TOOLS
+from minna_tasks.mcp_server import CURRENT_URI, QUEUE_URI, STATS_URI, build_server, task_uri
 
 from .conftest import dump
 
 T = TypeVar("T")
 
-TOOLS = {
+TASK_TOOLS = {
     "add_task",
     "claim_task",
     "transition_task",
@@ -34,10 +35,10 @@ TOOLS = {
     "get_task",
     "heartbeat_task",
     "release_task",
-    "memory_store",
-    "memory_recall",
-    "memory_search",
+    "fail_task",
+    "retry_task",
 }
+TOOLS = TASK_TOOLS | set(MEMORY_TOOLS)
 
 
 @pytest.fixture
@@ -90,7 +91,7 @@ def test_lists_resources_templates_and_tools(mcp_store: TaskStore) -> None:
         )
 
     resources, templates, tools = run(mcp_store, body)
-    assert {str(r.uri) for r in resources.resources} == {QUEUE_URI, CURRENT_URI}
+    assert {str(r.uri) for r in resources.resources} == {QUEUE_URI, CURRENT_URI, STATS_URI}
     assert [t.uri_template for t in templates.resource_templates] == ["task://{task_id}"]
     assert {t.name for t in tools.tools} == TOOLS
     for tool in tools.tools:
@@ -225,15 +226,17 @@ def test_memory_tools_store_recall_and_search(mcp_store: TaskStore) -> None:
             )
         )
         return {
-            "ids": (first["id"], second["id"]),
+            "ids": (first["memory_id"], second["memory_id"]),
             "recall": value(
                 await c.call_tool("memory_recall", {"entity": "alice", "attribute": "city"})
-            ),
-            "one": value(await c.call_tool("memory_recall", {"entity": "alice", "limit": 1})),
+            )["memories"],
+            "one": value(await c.call_tool("memory_recall", {"entity": "alice", "limit": 1}))[
+                "memories"
+            ],
             "decay": value(
                 await c.call_tool("memory_recall", {"entity": "alice", "include_decay": True})
-            ),
-            "search": value(await c.call_tool("memory_search", {"query": "lisbon"})),
+            )["memories"],
+            "search": value(await c.call_tool("memory_search", {"query": "lisbon"}))["memories"],
             # A task entity takes facts of its own; only its task fields are refused.
             "on_task": value(
                 await c.call_tool(
@@ -254,7 +257,8 @@ def test_memory_tools_store_recall_and_search(mcp_store: TaskStore) -> None:
     assert 0.49 < out["decay"][0]["confidence"] <= 0.5
     assert [m["id"] for m in out["search"]] == [out["ids"][0]]
     assert mcp_store.memory.recall(entity="alice", attribute="city")[0]["value"] == "Porto"
-    assert mcp_store.memory.recall(entity="t-1", attribute="note")[0]["id"] == out["on_task"]["id"]
+    on_task = mcp_store.memory.recall(entity="t-1", attribute="note")[0]
+    assert on_task["id"] == out["on_task"]["memory_id"]
 
 
 # (tool, arguments, the exact error text or its start ending in "...")

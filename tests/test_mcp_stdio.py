@@ -20,7 +20,7 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.types import CallToolResult
 
 from minna_tasks import TaskStore
-from minna_tasks.mcp_server import CURRENT_URI, QUEUE_URI, task_uri
+from minna_tasks.mcp_server import CURRENT_URI, QUEUE_URI, STATS_URI, task_uri
 
 from .conftest import dump
 
@@ -132,12 +132,13 @@ def test_a_client_uses_every_resource_and_tool_over_stdio(db_path: Path) -> None
             )
             out["recall"] = value(await c.call_tool("memory_recall", {"entity": "agent"}))
             out["search"] = value(await c.call_tool("memory_search", {"query": "busy"}))
+            out["stats"] = await read_json(c, STATS_URI)
         return out
 
     out = run(body)
-    assert out["resources"] == {QUEUE_URI, CURRENT_URI}
+    assert out["resources"] == {QUEUE_URI, CURRENT_URI, STATS_URI}
     assert out["templates"] == ["task://{task_id}"]
-    assert len(out["tools"]) == 10
+    assert len(out["tools"]) == 9 + 16
     assert out["add"]["id"] == "t-2"
     assert [t["id"] for t in out["queue"]] == ["t-1", "t-2"]  # priority first
     assert out["claim"]["id"] == "t-1"
@@ -164,8 +165,15 @@ def test_a_client_uses_every_resource_and_tool_over_stdio(db_path: Path) -> None
         "completed",
     ]
     assert [t["id"] for t in out["list"]] == ["t-2"]
-    assert out["recall"][0]["value"] == "busy"
-    assert out["search"][0]["entity"] == "agent"
+    assert out["recall"]["memories"][0]["value"] == "busy"
+    assert out["search"]["memories"][0]["entity"] == "agent"
+    assert out["stats"] == {
+        "pending": 1,
+        "in_progress": 0,
+        "review": 0,
+        "failed": 0,
+        "completed": 1,
+    }
 
     # Afterwards the core sees exactly what the agent did.
     with TaskStore(db_path) as store:

@@ -67,8 +67,10 @@ def test_search_full_text(memory: MinnaMemory) -> None:
     assert [h["entity"] for h in memory.search("gemini")] == ["project-gemini"]
     assert memory.search("goal", limit=1)
     assert len(memory.search("goal", limit=1)) == 1
-    # FTS5 syntax in user text is quoted, never an error.
-    assert memory.search('moon" OR (') == []
+    # FTS5 syntax in user text is quoted, never an error: no memory holds all three
+    # words, so those holding any of them (here "moon") are found.
+    assert [h["entity"] for h in memory.search('moon" OR (')] == ["project-apollo"]
+    assert memory.search('"" OR (') == []
     assert memory.search("   ") == []
 
 
@@ -134,14 +136,24 @@ def test_session_context_newest_first(memory: MinnaMemory) -> None:
     assert len(memory.get_context(limit=1)) == 1
 
 
-def test_preferences(memory: MinnaMemory) -> None:
-    memory.set_preference("editor", "vim", category="tools")
-    memory.set_preference("editor", "helix", category="tools")
-    memory.set_preference("tone", "brief")
-    assert memory.get_preference("editor") == "helix"
-    assert memory.get_preference("missing", "x") == "x"
-    assert memory.get_preferences("tools") == {"editor": "helix"}
-    assert memory.get_preferences() == {"editor": "helix", "tone": "brief"}
+def test_preferences_keyed_by_category_and_key(memory: MinnaMemory) -> None:
+    assert memory.set_preference("tools", "editor", "vim") == "vim"
+    assert memory.set_preference("tools", "editor", "helix") == "helix"
+    assert memory.set_preference("writing", "editor", "Ann") == "Ann"  # no collision
+    memory.set_preference("writing", "tone", "brief")
+    assert memory.set_preference("tools", "editor") == "helix"  # two arguments read
+    assert memory.set_preference("tools", "missing") is None
+    assert memory.get_preference("tools", "editor") == "helix"
+    assert memory.get_preference("tools", "missing", "x") == "x"
+    assert [(p["key"], p["value"]) for p in memory.get_preferences("tools")] == [
+        ("editor", "helix")
+    ]
+    assert [(p["category"], p["key"], p["value"]) for p in memory.get_preferences()] == [
+        ("tools", "editor", "helix"),
+        ("writing", "editor", "Ann"),
+        ("writing", "tone", "brief"),
+    ]
+    assert set(memory.get_preferences()[0]) == {"category", "key", "value", "updated_at"}
 
 
 def test_transaction_is_atomic_and_nested_calls_join(memory: MinnaMemory) -> None:

@@ -123,7 +123,10 @@ class TaskStoreMachine(RuleBasedStateMachine):
         )
         if error is None:
             if m.status == "review" and to == "pending":
-                self._fail_attempt(m)
+                self._fail_attempt(m)  # the reject event counts a failed attempt
+            elif m.status in HELD and to == "failed":
+                m.attempts += 1  # the fail event counts the attempt it ends
+                self._set(m, to, None)
             else:
                 owner = actor if to == "in_progress" else (m.owner if to in HELD else None)
                 self._set(m, to, owner)

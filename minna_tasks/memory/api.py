@@ -7,10 +7,11 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import MinnaTasksError
+from ..errors import AliasTaken, EntityTypeConflict, MemoryNotFound, UnknownEntityType
 from . import fulltext
-from .database import Database
+from .context import SessionsAndPreferences
 from .fulltext import dict_rows
+from .records import Entity, Memory
 from .values import Value, check_name, check_value, decayed, utcnow
 
 INSERT_MEMORY = (
@@ -19,12 +20,59 @@ INSERT_MEMORY = (
 )
 MemoryRow = tuple[str, str, Value, str | None, float, str | None, str]
 
+# The entity types the documented Minna MCP server accepts. The library itself takes
+# any type (TaskStore's tasks are entities of type "task"); the fronts (MCP, CLI)
+# offer only these, through check_entity_type, so tasks are made by the task tools.
+ENTITY_TYPES = ("person", "project", "concept", "topic", "preference")
+# Entities whose facts are a log of their life (a task's status, owner, ...), not
+# statements that could contradict each other: detect_conflicts leaves them out.
+TASK_TYPE = "task"
+DEFAULT_HALF_LIFE_DAYS = 90.0
 
-class MinnaMemory(Database):
+
+def check_entity_type(entity_type: str) -> str:
+    """The entity type if it is one of the five documented ones; else UnknownEntityType."""
+    if entity_type not in ENTITY_TYPES:
+        raise UnknownEntityType(entity_type, ENTITY_TYPES, TASK_TYPE)
+    return entity_type
+
+
+# The columns of `memories` a Memory is made from, in this order.
+MEMORY_COLUMNS = (
+    "id, entity, attribute, value, source, confidence, context, created_at, verified_at"
+)
+MemoryRecord = tuple[int, str, str, Value, str | None, float, str | None, str, str | None]
+
+
+def to_memory(row: Sequence[Any], half_life_days: float, now: datetime, decay: bool) -> Memory:
+    """A `memories` row (MEMORY_COLUMNS) as a Memory with its effective confidence.
+
+    Rounded to 4 places (decay is a matter of days: at the default half-life the 4th
+    place moves after ~13 minutes), so a memory stored a moment ago has its full
+    confidence and `min_confidence=1.0` keeps it.
+    """
+    memory_id, entity, attribute, value, source, confidence, context, created_at, verified = row
+    effective = round(decayed(confidence, verified or created_at, half_life_days, now), 4)
+    return Memory.trusted(
+        id=memory_id,
+        entity=entity,
+        attribute=attribute,
+        value=value,
+        source=source,
+        confidence=effective if decay else confidence,
+        effective_confidence=effective,
+        context=context,
+        created_at=created_at,
+        verified_at=verified,
+    )
+
+
+class MinnaMemory(SessionsAndPreferences):
     """An entity/attribute/value memory on SQLite, shared safely with other tools.
 
     Facts are triples in an append-only `memories` table: a new value is a new
-    row, recall is newest first, and history is never lost.
+    row, recall is newest first, and history is never lost. Sessions and
+    preferences come from `SessionsAndPreferences` (memory/context.py).
     """
 
     # -- memories -----------------------------------------------------------
@@ -85,13 +133,14 @@ class MinnaMemory(Database):
         attribute: str | None = None,
         limit: int | None = 10,
         include_decay: bool = False,
-        half_life_days: float = 90,
+        half_life_days: float = DEFAULT_HALF_LIFE_DAYS,
         min_confidence: float = 0.0,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Memory]:
         """Memories matching entity and/or attribute, newest first.
 
-        With `include_decay`, confidence halves every `half_life_days` since the
-        memory was verified (or created). `limit=None` returns all.
+        Every memory carries `effective_confidence`: its confidence halved every
+        `half_life_days` since it was verified (or made). `min_confidence` filters on
+        it; `include_decay` reports `confidence` decayed too. `limit=None` returns all.
         """
         if half_life_days <= 0:
             raise ValueError("half_life_days must be positive")
@@ -102,45 +151,130 @@ class MinnaMemory(Database):
         if attribute is not None:
             where.append("attribute = ?")
             args.append(attribute)
-        sql = "SELECT * FROM memories"
+        sql = f"SELECT {MEMORY_COLUMNS} FROM memories"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC"
         now = datetime.now(UTC)
-        out: list[dict[str, Any]] = []
+        out: list[Memory] = []
         with self.reading() as conn:
-            for row in dict_rows(conn.execute(sql, args)):
-                if include_decay:
-                    row["confidence"] = decayed(
-                        row["confidence"],
-                        row["verified_at"] or row["created_at"],
-                        half_life_days,
-                        now,
-                    )
-                if row["confidence"] < min_confidence:
+            for row in conn.execute(sql, args):
+                memory = to_memory(row, half_life_days, now, include_decay)
+                if memory.effective_confidence < min_confidence:
                     continue
-                out.append(row)
+                out.append(memory)
                 if limit is not None and len(out) >= limit:
                     break
         return out
 
-    def search(self, query: str, limit: int = 10) -> list[dict[str, Any]]:
+    def search(self, query: str, limit: int = 10) -> list[Memory]:
         """Full-text search over entity, attribute and value (FTS5), best match first.
 
         Every memory is searched: the index is filled in batches at commit, and the
-        few newest memories not in it yet are searched from a temporary index.
+        few newest memories not in it yet are searched from a temporary index. When
+        no memory holds every word, memories holding any of them are returned.
         """
+        now = datetime.now(UTC)
         with self.reading() as conn:
-            return fulltext.search(conn, query, limit)
+            rows = fulltext.search(conn, query, limit)
+        columns = MEMORY_COLUMNS.split(", ")
+        return [
+            to_memory([row[c] for c in columns], DEFAULT_HALF_LIFE_DAYS, now, False) for row in rows
+        ]
 
-    def verify(self, memory_id: int) -> None:
-        """Mark a memory as verified now, which resets its decay."""
+    def verify(self, memory_id: int) -> str:
+        """Mark a memory as verified now, which resets its decay; returns that time."""
+        stamp = utcnow()
         with self.transaction() as conn:
             cursor = conn.execute(
-                "UPDATE memories SET verified_at = ? WHERE id = ?", (utcnow(), memory_id)
+                "UPDATE memories SET verified_at = ? WHERE id = ?", (stamp, memory_id)
             )
             if cursor.rowcount == 0:
-                raise MinnaTasksError(f"memory {memory_id} not found")
+                raise MemoryNotFound(memory_id)
+        return stamp
+
+    def who(self, name: str) -> dict[str, Any] | None:
+        """Everything known about an entity (by name or alias), or None if nothing is:
+        `name, entity_type, aliases, facts` ({attribute: newest value}), `memories`
+        (newest first) and `related`. Facts stored under a name with no entity row
+        count too (entity_type None)."""
+        with self.reading():
+            entity = self.get_entity(name)
+            canonical = name if entity is None else entity.name
+            memories = self.recall(entity=canonical, limit=None)
+            if entity is None and not memories:
+                return None
+            facts: dict[str, Value] = {}
+            for memory in memories:
+                facts.setdefault(memory.attribute, memory.value)
+            return {
+                "name": canonical,
+                "entity_type": None if entity is None else entity.entity_type,
+                "aliases": [] if entity is None else entity.aliases,
+                "facts": facts,
+                "memories": memories,
+                "related": self.get_related(canonical),
+            }
+
+    def detect_conflicts(
+        self, entity: str | None = None, attribute: str | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Each (entity, attribute) whose memories hold more than one distinct value:
+        `{"conflicts": [{"entity", "attribute", "values", "memory_ids"}]}`, values in
+        the order they were first stored, ids oldest first. A task's fields are a log
+        of its life, not contradicting statements: entities of type task are skipped."""
+        where = [
+            f"NOT EXISTS (SELECT 1 FROM entities e WHERE e.name = m.entity"
+            f" AND e.entity_type = '{TASK_TYPE}')"
+        ]
+        args: list[str] = []
+        with self.reading() as conn:
+            if entity is not None:
+                found = self.get_entity(entity)
+                where.append("m.entity = ?")
+                args.append(entity if found is None else found.name)
+            if attribute is not None:
+                where.append("m.attribute = ?")
+                args.append(attribute)
+            groups = conn.execute(
+                "SELECT m.entity, m.attribute FROM memories m WHERE "
+                + " AND ".join(where)
+                + " GROUP BY m.entity, m.attribute HAVING count(DISTINCT quote(m.value)) > 1"
+                " ORDER BY m.entity, m.attribute",
+                args,
+            ).fetchall()
+            conflicts = []
+            for name, attr in groups:
+                rows = conn.execute(
+                    "SELECT id, value FROM memories WHERE entity = ? AND attribute = ? ORDER BY id",
+                    (name, attr),
+                ).fetchall()
+                values = list({(type(v).__name__, v): v for _, v in rows}.values())
+                conflicts.append(
+                    {
+                        "entity": name,
+                        "attribute": attr,
+                        "values": values,
+                        "memory_ids": [memory_id for memory_id, _ in rows],
+                    }
+                )
+        return {"conflicts": conflicts}
+
+    def stats(self) -> dict[str, Any]:
+        """Counts of memories, entities, relations, sessions and preferences, and
+        `entity_types` ({type: number of entities})."""
+        with self.reading() as conn:
+            counts: dict[str, Any] = {
+                table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+                for table in ("memories", "entities", "relations", "sessions", "preferences")
+            }
+            counts["entity_types"] = dict(
+                conn.execute(
+                    "SELECT entity_type, count(*) FROM entities"
+                    " GROUP BY entity_type ORDER BY entity_type"
+                ).fetchall()
+            )
+        return counts
 
     # -- entities and relations ---------------------------------------------
 
@@ -163,9 +297,7 @@ class MinnaMemory(Database):
             else:
                 entity_id = int(row[0])
                 if row[1] != entity_type:
-                    raise MinnaTasksError(
-                        f"entity {name!r} exists with type {row[1]!r}, not {entity_type!r}"
-                    )
+                    raise EntityTypeConflict(name, row[1], entity_type)
                 merged = list(dict.fromkeys([*json.loads(row[2]), *new_aliases]))
                 conn.execute(
                     "UPDATE entities SET aliases = ? WHERE id = ?", (json.dumps(merged), entity_id)
@@ -175,26 +307,48 @@ class MinnaMemory(Database):
                     "SELECT entity_id FROM entity_aliases WHERE alias = ?", (alias,)
                 ).fetchone()
                 if owner is not None and owner[0] != entity_id:
-                    raise MinnaTasksError(f"alias {alias!r} already names another entity")
+                    raise AliasTaken(alias)
                 conn.execute(
                     "INSERT OR IGNORE INTO entity_aliases (alias, entity_id) VALUES (?, ?)",
                     (alias, entity_id),
                 )
         return entity_id
 
-    def get_entity(self, name_or_alias: str) -> dict[str, Any] | None:
-        """The entity with this name or alias: {id, name, entity_type, aliases, created_at}."""
-        row = self.connection.execute(
-            "SELECT * FROM entities WHERE name = ? UNION ALL "
-            "SELECT e.* FROM entities e JOIN entity_aliases a ON a.entity_id = e.id"
-            " WHERE a.alias = ? LIMIT 1",
-            (name_or_alias, name_or_alias),
-        ).fetchone()
-        if row is None:
-            return None
-        entity = dict(zip(("id", "name", "entity_type", "aliases", "created_at"), row, strict=True))
-        entity["aliases"] = json.loads(entity["aliases"])
-        return entity
+    def get_entity(self, name: str) -> Entity | None:
+        """The entity with this name or alias, or None."""
+        with self.reading() as conn:
+            row = conn.execute(
+                "SELECT * FROM entities WHERE name = ? UNION ALL "
+                "SELECT e.* FROM entities e JOIN entity_aliases a ON a.entity_id = e.id"
+                " WHERE a.alias = ? LIMIT 1",
+                (name, name),
+            ).fetchone()
+        return None if row is None else _entity(row)
+
+    def find_entities(
+        self, query: str | None = None, entity_type: str | None = None, limit: int = 20
+    ) -> list[Entity]:
+        """Entities whose name or an alias contains `query` (any case), of `entity_type`
+        if given; by name."""
+        where, args = [], []
+        if query is not None:
+            pattern = (
+                "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            )
+            where.append(
+                "(e.name LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM entity_aliases a"
+                " WHERE a.entity_id = e.id AND a.alias LIKE ? ESCAPE '\\'))"
+            )
+            args += [pattern, pattern]
+        if entity_type is not None:
+            where.append("e.entity_type = ?")
+            args.append(entity_type)
+        sql = "SELECT e.* FROM entities e"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self.reading() as conn:
+            rows = conn.execute(sql + " ORDER BY e.name, e.id LIMIT ?", [*args, limit]).fetchall()
+        return [_entity(row) for row in rows]
 
     def relate(self, from_entity: str, to_entity: str, rel_type: str) -> int:
         """Record a typed relation between two entities; returns its id."""
@@ -212,74 +366,51 @@ class MinnaMemory(Database):
             )
             return int(cursor.lastrowid or 0)
 
-    def get_relations(
+    def get_related(
         self, entity: str, rel_type: str | None = None, direction: str = "both"
     ) -> list[dict[str, Any]]:
-        """Relations touching `entity` (`direction` 'out', 'in' or 'both'), oldest first."""
+        """Relations touching `entity` (a name or an alias), oldest first: each with
+        `entity` (the other end), `rel_type`, `direction` ("out" or "in"), `id`,
+        `created_at`, and `from_entity`/`to_entity` as stored."""
         if direction not in ("out", "in", "both"):
             raise ValueError("direction must be 'out', 'in' or 'both'")
-        sides = {"out": ["from_entity"], "in": ["to_entity"], "both": ["from_entity", "to_entity"]}[
-            direction
-        ]
-        where = "(" + " OR ".join(f"{side} = :entity" for side in sides) + ")"
-        if rel_type is not None:
-            where += " AND rel_type = :rel_type"
-        cursor = self.connection.execute(
-            f"SELECT * FROM relations WHERE {where} ORDER BY id",
-            {"entity": entity, "rel_type": rel_type},
-        )
-        return list(dict_rows(cursor))
-
-    # -- sessions and preferences -------------------------------------------
-
-    def summarize_session(
-        self, session_id: str, summary: str, topics: Sequence[str] | None = None
-    ) -> int:
-        """Keep a session's summary for later context; returns its id."""
-        row = (
-            check_name("session_id", session_id),
-            str(summary),
-            json.dumps(list(topics or [])),
-            utcnow(),
-        )
-        with self.transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO sessions (session_id, summary, topics, created_at)"
-                " VALUES (?, ?, ?, ?)",
-                row,
+        with self.reading() as conn:
+            found = self.get_entity(entity)
+            names = {entity} if found is None else {entity, found.name}
+            marks = ", ".join("?" * len(names))
+            sides = {
+                "out": ["from_entity"],
+                "in": ["to_entity"],
+                "both": ["from_entity", "to_entity"],
+            }
+            where = " OR ".join(f"{side} IN ({marks})" for side in sides[direction])
+            args: list[str] = [n for _ in sides[direction] for n in sorted(names)]
+            if rel_type is not None:
+                where = f"({where}) AND rel_type = ?"
+                args.append(rel_type)
+            rows = list(
+                dict_rows(conn.execute(f"SELECT * FROM relations WHERE {where} ORDER BY id", args))
             )
-            return int(cursor.lastrowid or 0)
-
-    def get_context(self, limit: int = 5) -> list[dict[str, Any]]:
-        """The newest session summaries: {session_id, summary, topics, created_at}."""
-        cursor = self.connection.execute(
-            "SELECT session_id, summary, topics, created_at FROM sessions ORDER BY id DESC LIMIT ?",
-            (limit,),
-        )
-        rows = list(dict_rows(cursor))
+        related = []
         for row in rows:
-            row["topics"] = json.loads(row["topics"])
-        return rows
-
-    def set_preference(self, key: str, value: Value, category: str = "general") -> None:
-        """Set a user preference (the newest value wins)."""
-        row = (check_name("key", key), check_value(value), category, utcnow())
-        with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO preferences (key, value, category, updated_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
-                " category = excluded.category, updated_at = excluded.updated_at",
-                row,
+            out = row["from_entity"] in names and direction != "in"
+            related.append(
+                {
+                    "id": row["id"],
+                    "entity": row["to_entity"] if out else row["from_entity"],
+                    "rel_type": row["rel_type"],
+                    "direction": "out" if out else "in",
+                    "from_entity": row["from_entity"],
+                    "to_entity": row["to_entity"],
+                    "created_at": row["created_at"],
+                }
             )
+        return related
 
-    def get_preference(self, key: str, default: Value = None) -> Value:
-        row = self.connection.execute(
-            "SELECT value FROM preferences WHERE key = ?", (key,)
-        ).fetchone()
-        return default if row is None else row[0]
+    get_relations = get_related  # the 0.1 name
 
-    def get_preferences(self, category: str | None = None) -> dict[str, Value]:
-        sql, args = "SELECT key, value FROM preferences", []
-        if category is not None:
-            sql, args = sql + " WHERE category = ?", [category]
-        return dict(self.connection.execute(sql + " ORDER BY key", args).fetchall())
+
+def _entity(row: Iterable[Any]) -> Entity:
+    entity = dict(zip(("id", "name", "entity_type", "aliases", "created_at"), row, strict=True))
+    entity["aliases"] = json.loads(entity["aliases"])
+    return Entity(entity)

@@ -10,11 +10,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
-from ..errors import MinnaTasksError, StoreBusy, StoreError, StoreFull
+from ..defaults import DB_PATH
+from ..errors import (
+    MinnaTasksError,
+    StoreBusy,
+    StoreCorrupt,
+    StoreError,
+    StoreFull,
+    StoreReadOnly,
+)
 from . import fulltext
 from .schema import FTS_MIGRATIONS, MIGRATIONS, OWN_TABLES, SCHEMA_VERSION, statements
 
-DEFAULT_PATH = ".spine/minna.db"
+DEFAULT_PATH = DB_PATH  # defined once, in minna_tasks/defaults.py
 SQLITE_HEADER = b"SQLite format 3\x00"
 DEFAULT_TIMEOUT = 30.0
 SYNCHRONOUS = ("NORMAL", "FULL")
@@ -331,7 +339,7 @@ class _Transaction:
         try:
             conn = db.connection
             if db.readonly:
-                raise StoreError(f"{db.path} is read-only; nothing was written", db.path)
+                raise StoreReadOnly(f"{db.path} is read-only; nothing was written", db.path)
             if db._depth:
                 self.savepoint = f"minna_{db._depth}"
                 conn.execute(f"SAVEPOINT {self.savepoint}")
@@ -407,18 +415,22 @@ def _is_readonly(path: str) -> bool:
 
 
 def _translate(error: sqlite3.DatabaseError, path: str) -> MinnaTasksError:
-    """Turn SQLite's errors into ours, with a message naming the file."""
+    """Turn SQLite's errors into ours by their (extended) result code, never by the words
+    of the message, which may quote a table, column or value named "locked" or "full"."""
     text = str(error)
     code = getattr(error, "sqlite_errorcode", None)
-    if "locked" in text or "busy" in text or code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
         return StoreBusy(
             f"{path} is busy: another process held the write lock too long; nothing was written",
             path,
         )
-    if "full" in text or code == sqlite3.SQLITE_FULL:
+    if primary == sqlite3.SQLITE_FULL:
         return StoreFull(f"{path} is full ({text}); nothing was written", path)
-    if "readonly" in text or "read-only" in text:
-        return StoreError(f"{path} is read-only; nothing was written", path)
-    if "not a database" in text or "malformed" in text:
-        return StoreError(f"{path} is not a usable SQLite database ({text})", path)
+    if primary == sqlite3.SQLITE_READONLY:
+        return StoreReadOnly(f"{path} is read-only; nothing was written", path)
+    if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return StoreCorrupt(f"{path} is not a usable SQLite database ({text})", path)
+    if primary == sqlite3.SQLITE_CANTOPEN:
+        return StoreError(f"cannot open {path} ({text})", path)
     return StoreError(f"{path}: {text}", path)

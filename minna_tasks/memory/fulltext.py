@@ -9,6 +9,7 @@ rows from a temporary index, so results are always complete.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
@@ -24,9 +25,25 @@ def fts_query(query: str) -> str:
     return " ".join('"' + word.replace('"', '""') + '"' for word in words)
 
 
+def any_word_query(query: str) -> str:
+    """Every token of the query (as FTS5 splits text), any of them may match."""
+    return " OR ".join(f'"{token}"' for token in dict.fromkeys(re.findall(r"\w+", query)))
+
+
 def search(conn: sqlite3.Connection, query: str, limit: int) -> list[dict[str, Any]]:
-    """Best matches first, inside the caller's read transaction (a pure read)."""
-    match = fts_query(query)
+    """Best matches first, inside the caller's read transaction (a pure read).
+
+    Memories holding every word of the query; if there are none, those holding any of
+    its words (ranked, so the ones holding more come first): an error message or a
+    question finds the memories that share its words.
+    """
+    rows = _search(conn, fts_query(query), limit)
+    if rows or len(re.findall(r"\w+", query)) < 2:
+        return rows
+    return _search(conn, any_word_query(query), limit)
+
+
+def _search(conn: sqlite3.Connection, match: str, limit: int) -> list[dict[str, Any]]:
     if not match:
         return []
     upto, top = indexed_range(conn)

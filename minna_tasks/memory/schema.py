@@ -71,6 +71,23 @@ MIGRATIONS: tuple[str, ...] = (
         version INTEGER NOT NULL
     );
     """,
+    # Preferences keyed by (category, key), as documented (0.1 keyed them by key alone,
+    # so one key in two categories collided); every existing preference is kept. Session
+    # summaries gain the documented `entity_ids` (a JSON list, '[]' for old rows).
+    """
+    CREATE TABLE preferences_by_category (
+        category TEXT NOT NULL DEFAULT 'general',
+        key TEXT NOT NULL,
+        value,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (category, key)
+    );
+    INSERT INTO preferences_by_category (category, key, value, updated_at)
+    SELECT category, key, value, updated_at FROM preferences;
+    DROP TABLE preferences;
+    ALTER TABLE preferences_by_category RENAME TO preferences;
+    ALTER TABLE sessions ADD COLUMN entity_ids TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -45,20 +45,14 @@ def to_timestamp(when: datetime | str) -> str:
     return when.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def check_name(kind: str, name: object) -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"{kind} must be a string, not {type(name).__name__}")
-    if not name.strip():
-        raise ValueError(f"{kind} must not be empty")
-    if "\x00" in name:
-        raise ValueError(f"{kind} must not contain NUL characters")
-    if not is_utf8(name):
-        raise ValueError(f"{kind} is not valid UTF-8 text")
-    return name
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
-def is_utf8(text: str) -> bool:
-    """False for text holding lone surrogates (a non-UTF-8 argv), which SQLite cannot store."""
+def is_utf8(text: object) -> bool:
+    """False for a str holding lone surrogates (a non-UTF-8 argv, JSON's "\\ud800"), which
+    SQLite cannot store; True for anything that is not a str."""
+    if not isinstance(text, str):
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -66,11 +60,44 @@ def is_utf8(text: str) -> bool:
     return True
 
 
+def fits_int64(value: int) -> bool:
+    """True when SQLite can store this integer exactly (it has 64 bits)."""
+    return INT64_MIN <= value <= INT64_MAX
+
+
+def check_text(name: str, value: object, *, empty: bool = False) -> str:
+    """The one check on text every name and field goes through: a str, not blank (unless
+    `empty`), without NUL characters, valid UTF-8."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, not {type(value).__name__}")
+    if not empty and not value.strip():
+        raise ValueError(f"{name} must not be empty")
+    if "\x00" in value:
+        raise ValueError(f"{name} must not contain NUL characters")
+    if not is_utf8(value):
+        raise ValueError(f"{name} is not valid UTF-8 text")
+    return value
+
+
+check_name = check_text  # the memory API's name for it
+
+
+def check_int(name: str, value: object, minimum: int | None = None) -> int:
+    """The one check on integers: an int (not a bool), at least `minimum`, within 64 bits."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, not {value}")
+    if not fits_int64(value):
+        raise ValueError(f"{name} must fit in a 64-bit integer, not {value}")
+    return value
+
+
 def check_value(value: object) -> Value:
     if value is None or isinstance(value, str | int | float):
         if isinstance(value, bool):
             return int(value)
-        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        if isinstance(value, int) and not fits_int64(value):
             raise ValueError(
                 f"a memory value must fit in a 64-bit integer, not {value} (store it as text)"
             )

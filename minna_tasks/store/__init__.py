@@ -4,6 +4,7 @@
 and its triggers, `names` the checks on task ids against names other tools use.
 """
 
+from .machines import file_machine
 from .projection import COLUMNS, ENTITY_TYPE, QUEUE_SQL, TASK_ATTRIBUTES, TASK_MIGRATIONS
 from .task_store import TaskStore
 
@@ -14,4 +15,5 @@ __all__ = [
     "TASK_ATTRIBUTES",
     "TASK_MIGRATIONS",
     "TaskStore",
+    "file_machine",
 ]

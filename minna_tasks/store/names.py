@@ -6,7 +6,7 @@ import builtins
 import sqlite3
 from collections.abc import Iterator, Sequence
 
-from ..errors import MinnaTasksError
+from ..errors import IdTaken
 
 
 def id_owner(conn: sqlite3.Connection, name: str) -> str | None:
@@ -57,10 +57,6 @@ def free_ids(
                 yield task_id
 
 
-def id_taken(conn: sqlite3.Connection, name: str) -> MinnaTasksError:
+def id_taken(conn: sqlite3.Connection, name: str) -> IdTaken:
     """A task id that names another tool's entity or facts: its history would mix with theirs."""
-    owner = id_owner(conn, name)
-    what = f"a {owner!r} entity" if owner else "facts stored by another tool"
-    return MinnaTasksError(
-        f"id {name!r} is already used by {what} in this memory; choose another task id"
-    )
+    return IdTaken(name, id_owner(conn, name) or "")

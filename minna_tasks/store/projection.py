@@ -13,6 +13,7 @@ from typing import Any
 from ..records import Task, load_json
 from ..states import TaskState
 from .fields import FIELDS, IMPLIED, JSON, SOURCE, Field, replay_records
+from .machines import MACHINE_DDL
 
 ENTITY_TYPE = "task"
 
@@ -196,10 +197,12 @@ def _rules_ddl() -> str:
 
 
 # 1: the projection table, its claim index, triggers and backfill.
-# 2: one rule for the fields (fields.py): values cast as the column's type, a status
+# 2: the state machine the file holds (see machines.py).
+# 3: one rule for the fields (fields.py): values cast as the column's type, a status
 #    row implies owner and lease; the triggers are remade and every row replayed.
 TASK_MIGRATIONS: tuple[str, ...] = (
     _table_ddl() + _rules_ddl(),
+    MACHINE_DDL,
     "".join(f"DROP TRIGGER IF EXISTS {name};\n" for name in TRIGGERS) + _rules_ddl(),
 )
 

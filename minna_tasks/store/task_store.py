@@ -12,15 +12,19 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from .. import views
+from .. import defaults, views
 from ..errors import (
     InvalidTransition,
-    MinnaTasksError,
+    MachineInUse,
+    MachineMismatch,
+    MissingRole,
     TaskExists,
+    TaskFieldProtected,
     TaskNotFound,
     TransitionConflict,
 )
-from ..memory import DEFAULT_PATH, MinnaMemory, to_timestamp, utcnow
+from ..events import Event
+from ..memory import MinnaMemory, to_timestamp, utcnow
 from ..memory.values import format_micros, now_micros
 from ..records import (
     Fact,
@@ -33,7 +37,7 @@ from ..records import (
     load_json,
 )
 from ..states import StateMachine
-from . import fields
+from . import fields, machines
 from .names import free_ids, id_owner, id_taken, owners
 from .projection import (
     ENTITY_TYPE,
@@ -63,7 +67,7 @@ class TaskStore:
 
     def __init__(
         self,
-        path_or_memory: str | os.PathLike[str] | MinnaMemory = DEFAULT_PATH,
+        path_or_memory: str | os.PathLike[str] | MinnaMemory = defaults.DB_PATH,
         machine: StateMachine | None = None,
         *,
         timeout: float | None = None,
@@ -81,11 +85,47 @@ class TaskStore:
         self.machine = machine or StateMachine()
         try:
             self.memory.ensure_component("tasks", TASK_MIGRATIONS)
+            self.machine = self._file_machine(machine)
             if not self.memory.readonly:
                 views.ensure_views(self.memory)
         except BaseException:
             self.close()
             raise
+
+    def _file_machine(self, given: StateMachine | None) -> StateMachine:
+        """The file's machine; the first store to open a file records its own there."""
+        conn = self.memory.connection
+        with self.memory.reading():
+            stored = machines.read(conn, self.path)
+        if stored is None and not self.memory.readonly:
+            with self.memory.transaction():
+                stored = machines.read(conn, self.path)  # re-read under the write lock
+                if stored is None:
+                    stored = given or StateMachine()
+                    _check_fits(conn, stored)  # a 0.1 file's tasks must not be stranded
+                    machines.record(conn, stored, utcnow(), note="first opened")
+        if stored is None:
+            return given or StateMachine()
+        if given is not None and given != stored:
+            raise MachineMismatch(self.path, stored.differences(given))
+        return stored
+
+    def replace_machine(
+        self, machine: StateMachine, actor: str | None = None, note: str | None = None
+    ) -> StateMachine:
+        """Make `machine` the file's state machine, as a recorded step (who, when, why).
+
+        Refused (MachineInUse) while a task sits in a state the new machine lacks.
+        Other processes use it from their next open.
+        """
+        if not isinstance(machine, StateMachine):
+            raise TypeError(f"machine must be a StateMachine, not {type(machine).__name__}")
+        with self.memory.transaction() as conn:
+            _check_fits(conn, machine)
+            if machines.read(conn, self.path) != machine:
+                machines.record(conn, machine, utcnow(), actor, note or "replaced")
+        self.machine = machine
+        return machine
 
     @property
     def path(self) -> str:
@@ -227,7 +267,7 @@ class TaskStore:
         title: str,
         description: str = "",
         priority: int = 0,
-        max_attempts: int = 3,
+        max_attempts: int = defaults.MAX_ATTEMPTS,
         payload: Any = None,
         task_id: str | None = None,
         actor: str | None = None,
@@ -268,7 +308,9 @@ class TaskStore:
             "title": check_text("title", spec.get("title")),
             "description": check_text("description", spec.get("description", ""), empty=True),
             "priority": check_int("priority", spec.get("priority", 0)),
-            "max_attempts": check_int("max_attempts", spec.get("max_attempts", 3), 1),
+            "max_attempts": check_int(
+                "max_attempts", spec.get("max_attempts", defaults.MAX_ATTEMPTS), 1
+            ),
             "payload": dump_json("payload", spec.get("payload")),
         }
 
@@ -340,12 +382,17 @@ class TaskStore:
         note: str | None = None,
         result: Any = None,
         error: str | None = None,
+        *,
+        event: str | None = None,
     ) -> Task:
-        """Move a task to `to_state` in one atomic step.
+        """Move a task to `to_state` in one atomic step, by the machine's event for that move.
 
-        Raises TransitionConflict if the task is not in `expected` (or is held by
-        another worker than `actor`), InvalidTransition if the machine forbids
-        the move. Moving review -> pending counts a failed attempt.
+        A move with several events (`in_progress -> pending` is a release, a failure or
+        an expiry) means the first one declared unless `event` names another. Raises
+        TransitionConflict if the task is not in `expected` (or is held by another
+        worker than `actor`), InvalidTransition if the machine forbids the move. An
+        event that counts a failed attempt (review -> pending) goes to failed once
+        attempts are used up.
         """
         to_state = self.machine.check_state(to_state)
         if expected is not None:
@@ -354,15 +401,8 @@ class TaskStore:
         with self.memory.transaction():
             task = self._require(task_id)
             self._check_expected(task, expected, actor)
-            self.machine.validate(task.status, to_state, task_id)
-            attempt_failed = (
-                task.status in self.machine.held
-                and task.status != self.machine.claimed
-                and to_state == self.machine.initial
-            )
-            if attempt_failed:
-                return self._fail_attempt(task, actor, note, error=error, result_json=result_json)
-            return self._move(task, to_state, actor, note, result_json=result_json, error=error)
+            step = self.machine.event(task.status, to_state, event, task_id)
+            return self._apply(task, step, actor, note, result_json=result_json, error=error)
 
     def _check_expected(self, task: Task, expected: str | None, actor: str | None) -> None:
         if expected is not None and task.status != expected:
@@ -389,17 +429,17 @@ class TaskStore:
     def _move(
         self,
         task: Task,
-        to_state: str,
+        event: Event,
         actor: str | None,
         note: str | None,
         *,
-        lease_seconds: float = 300.0,
+        lease_seconds: float = defaults.LEASE_SECONDS,
         result_json: str | None = None,
         error: str | None = None,
         attempts: int | None = None,
     ) -> Task:
-        """Append the status row and its companion triples (inside a transaction);
-        returns the task as it now stands."""
+        """Append the status row and the triples of the event's effects (inside a
+        transaction); returns the task as it now stands."""
         now = now_micros()
         stamp = format_micros(now)
         tid = task.id
@@ -413,25 +453,27 @@ class TaskStore:
         if error is not None:
             error = changes["error"] = str(error)
             facts.append((tid, "error", error, actor, None))
-        if attempts is not None and attempts != task.attempts:
+        if event.attempts == "reset":
+            facts.append((tid, "attempts", 0, actor, event.name))
+            changes["attempts"] = 0
+        elif attempts is not None and attempts != task.attempts:
             facts.append((tid, "attempts", attempts, actor, None))
             changes["attempts"] = attempts
-        if task.status == self.machine.failed and to_state == self.machine.initial:
-            facts.append((tid, "attempts", 0, actor, "retry"))
-            changes["attempts"] = 0
+        to_state = event.target
         facts.append((tid, "status", to_state, actor, note))
         changes["status"] = to_state
         changes.update(fields.implied(to_state, actor))
-        # Owner and lease: written only where the status row does not imply them.
-        if to_state == self.machine.claimed:
+        # Owner and lease, as the event says: written only where the status row does not
+        # already imply them (fields.py), e.g. a claim writes its lease but not its owner.
+        if event.holder == "take":
             wanted: tuple[tuple[str, str | None], ...] = (
                 ("owner", actor),
                 ("lease_expires_at", _after(now, lease_seconds)),
             )
-        elif to_state not in self.machine.held:
+        elif event.holder == "drop":
             wanted = (("owner", None), ("lease_expires_at", None))
         else:
-            wanted = ()
+            wanted = (("owner", task.owner), ("lease_expires_at", task.lease_expires_at))
         for name, value in wanted:
             if (changes[name] if name in changes else getattr(task, name)) != value:
                 facts.append((tid, name, value, actor, None))
@@ -453,28 +495,42 @@ class TaskStore:
         changes["updated_at"] = stamp
         return make_task({**task.__dict__, **changes})
 
-    def _fail_attempt(
+    def _apply(
         self,
         task: Task,
+        event: Event,
         actor: str | None,
         note: str | None,
-        error: str | None = None,
+        *,
         result_json: str | None = None,
+        error: str | None = None,
     ) -> Task:
-        """Count a failed attempt: back to the queue, or to `failed` once attempts are used up."""
-        attempts = task.attempts + 1
-        to_state = self.machine.initial
-        if attempts >= task.max_attempts and self.machine.failed is not None:
-            to_state = self.machine.failed
-            note = (
-                f"{note}; attempts used up ({attempts}/{task.max_attempts})"
-                if note
-                else (f"attempts used up ({attempts}/{task.max_attempts})")
-            )
-        self.machine.validate(task.status, to_state, task.id)
+        """Apply one event (inside a transaction). An attempt-counting event goes to the
+        failed state instead of back to the queue once attempts are used up."""
+        attempts = task.attempts
+        if event.counts_attempt:
+            attempts += 1
+            if attempts >= task.max_attempts:
+                routed = self.machine.used_up(event)
+                if routed is not event:
+                    used = f"attempts used up ({attempts}/{task.max_attempts})"
+                    note = f"{note}; {used}" if note else used
+                    event = routed
         return self._move(
-            task, to_state, actor, note, attempts=attempts, error=error, result_json=result_json
+            task, event, actor, note, attempts=attempts, error=error, result_json=result_json
         )
+
+    def _held_event(self, task: Task, name: str, to_state: str | None = None) -> Event:
+        """The event `name` out of the held state a task is in, or InvalidTransition."""
+        found = self.machine.find(task.status, name) if task.status in self.machine.held else None
+        if found is None:
+            raise InvalidTransition(
+                task.id,
+                task.status,
+                to_state or self.machine.initial,
+                self.machine.allowed(task.status),
+            )
+        return found
 
     def fail(
         self,
@@ -484,35 +540,32 @@ class TaskStore:
         note: str | None = None,
         expected: str | None = None,
     ) -> Task:
-        """Record a failed attempt of a held task (execution error or failed verification)."""
+        """Record a failed attempt of a held task (execution error or failed verification):
+        the machine's `fail` event, back to the queue or to failed once attempts are used up."""
         if expected is not None:
             expected = self.machine.check_state(expected)
         with self.memory.transaction():
             task = self._require(task_id)
             self._check_expected(task, expected, worker)
-            if task.status not in self.machine.held:
-                raise InvalidTransition(
-                    task_id, task.status, self.machine.initial, self.machine.allowed(task.status)
-                )
-            return self._fail_attempt(task, worker, note or "attempt failed", error=error)
+            step = self._held_event(task, "fail")
+            return self._apply(task, step, worker, note or "attempt failed", error=error)
 
-    def claim(self, worker: str, lease_seconds: float = 300) -> Task | None:
-        """Move the next pending task (highest priority, then oldest) to in_progress for
-        `worker` with a lease. Safe across processes: each task is claimed once."""
+    def claim(self, worker: str, lease_seconds: float = defaults.LEASE_SECONDS) -> Task | None:
+        """Move the next queued task (highest priority, then oldest) to the claimed state
+        for `worker` with a lease. Safe across processes: each task is claimed once."""
         worker = check_text("worker", worker)
         lease = check_lease(lease_seconds)
-        if self.machine.claimed is None:
-            raise MinnaTasksError("this state machine has no claimed state; claim() needs one")
+        step = self.machine.event(self.machine.initial, self.machine.claimed, "claim")
         sql, args = self._queue_query()
         with self.memory.transaction() as conn:
             row = conn.execute(NEXT_SQL if sql is QUEUE_SQL else sql + " LIMIT 1", args).fetchone()
             if row is None:
                 return None
-            return self._move(
-                task_from_row(row), self.machine.claimed, worker, "claimed", lease_seconds=lease
-            )
+            return self._move(task_from_row(row), step, worker, "claimed", lease_seconds=lease)
 
-    def heartbeat(self, task_id: str, worker: str, lease_seconds: float = 300) -> Task:
+    def heartbeat(
+        self, task_id: str, worker: str, lease_seconds: float = defaults.LEASE_SECONDS
+    ) -> Task:
         """Extend the lease of a task `worker` holds; TransitionConflict if it lost it."""
         worker = check_text("worker", worker)
         lease = check_lease(lease_seconds)
@@ -527,13 +580,14 @@ class TaskStore:
             )
 
     def release(self, task_id: str, worker: str, note: str | None = None) -> Task:
-        """Hand a held task back to the queue without counting an attempt."""
+        """Hand a held task back to the queue without counting an attempt (the machine's
+        `release` event)."""
         worker = check_text("worker", worker)
         with self.memory.transaction():
             task = self._require(task_id)
             self._check_holder(task, worker)
-            self.machine.validate(task.status, self.machine.initial, task_id)
-            return self._move(task, self.machine.initial, worker, note or "released")
+            step = self._held_event(task, "release")
+            return self._apply(task, step, worker, note or "released")
 
     def _check_holder(self, task: Task, worker: str) -> None:
         if task.status not in self.machine.held or task.owner != worker:
@@ -546,12 +600,11 @@ class TaskStore:
             )
 
     def recover(self, now: datetime | str | None = None) -> builtins.list[Task]:
-        """Put tasks whose lease expired (as of `now`) back in the queue with attempts + 1,
-        or to failed when their attempts are used up. Live leases are not touched."""
+        """Take back tasks whose lease expired (as of `now`) by the machine's `expire` event:
+        to the queue with attempts + 1, or to failed when their attempts are used up.
+        Live leases are not touched."""
         stamp = to_timestamp(now) if now is not None else utcnow()
         held = self.machine.held
-        if not held:
-            return []
         with self.memory.transaction() as conn:
             rows = conn.execute(
                 SELECT_TASK + f" WHERE status IN ({', '.join('?' * len(held))})"
@@ -562,19 +615,22 @@ class TaskStore:
             for row in rows:
                 task = task_from_row(row)
                 note = f"lease of {task.owner or 'nobody'} expired at {task.lease_expires_at}"
-                recovered.append(self._fail_attempt(task, "recover", note, error=note))
+                step = self._held_event(task, "expire")
+                recovered.append(self._apply(task, step, "recover", note, error=note))
         return recovered
 
     def retry(self, task_id: str, actor: str | None = None, note: str | None = None) -> Task:
-        """Give a failed task a fresh start: failed -> pending, attempts back to 0."""
+        """Give a failed task a fresh start (the machine's `retry` event): failed -> the
+        queue, attempts back to 0."""
         if self.machine.failed is None:
-            raise MinnaTasksError("this state machine has no failed state to retry from")
+            raise MissingRole("failed", "retry")
         return self.transition(
             task_id,
             self.machine.initial,
             expected=self.machine.failed,
             actor=actor,
             note=note or "retry",
+            event="retry",
         )
 
     def remember(
@@ -591,10 +647,7 @@ class TaskStore:
         state machine (e.g. set a pending task's status to completed)."""
         with self.memory.transaction():
             if attribute in TASK_ATTRIBUTES and self._row(entity) is not None:
-                raise MinnaTasksError(
-                    f"{entity} is a task: its {attribute} changes only through the task "
-                    "commands (add, move, claim, heartbeat, release, retry)"
-                )
+                raise TaskFieldProtected(entity, attribute)
             return self.memory.store(entity, attribute, value, source, confidence, context)
 
     # -- bulk history (JSON import) -------------------------------------------
@@ -609,7 +662,7 @@ class TaskStore:
         Each record: {id, created_at, facts: [{attribute, value, source, context,
         created_at}, ...]} in log order. Returns the ids written.
         """
-        if on_conflict not in ("error", "skip", "replace"):
+        if on_conflict not in defaults.ON_CONFLICT:
             raise ValueError("on_conflict must be 'error', 'skip' or 'replace'")
         written: builtins.list[str] = []
         with self.memory.transaction() as conn:
@@ -670,6 +723,17 @@ class TaskStore:
             )
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def _check_fits(conn: Any, machine: StateMachine) -> None:
+    """Refuse a machine that lacks a state some task is in (MachineInUse)."""
+    stranded = {
+        state: count
+        for state, count in machines.states_in_use(conn).items()
+        if state not in machine.states
+    }
+    if stranded:
+        raise MachineInUse(stranded)
 
 
 def _after(now: int, seconds: float) -> str:

@@ -1,0 +1,26 @@
+"""`minna-tasks mcp`: serve the file to AI agents over MCP."""
+
+from __future__ import annotations
+
+import click
+
+from .app import App, pass_app
+
+
+@click.command()
+@click.option(
+    "--tools",
+    type=click.Choice(["all", "tasks", "memory"]),
+    default="all",
+    show_default=True,
+    help="Which tools to serve: tasks (the task tools and resources), memory (exactly the "
+    "16 Minna memory tools: a drop-in Minna memory server), or all of them.",
+)
+@pass_app
+def mcp(app: App, tools: str) -> None:
+    """Serve the tasks and the Minna memory to AI agents over MCP (stdio)."""
+    try:
+        from minna_tasks.mcp_server import serve
+    except ImportError as e:
+        raise click.ClickException(f"the MCP server is not available: {e}") from None
+    serve(app.db, tools)
