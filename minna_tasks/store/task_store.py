@@ -25,6 +25,7 @@ from ..errors import (
 )
 from ..events import Event
 from ..memory import MinnaMemory, to_timestamp, utcnow
+from ..memory.api import MemoryRow
 from ..memory.values import format_micros, now_micros
 from ..records import (
     Fact,
@@ -443,24 +444,24 @@ class TaskStore:
         now = now_micros()
         stamp = format_micros(now)
         tid = task.id
-        facts: builtins.list[Fact] = []
+        rows: builtins.list[MemoryRow] = []  # whole memories rows: one executemany
         # The store writes typed values (text, integers) that the rule of fields.py keeps
         # as they are, so `changes` is what the triggers now hold, without reading it back.
         changes: dict[str, Any] = {"updated_at": stamp}
         if result_json is not None:
-            facts.append((tid, "result", result_json, actor, None))
+            rows.append((tid, "result", result_json, actor, 1.0, None, stamp))
             changes["result"] = load_json(result_json)
         if error is not None:
             error = changes["error"] = str(error)
-            facts.append((tid, "error", error, actor, None))
+            rows.append((tid, "error", error, actor, 1.0, None, stamp))
         if event.attempts == "reset":
-            facts.append((tid, "attempts", 0, actor, event.name))
+            rows.append((tid, "attempts", 0, actor, 1.0, event.name, stamp))
             changes["attempts"] = 0
         elif attempts is not None and attempts != task.attempts:
-            facts.append((tid, "attempts", attempts, actor, None))
+            rows.append((tid, "attempts", attempts, actor, 1.0, None, stamp))
             changes["attempts"] = attempts
         to_state = event.target
-        facts.append((tid, "status", to_state, actor, note))
+        rows.append((tid, "status", to_state, actor, 1.0, note, stamp))
         changes["status"] = to_state
         changes.update(fields.implied(to_state, actor))
         # Owner and lease, as the event says: written only where the status row does not
@@ -476,9 +477,9 @@ class TaskStore:
             wanted = (("owner", task.owner), ("lease_expires_at", task.lease_expires_at))
         for name, value in wanted:
             if (changes[name] if name in changes else getattr(task, name)) != value:
-                facts.append((tid, name, value, actor, None))
+                rows.append((tid, name, value, actor, 1.0, None, stamp))
                 changes[name] = value
-        self.memory.append(facts, stamp)
+        self.memory.append_rows(rows)
         return make_task({**task.__dict__, **changes})
 
     def _append(self, task: Task, facts: Sequence[Fact], stamp: str) -> Task:
