@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
 import anyio
@@ -56,7 +56,7 @@ try:
     )
     from pydantic import ValidationError
 
-    from .mcp_memory import MEMORY_INSTRUCTIONS, MemoryTools, add_memory_tools
+    from .mcp_memory import MEMORY_INSTRUCTIONS, MEMORY_TOOLS, MemoryTools, add_memory_tools
     from .mcp_schemas import (
         AnyJSON,
         MaybeTaskResult,
@@ -165,6 +165,34 @@ class _Readers:
             opened, self._opened = self._opened, []
         for reader in opened:
             reader.close()
+
+
+class _ThreadMemory:
+    """The calling worker thread's reading memory (see _Readers), for the memory tools."""
+
+    def __init__(self, readers: _Readers) -> None:
+        self._readers = readers
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._readers.get().memory, name)
+
+
+class _MemoryRouter:
+    """The memory tools, the read-only ones (MEMORY_TOOLS) on the reading connections."""
+
+    def __init__(self, writing: MemoryTools, reading: MemoryTools) -> None:
+        self._writing = writing
+        self._reading = reading
+
+    def __getattr__(self, name: str) -> Any:
+        _, read_only = MEMORY_TOOLS.get(name, ("", False))
+        return getattr(self._reading if read_only else self._writing, name)
+
+
+def _memory_tools(store: TaskStore, readers: _Readers, run: Any) -> MemoryTools:
+    reading = MemoryTools(store, run)
+    reading.memory = cast(Any, _ThreadMemory(readers))
+    return cast(MemoryTools, _MemoryRouter(MemoryTools(store, run), reading))
 
 
 def _task_with_history(store: TaskStore, task_id: str) -> dict[str, Any]:
@@ -428,7 +456,7 @@ def build_server(store: TaskStore, tools: str = "all") -> MCPServer:
             hint = ToolAnnotations(read_only_hint=name in READ_ONLY_TOOLS)
             server.add_tool(getattr(handlers, name), name=name, title=title, annotations=hint)
     if tools != "tasks":
-        add_memory_tools(server, MemoryTools(store, handlers._run))
+        add_memory_tools(server, _memory_tools(store, readers, handlers._run))
     return server
 
 

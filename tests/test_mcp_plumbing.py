@@ -144,12 +144,23 @@ def test_unreadable_lines_get_json_rpc_errors_and_the_server_goes_on(tmp_path: P
         assert [t.title for t in store.list()] == ["still serving"]  # the bad calls wrote nothing
 
 
+READS: list[tuple[str, dict[str, Any]]] = [
+    ("get_task", {}),
+    ("list_tasks", {}),
+    ("memory_recall", {"entity": "someone"}),
+    ("memory_search", {"query": "tea"}),
+    ("memory_who", {"name": "someone"}),
+]
+
+
 def test_a_write_waiting_for_the_lock_stalls_no_read(tmp_path: Path) -> None:
     """Another process holds the write lock: a claim waits for it (the busy timeout)
-    while ten reads in flight are all answered; the claim ends once the lock is free."""
+    while ten reads in flight (task and memory tools) are all answered; the claim ends
+    once the lock is free."""
     db = tmp_path / "busy.db"
     with TaskStore(db) as store:
         task = store.add("one")
+        store.memory.store("someone", "likes", "tea")
     holder = sqlite3.connect(db, isolation_level=None)
 
     async def body() -> None:
@@ -166,15 +177,16 @@ def test_a_write_waiting_for_the_lock_stalls_no_read(tmp_path: Path) -> None:
                 reads: list[Any] = []
 
                 async def read(n: int) -> None:
-                    tool = ("get_task", {"task_id": task.id}) if n % 2 else ("list_tasks", {})
-                    reads.append(value(await c.call_tool(*tool)))
+                    tool, arguments = READS[n % len(READS)]
+                    arguments = arguments or {"task_id": task.id}
+                    reads.append((tool, value(await c.call_tool(tool, arguments))))
 
                 async with anyio.create_task_group() as readers:
                     for n in range(10):
                         readers.start_soon(read, n)
                 assert len(reads) == 10  # all answered while the lock is held...
                 assert claimed == []  # ...and the claim still waits for it
-                assert all(r["status"] == "pending" for r in reads if isinstance(r, dict))
+                assert all(r["status"] == "pending" for t, r in reads if t == "get_task")
                 holder.execute("COMMIT")
             assert claimed[0]["id"] == task.id
 
