@@ -6,13 +6,14 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import core, growth, procs, reads, rss
+from . import core, growth, procs, reads, rss, startup
 from ._util import Results, Scratch, Sizes, machine
 
-SECTIONS = ("limits", "cycle", "processes", "growth", "reads", "bulk", "memory")
+SECTIONS = ("limits", "cycle", "processes", "growth", "reads", "bulk", "memory", "startup")
 RESULTS_DIR = Path(__file__).parent / "results"
 
 
@@ -92,8 +93,17 @@ def _run(res: Results, sizes: Sizes, scratch: Scratch, only: set[str]) -> None:
         reads.run_add_many(res, sizes, scratch)
         if big is not None:
             reads.run_export_import(res, sizes, scratch, big)
+    _run_processes_from_outside(res, sizes, scratch, step)
+
+
+def _run_processes_from_outside(
+    res: Results, sizes: Sizes, scratch: Scratch, step: Callable[[str], bool]
+) -> None:
+    """The sections that measure the command line from a fresh process."""
     if step("memory"):
         rss.run_rss(res, sizes, scratch)
+    if step("startup"):
+        startup.run_startup(res, sizes, scratch)
 
 
 def _targets(res: Results) -> None:
@@ -171,6 +181,27 @@ def _targets(res: Results) -> None:
         100.0,
         False,
         f.get("view_sqlite").size if "view_sqlite" in f else "",
+    )
+    res.target(
+        "minna-tasks list / bare python start",
+        med("start_list_ratio"),
+        3.0,
+        False,
+        'spawn to exit, against python -c "import sqlite3"',
+    )
+    res.target(
+        "minna-tasks mcp answers initialize (ms)",
+        med("start_mcp_initialize"),
+        500.0,
+        False,
+        "spawn to answer",
+    )
+    res.target(
+        "run, 4 workers / 1 worker, empty queue",
+        med("start_run_ratio"),
+        1.5,
+        False,
+        "spawn to exit",
     )
     res.target(
         "add_many (s)",

@@ -9,10 +9,13 @@ first use) and closes it with `ctx.call_on_close`; commands receive it with
 from __future__ import annotations
 
 import getpass
+import importlib
 import json
 import os
+import re
 import socket
 import sys
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -20,7 +23,9 @@ from typing import Any, NoReturn
 import click
 
 from minna_tasks import MinnaTasksError, Task, TaskStore, Transition, defaults
+from minna_tasks.dbpath import resolve_db
 from minna_tasks.errors import StoreError
+from minna_tasks.memory import DEFAULT_TIMEOUT
 
 DEFAULT_DB = defaults.DB_PATH
 # click >= 8.2 raises this for a group called without a command; older clicks print help.
@@ -44,19 +49,41 @@ def describe(error: BaseException) -> str:
 class App:
     """What every command shares: the database path and the store, opened once."""
 
-    def __init__(self, db: str) -> None:
-        self.db = db
+    def __init__(self, db: str | None = None, busy_timeout: float | None = None) -> None:
+        self.db = resolve_db(db)
+        self.busy_timeout = DEFAULT_TIMEOUT if busy_timeout is None else busy_timeout
         self._store: TaskStore | None = None
+        self._told_waiting = False
 
     def store(self, create: bool = True) -> TaskStore:
-        """The store; read-only commands pass create=False so a typo'd --db is not created."""
+        """The store; reading commands pass create=False: a missing or empty file is
+        refused, never created (a read writes nothing), and a file we may not write
+        is opened read-only."""
         if self._store is None:
-            if not create and not Path(self.db).exists():
-                raise StoreError(
-                    f"{self.db} does not exist (create it with `minna-tasks init`)", self.db
-                )
-            self._store = TaskStore(self.db)
+            if not create and "://" not in self.db:  # a file, not a server URL
+                path = Path(self.db)
+                if not path.exists():
+                    raise StoreError(
+                        f"{self.db} does not exist (create it with `minna-tasks init`)", self.db
+                    )
+                if path.is_file() and path.stat().st_size == 0:
+                    raise StoreError(
+                        f"{self.db} is empty: not a database yet (make it one with "
+                        "`minna-tasks init`)",
+                        self.db,
+                    )
+            self._store = TaskStore(self.db, timeout=self.busy_timeout)
+            self._store.memory.on_wait = self._waiting
         return self._store
+
+    def _waiting(self, timeout: float) -> None:
+        if not self._told_waiting:
+            self._told_waiting = True
+            click.echo(
+                f"Waiting for {self.db}: another process holds the write lock "
+                f"(up to {timeout:g}s; --busy-timeout sets it)",
+                err=True,
+            )
 
     def close(self) -> None:
         if self._store is not None:
@@ -68,11 +95,33 @@ pass_app = click.make_pass_decorator(App)
 
 
 class MinnaGroup(click.Group):
-    """A group that turns user errors into `Error: ...` and keeps usage errors to one line."""
+    """A group that turns user errors into `Error: ...` and keeps usage errors to one line.
+
+    Subcommands may be given lazily, as {name: "module:attribute"}, so that a command
+    imports only what it needs (click's "lazy loading subcommands" pattern): an agent
+    calling `minna-tasks list` in a loop pays for `list`, not for `run` or `mcp`.
+    """
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            module, _, attribute = self.lazy[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            assert isinstance(command, click.Command), self.lazy[cmd_name]
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            _reader_gone()  # here, before click's own handler turns it into exit 1
         except USER_ERRORS as e:
             raise click.ClickException(describe(e)) from None
 
@@ -96,9 +145,22 @@ class MinnaGroup(click.Group):
         except click.Abort:
             _fail("interrupted", 130)
         except BrokenPipeError:
-            sys.stderr.close()  # the reader went away (e.g. `| head`): not an error
-            sys.exit(0)
+            _reader_gone()
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _reader_gone()
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _reader_gone() -> NoReturn:
+    """The reader of stdout went away (`| head`): not an error, end quietly with 0."""
+    # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # not a real file descriptor (a test runner's buffer): nothing to flush
+    sys.exit(0)
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -109,7 +171,10 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def default_worker() -> str:
-    """A stable worker name for commands typed by a person (user@host)."""
+    """The one name every command that takes a worker or actor uses by default:
+    $MINNA_WORKER when set (so a CMD under `run` acts as its worker), else user@host."""
+    if os.environ.get("MINNA_WORKER"):
+        return os.environ["MINNA_WORKER"]
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
@@ -135,12 +200,16 @@ def emit_json(value: Any) -> None:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """A plain aligned text table (the last column is not padded)."""
+    """An aligned text table (the last column is not padded); cells are terminal-safe.
+
+    Hand-written rather than tabulate: importing tabulate (it reads its own package
+    metadata) costs more than a bare Python start, on every command that prints a table.
+    """
     cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    widths = [max([_width(h), *(_width(r[i]) for r in cells)]) for i, h in enumerate(headers)]
 
     def line(values: Sequence[str]) -> str:
-        padded = [v.ljust(w) for v, w in zip(values[:-1], widths[:-1], strict=True)]
+        padded = [v + " " * (w - _width(v)) for v, w in zip(values[:-1], widths[:-1], strict=True)]
         return "  ".join([*padded, values[-1]]).rstrip()
 
     click.echo(line(list(headers)))
@@ -149,12 +218,32 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         click.echo(line(row))
 
 
+def _width(text: str) -> int:
+    """Terminal columns: wide (CJK) characters take two, combining marks none."""
+    if text.isascii():
+        return len(text)
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, str):
-        return " ".join(value.split())
-    return json.dumps(value, ensure_ascii=False)
+        return safe_text(" ".join(value.split()))
+    return safe_text(json.dumps(value, ensure_ascii=False))
+
+
+# Control characters (escape sequences can retitle or reprogram a terminal) and the
+# bidirectional overrides that make text display in another order than it reads.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def safe_text(text: str) -> str:
+    """`text` with every control character shown as an escape (`\\x1b`), never sent raw."""
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 TASK_COLUMNS = ("id", "status", "priority", "attempts", "owner", "title")
@@ -177,7 +266,7 @@ def show_task(task: Task) -> None:
     width = max(len(k) for k in data)
     for key, value in data.items():
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        click.echo(f"{key + ':':<{width + 1}} {text}")
+        click.echo(f"{key + ':':<{width + 1}} {safe_text(text)}")
 
 
 def history_rows(steps: Sequence[Transition]) -> list[list[Any]]:
@@ -189,4 +278,4 @@ def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def env_db() -> str:
-    return os.environ.get("MINNA_DB") or DEFAULT_DB
+    return resolve_db()

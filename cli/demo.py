@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -93,23 +94,57 @@ def demo(app: App) -> None:
         t.id for t, spec in zip(tasks, TASKS, strict=True) if spec.get("payload") == {"flaky": True}
     )
     broken = next(t.id for t in final if t.status == "failed")
-    db = shlex.quote(store.path)
-    opt = "" if app.db == defaults.DB_PATH else f" --db {db}"
-    meta = shlex.quote(str(Path(store.path).with_name("datasette.json")))
-    steps = [
-        (f"minna-tasks{opt} history {flaky}", "failed verification once, then passed"),
-        (f"minna-tasks{opt} show {broken}", "used up its attempts: see its error"),
-        (f"minna-tasks{opt} list --status failed", ""),
-        (f"minna-tasks{opt} retry {broken}", "give it another go"),
-        (f"minna-tasks{opt} views --datasette-metadata {meta}", "titles and canned queries"),
-        (f"datasette {db} -m {meta}", "browse the views (pip install datasette)"),
-        (f"sqlite-utils rows {db} tasks --table", ""),
-        (
-            f"MINNA_DB={db} jupyter execute notebooks/explore.ipynb",
-            "the notebook draws it (the dev extra)",
-        ),
-    ]
-    width = max(len(command) for command, _ in steps)
-    click.echo("\nLook at what happened:")
+    steps = demo_hints(store.path, app.db, tasks=(flaky, broken))
+    click.echo("\nLook at what happened (each line runs as printed):")
     for command, why in steps:
-        click.echo(f"  {command:<{width}}  # {why}" if why else f"  {command}")
+        click.echo(f"  # {why}\n  {command}" if why else f"  {command}")
+
+
+def demo_hints(db_path: str, db_option: str, tasks: tuple[str, str]) -> list[tuple[str, str]]:
+    """The commands to look at the demo's file, runnable exactly as printed (no venv needed)."""
+    flaky, broken = tasks
+    db = shlex.quote(db_path)
+    cli = _program("minna-tasks") + ("" if db_option == defaults.DB_PATH else f" --db {db}")
+    meta = shlex.quote(str(Path(db_path).with_name("datasette.json")))
+    steps = [
+        (f"{cli} history {flaky}", "failed verification once, then passed"),
+        (f"{cli} show {broken}", "used up its attempts: see its error"),
+        (f"{cli} list --status failed", ""),
+        (f"{cli} retry {broken}", "give it another go"),
+        (f"{cli} views --datasette-metadata {meta}", "titles and canned queries"),
+        (f"{_program('datasette')} {db} -m {meta}", "browse the views (the dev extra)"),
+        (f"{_program('sqlite-utils')} rows {db} tasks --table", ""),
+    ]
+    notebook = NOTEBOOK if NOTEBOOK.is_file() else None
+    if notebook is not None:
+        executed = Path(db_path).absolute().with_name("explore.ipynb")
+        steps.append(
+            (
+                f"MINNA_DB={shlex.quote(str(Path(db_path).absolute()))} "
+                f"{_program('jupyter')} execute {shlex.quote(_shown(notebook))} "
+                f"--output {shlex.quote(str(executed.with_suffix('')))}",
+                f"the plots, saved in {_shown(executed)} (the dev extra)",
+            )
+        )
+    return steps
+
+
+# The notebook lives in the repository (an editable install from a clone has it).
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "explore.ipynb"
+
+
+def _program(name: str) -> str:
+    """`name` when the shell finds this installation's copy of it, else its path."""
+    mine = Path(sys.executable).with_name(name)
+    found = shutil.which(name)
+    if not mine.exists() or (found is not None and Path(found).resolve() == mine.resolve()):
+        return name
+    return shlex.quote(_shown(mine))
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the current folder when it is under it, else absolute."""
+    try:
+        return str(path.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path.absolute())

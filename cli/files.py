@@ -39,11 +39,19 @@ def views(app: App, metadata: str | None) -> None:
 
 
 @click.command(name="export")
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 @pass_app
 def export_(app: App, path: Path) -> None:
-    """Write every task with its full history to a JSON file (atomically)."""
+    """Write every task with its full history to a JSON file (atomically), or to stdout with `-`.
+
+    Only a regular file at PATH is replaced; a symlink, a device or a directory
+    there is refused and left as it was.
+    """
     store = app.store(create=False)
+    if str(path) == "-":
+        count = jsonio.write_document(store, sys.stdout)
+        click.echo(f"Exported {count} task(s) to stdout", err=True)
+        return
     total = sum(store.stats().values())
     with click.progressbar(
         length=total, label="Exporting", file=sys.stderr, hidden=not _bar_wanted()

@@ -1,16 +1,18 @@
 """`minna-tasks run`: the seed's loop with shell commands as the worker.
 
 Each claimed task runs CMD with the task in its environment; exit 0 means
-executed (stdout's tail is the result), then `--verify CMD` must exit 0 for
-`completed`. Anything else is a failed attempt, recorded with the tail of the
-output as the task's error. N workers are N processes (spawned, each with its
-own connection). Ctrl-C releases the task in hand, so nothing is lost.
+executed (stdout is the result, as JSON when it parses), then `--verify CMD`
+must exit 0 for `completed`. Anything else is a failed attempt, recorded with
+the tail of the output as the task's error. N workers are N processes (each
+with its own connection, forked). Ctrl-C releases the
+tasks in hand, so nothing is lost.
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import queue
 import signal
@@ -28,10 +30,16 @@ import click
 from minna_tasks import Task, TaskStore, defaults, state_machine_loop
 from minna_tasks.loop import default_worker
 
-from .app import USER_ERRORS, App, describe
+from .app import USER_ERRORS, App, describe, safe_text
 
 TAIL = 4000
 INTERRUPTED = 130
+# Workers are forked: they start at once with everything imported, so N workers cost
+# little more than one. A forked worker never uses our open connection: it opens its own
+# store (the Database also reopens itself in a new process), and a fork child ends with
+# os._exit, so the copy is never closed from there either. Where fork is missing, a
+# forkserver gives the same start-up once per run.
+_FORK = "fork" in multiprocessing.get_all_start_methods()
 
 Command = str | Sequence[str]
 
@@ -42,7 +50,7 @@ class CommandFailed(Exception):
 
 @dataclass
 class RunConfig:
-    """Everything a worker process needs (picklable, for spawned processes)."""
+    """Everything a worker process needs (picklable, for worker processes)."""
 
     db: str
     command: Command
@@ -88,6 +96,7 @@ class ShellWorker:
     def __init__(self, config: RunConfig, worker: str, stop: threading.Event) -> None:
         self.config, self.worker, self.stop = config, worker, stop
         self.busy = threading.Event()
+        self.current: Task | None = None  # the task in hand, to report its release
 
     def _run(self, command: Command, env: dict[str, str], what: str) -> str:
         if self.stop.is_set():
@@ -128,10 +137,10 @@ class ShellWorker:
             )
         return _tail(out)
 
-    def execute(self, task: Task) -> str:
-        return self._run(
-            self.config.command, task_env(task, self.config.db, self.worker), "command"
-        )
+    def execute(self, task: Task) -> Any:
+        self.current = task
+        out = self._run(self.config.command, task_env(task, self.config.db, self.worker), "command")
+        return result_of(out)
 
     def verify(self, task: Task) -> bool:
         assert self.config.verify is not None
@@ -140,6 +149,17 @@ class ShellWorker:
         env["MINNA_TASK_RESULT"] = result if isinstance(result, str) else json.dumps(result)
         self._run(self.config.verify, env, "verification")
         return True
+
+
+def result_of(output: str) -> Any:
+    """CMD's stdout as the task's result: the JSON value when it parses as JSON, else the text.
+
+    So `{"words": 4}` is stored as an object, not as a string holding JSON.
+    """
+    try:
+        return json.loads(output)
+    except ValueError:
+        return output
 
 
 def _with(output: str) -> str:
@@ -199,6 +219,8 @@ def work(
         )
     except KeyboardInterrupt:
         stop.set()
+        if shell.current is not None:  # the loop handed it back: say so
+            on_change(store.get(shell.current.id))
     finally:
         if main_thread:
             signal.signal(signal.SIGINT, previous)
@@ -206,45 +228,99 @@ def work(
 
 
 def _child(config: RunConfig, events: Any) -> None:
-    """Entry point of a spawned worker process; reports each change on `events`."""
+    """Entry point of a worker process; reports each change on `events`."""
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda s, f: stop.set())  # until work() installs its own
     try:
         with TaskStore(config.db) as store:
-            interrupted = work(config, store, lambda t: events.put((t.id, t.status)), stop)
+            interrupted = work(config, store, lambda t: events.put(Change.of(t)), stop)
     except USER_ERRORS as e:
         print(f"Error: {describe(e)}", file=sys.stderr)
         sys.exit(1)
     sys.exit(INTERRUPTED if interrupted else 0)
 
 
+@dataclass(frozen=True)
+class Change:
+    """One status change of a task during the run (sent from worker processes)."""
+
+    task_id: str
+    status: str
+    attempts: int
+    max_attempts: int
+    error: str | None
+
+    @classmethod
+    def of(cls, task: Task) -> Change:
+        return cls(task.id, task.status, task.attempts, task.max_attempts, task.error)
+
+
 @dataclass
 class Progress:
-    """Counts of this run, shown on one terminal line that updates in place."""
+    """What this run did, task by task, shown on one terminal line that updates in place.
+
+    Every task touched ends in exactly one count (completed, failed, back to pending,
+    or still held), so the counts add up; each failed attempt's error goes to stderr
+    as it happens.
+    """
 
     store: TaskStore
     show: bool
-    counts: dict[str, int] = field(default_factory=dict)
-    tasks: set[str] = field(default_factory=set)
+    last: dict[str, Change] = field(default_factory=dict)
+    claimed_at: dict[str, int] = field(default_factory=dict)
+    failed_attempts: int = 0
+    released: list[str] = field(default_factory=list)
     _shown: float = 0.0
 
-    def change(self, task_id: str, status: str) -> None:
-        self.tasks.add(task_id)
-        m = self.store.machine  # counted by role, whatever the machine names its states
-        key = {m.done: "completed", m.failed: "failed", m.initial: "pending"}.get(status, status)
-        self.counts[key] = self.counts.get(key, 0) + 1
+    def change(self, change: Change) -> None:
+        machine = self.store.machine
+        if change.status == machine.claimed:
+            self.claimed_at[change.task_id] = change.attempts
+        elif change.status in (machine.initial, machine.failed):
+            before = self.claimed_at.get(change.task_id, change.attempts)
+            if change.status == machine.failed or change.attempts > before:
+                self.failed_attempts += 1
+                self._say(
+                    f"{change.task_id}: attempt {before + 1} of {change.max_attempts} failed"
+                    + (f": {_first_line(change.error)}" if change.error else "")
+                )
+            else:
+                self.released.append(change.task_id)
+        self.last[change.task_id] = change
         self.refresh()
 
-    def remaining(self) -> int:
-        stats = self.store.stats()
-        return sum(v for k, v in stats.items() if k not in self.store.machine.terminal)
+    def count(self, *states: str | None) -> int:
+        return sum(1 for c in self.last.values() if c.status in states)
 
     def line(self) -> str:
-        c = self.counts
+        m = self.store.machine  # counted by role, whatever the machine names its states
         return (
-            f"{c.get('completed', 0)} done, {c.get('failed', 0)} failed, "
-            f"{c.get('pending', 0)} retried, {self.remaining()} remaining"
+            f"{self.count(m.done)} completed, {self.count(m.failed)} failed, "
+            f"{self.failed_attempts} failed attempt(s), {self.count(*m.held)} in hand"
         )
+
+    def summary(self, workers: int) -> str:
+        """The closing line: the tasks touched, split into counts that add up to them."""
+        m = self.store.machine
+        held = self.count(*m.held)
+        parts = [
+            f"{self.count(m.done)} completed",
+            f"{self.count(m.failed)} failed",
+            f"{self.count(m.initial)} back to pending",
+        ]
+        if held:
+            parts.append(f"{held} still held")
+        pending = self.store.stats().get(m.initial, 0)
+        return (
+            f"Ran {len(self.last)} task(s) with {workers} worker(s): {', '.join(parts)} "
+            f"({self.failed_attempts} failed attempt(s)); {pending} pending in {self.store.path}"
+        )
+
+    def _say(self, text: str) -> None:
+        prefix = "\r\x1b[K" if self.show else ""
+        click.echo(f"{prefix}run: {safe_text(text)}", err=True)
+        self._shown = 0.0
+        self.refresh()
 
     def refresh(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -258,12 +334,18 @@ class Progress:
             click.echo(err=True)
 
 
+def _first_line(text: str) -> str:
+    return " ".join(text.split())[:300]
+
+
 def run_workers(config: RunConfig, store: TaskStore, workers: int, progress: Progress) -> int:
     """Run the queue with `workers` processes (or in this process for one); the exit code."""
     if workers == 1:
-        interrupted = work(config, store, lambda t: progress.change(t.id, t.status))
+        interrupted = work(config, store, lambda t: progress.change(Change.of(t)))
         return INTERRUPTED if interrupted else 0
-    context = multiprocessing.get_context("spawn")
+    context = (
+        multiprocessing.get_context("fork") if _FORK else multiprocessing.get_context("forkserver")
+    )
     events = context.Queue()
     procs = []
     for i in range(workers):
@@ -282,12 +364,14 @@ def run_workers(config: RunConfig, store: TaskStore, workers: int, progress: Pro
     try:
         for p in procs:
             p.start()
-        while any(p.is_alive() for p in procs):
-            _drain(events, progress, 0.2)
+        while alive := [p.sentinel for p in procs if p.is_alive()]:
+            # Wake when a worker exits (not a polling interval later), or to show progress.
+            multiprocessing.connection.wait(alive, timeout=0.1)
+            _drain(events, progress)
             progress.refresh()
         for p in procs:
             p.join()
-        _drain(events, progress, 0.05)
+        _drain(events, progress)
     finally:
         signal.signal(signal.SIGINT, previous)
     codes = [p.exitcode for p in procs]
@@ -299,11 +383,10 @@ def run_workers(config: RunConfig, store: TaskStore, workers: int, progress: Pro
     return 0
 
 
-def _drain(events: Any, progress: Progress, wait: float) -> None:
+def _drain(events: Any, progress: Progress) -> None:
     try:
-        progress.change(*events.get(timeout=wait))
         while True:
-            progress.change(*events.get_nowait())
+            progress.change(events.get_nowait())
     except queue.Empty:
         pass
 
@@ -356,11 +439,13 @@ def run(
     """Work the queue with a shell command: run CMD for each task until none is pending.
 
     CMD sees MINNA_TASK_ID, MINNA_TASK_TITLE, MINNA_TASK_PAYLOAD (JSON) and
-    MINNA_TASK_ATTEMPT (1 for the first try). Exit 0 means executed and the
-    tail of stdout is stored as the result; --verify CMD also sees
-    MINNA_TASK_RESULT. A single CMD argument runs through the shell. Exits 0
-    when the queue is drained and no task failed, 1 if one did, 130 on Ctrl-C
-    (the task in hand goes back to pending).
+    MINNA_TASK_ATTEMPT (1 for the first try). Exit 0 means executed and
+    stdout is the result: stored as JSON when it parses as JSON (`{"words": 4}`
+    is an object), else as text (its last 4000 characters). --verify CMD also
+    sees MINNA_TASK_RESULT. A single CMD argument runs through the shell. Each
+    failed attempt's error is printed on stderr. Exits 0 when the queue is
+    drained and no task failed, 1 if one did, 130 on Ctrl-C (the tasks in hand
+    go back to pending and their ids are printed).
     """
     app = ctx.find_object(App)
     assert app is not None
@@ -378,15 +463,10 @@ def run(
     meter = Progress(store, show)
     code = run_workers(config, store, workers, meter)
     meter.finish()
-    c = meter.counts
-    click.echo(
-        f"Ran {len(meter.tasks)} task(s) with {workers} worker(s): "
-        f"{c.get('completed', 0)} completed, {c.get('failed', 0)} failed, "
-        f"{c.get('pending', 0)} back to pending; "
-        f"{meter.remaining()} left unfinished in {store.path}"
-    )
+    click.echo(meter.summary(workers))
     if code == INTERRUPTED:
-        click.echo("Interrupted: the task in hand went back to pending.", err=True)
+        back = ", ".join(sorted(meter.released)) or "none was in hand"
+        click.echo(f"Interrupted; handed back to pending: {back}.", err=True)
         ctx.exit(INTERRUPTED)
-    if c.get("failed", 0):
+    if meter.count(store.machine.failed):
         ctx.exit(1)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from minna_tasks import defaults
+from minna_tasks.errors import TransitionConflict
 from minna_tasks.memory import SCHEMA_VERSION
+from minna_tasks.wording import is_in
 
 from .app import (
     TASK_COLUMNS,
@@ -20,20 +22,26 @@ from .app import (
     table,
     task_row,
 )
+from .complete import states, task_ids
 
 LEASE = click.FloatRange(min=0, min_open=True)
+# One default name for every command that takes a worker or an actor.
+WHO_DEFAULT = "$MINNA_WORKER, else USER@HOST"
 ACTOR = click.option(
     "--actor",
-    default="cli",
-    show_default=True,
+    default=default_worker,
+    show_default=WHO_DEFAULT,
     help="Who makes the change (stored as the status row's source).",
 )
 WORKER = click.option(
     "--worker",
     default=default_worker,
-    show_default="USER@HOST",
+    show_default=WHO_DEFAULT,
     help="The worker that holds the task.",
 )
+TASK_ID = click.argument("task_id", shell_complete=task_ids)
+# `claim`'s exit status when nothing is pending: `while id=$(minna-tasks claim); do ...`.
+NOTHING_PENDING = 3
 
 
 @click.command()
@@ -109,7 +117,7 @@ def list_(
 
 
 @click.command()
-@click.argument("task_id")
+@TASK_ID
 @click.option("--as-of", metavar="TIME", help="Show the task as it stood at this ISO-8601 time.")
 @json_option
 @pass_app
@@ -124,9 +132,14 @@ def show(app: App, task_id: str, as_of: str | None, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("task_id")
-@click.argument("state")
-@click.option("--expect", metavar="STATE", help="Refuse unless the task is in this state.")
+@TASK_ID
+@click.argument("state", shell_complete=states)
+@click.option(
+    "--expect",
+    metavar="STATE",
+    shell_complete=states,
+    help="Refuse unless the task is in this state.",
+)
 @click.option("--note", help="Why (stored with the status change).")
 @click.option("--result", metavar="JSON", help="A result to store, as JSON.")
 @click.option("--error", "error_text", metavar="TEXT", help="An error to store.")
@@ -136,6 +149,11 @@ def show(app: App, task_id: str, as_of: str | None, as_json: bool) -> None:
     help="Which event, for a move with several (in_progress -> pending: release, fail, expire).",
 )
 @ACTOR
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Move a task another worker holds (the history records it as forced).",
+)
 @json_option
 @pass_app
 def move(
@@ -148,22 +166,40 @@ def move(
     error_text: str | None,
     event: str | None,
     actor: str,
+    force: bool,
     as_json: bool,
 ) -> None:
-    """Move a task to STATE (checked against the state machine)."""
+    """Move a task to STATE (checked against the state machine).
+
+    A task a worker holds moves for that worker: pass `--actor HOLDER`, or
+    `--force` to move it anyway (recorded as forced).
+    """
     value = parse_json("'--result'", result)
     store = app.store(create=False)
     before = store.get(task_id).status
-    task = store.transition(
-        task_id,
-        state,
-        expected=expect,
-        actor=actor,
-        note=note,
-        result=value,
-        error=error_text,
-        event=event,
-    )
+    try:
+        task = store.transition(
+            task_id,
+            state,
+            expected=expect,
+            actor=actor,
+            note=note,
+            result=value,
+            error=error_text,
+            event=event,
+            force=force,
+        )
+    except TransitionConflict as e:
+        if e.holder is None:
+            raise
+        raise TransitionConflict(
+            e.task_id,
+            e.state,
+            f"task {e.task_id} {is_in(e.state)} and held by {e.holder}, not {actor}; "
+            f"pass --actor {e.holder} to act as its holder, or --force to move it anyway",
+            e.allowed,
+            holder=e.holder,
+        ) from None
     if as_json:
         emit_json(task.to_dict())
     else:
@@ -182,18 +218,24 @@ def move(
 @json_option
 @pass_app
 def claim(app: App, worker: str, lease: float, as_json: bool) -> None:
-    """Claim the next pending task (highest priority, then oldest) and print its id."""
+    """Claim the next pending task (highest priority, then oldest) and print its id.
+
+    Exits 3 when nothing is pending (with --json it prints null), so
+    `while id=$(minna-tasks claim); do ...; done` works the queue.
+    """
     task = app.store(create=False).claim(worker, lease)
     if as_json:
         emit_json(None if task is None else task.to_dict())
-    elif task is None:
-        click.echo("No pending task.", err=True)
-    else:
+    elif task is not None:
         click.echo(task.id)
+    if task is None:
+        if not as_json:
+            click.echo("No pending task.", err=True)
+        click.get_current_context().exit(NOTHING_PENDING)
 
 
 @click.command()
-@click.argument("task_id")
+@TASK_ID
 @WORKER
 @click.option(
     "--lease",
@@ -210,7 +252,7 @@ def heartbeat(app: App, task_id: str, worker: str, lease: float) -> None:
 
 
 @click.command()
-@click.argument("task_id")
+@TASK_ID
 @WORKER
 @click.option("--note", help="Why (stored with the status change).")
 @pass_app
@@ -232,7 +274,7 @@ def recover(app: App, now: str | None) -> None:
 
 
 @click.command()
-@click.argument("task_id")
+@TASK_ID
 @click.option("--note", help="Why (stored with the status change).")
 @ACTOR
 @pass_app
@@ -243,7 +285,7 @@ def retry(app: App, task_id: str, note: str | None, actor: str) -> None:
 
 
 @click.command()
-@click.argument("task_id")
+@TASK_ID
 @json_option
 @pass_app
 def history(app: App, task_id: str, as_json: bool) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .wording import is_in
+
 
 class MinnaTasksError(Exception):
     """Base class; the message is one line a person can act on."""
@@ -74,10 +76,22 @@ class InvalidTransition(MinnaTasksError):
         self.state = state
         self.to_state = to_state
         self.allowed = tuple(allowed)
-        subject = f"task {task_id} is {state}" if task_id else f"state {state}"
+        subject = f"task {task_id} {is_in(state)}" if task_id else f"state {state}"
         super().__init__(
             f"cannot move {task_id or 'a task'} from {state} to {to_state}: "
             + (detail if detail else f"{subject}; {_moves(self.allowed)}")
+        )
+
+
+class NotRetryable(InvalidTransition):
+    """`retry` of a task that is not in the failed state: nothing moved, nothing to retry."""
+
+    def __init__(self, task_id: str, state: str, failed: str, allowed: Iterable[str]) -> None:
+        super().__init__(task_id, state, failed, allowed)
+        MinnaTasksError.__init__(
+            self,
+            f"cannot retry {task_id}: task {task_id} {is_in(state)}, not {failed}; "
+            f"only a {failed} task can be retried; {_moves(self.allowed)}",
         )
 
 
@@ -93,10 +107,18 @@ class UnknownState(MinnaTasksError, ValueError):
 class TransitionConflict(MinnaTasksError):
     """The task moved under you: its state or owner is not what the caller expected."""
 
-    def __init__(self, task_id: str, state: str, message: str, allowed: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        task_id: str,
+        state: str,
+        message: str,
+        allowed: Iterable[str] = (),
+        holder: str | None = None,
+    ) -> None:
         self.task_id = task_id
         self.state = state
         self.allowed = tuple(allowed)
+        self.holder = holder  # set when the task is held by another worker than the caller
         super().__init__(message)
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime
+from pathlib import Path
 from typing import IO, Any
 
 from . import defaults
@@ -83,8 +85,37 @@ def write_document(store: TaskStore, out: IO[str], on_progress: Progress | None 
 def export_tasks(
     store: TaskStore, path: str | os.PathLike[str], on_progress: Progress | None = None
 ) -> int:
-    """Write every task to `path` atomically (a temp file beside it, then a rename)."""
+    """Write every task to `path` atomically (a temp file beside it, then a rename).
+
+    Only a regular file (or nothing) at `path` is replaced: a symlink, a device, a
+    directory or a pipe there is refused and left exactly as it was.
+    """
+    _check_target(Path(path))
     return write_atomically(path, lambda out: write_document(store, out, on_progress))
+
+
+def _check_target(target: Path) -> None:
+    try:
+        mode = os.lstat(target).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise MinnaTasksError(f"cannot write {target}: {e.strerror}") from None
+    if stat.S_ISREG(mode):
+        return
+    kind = (
+        "a symlink"
+        if stat.S_ISLNK(mode)
+        else "a directory"
+        if stat.S_ISDIR(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "not a regular file"
+    )
+    raise MinnaTasksError(
+        f"{target} is {kind}; an export only replaces a regular file (nothing was written; "
+        "use `-` for stdout)"
+    )
 
 
 # -- import -------------------------------------------------------------------
@@ -157,27 +188,42 @@ def validate_document(
     records: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     for index, item in enumerate(tasks):
-        record = _check_task(index, item, states)
+        record = _check_task(_where(index, item), item, states)
         first = seen.setdefault(record["id"], index)
         if first != index:
             raise ImportFormatError(
-                f"task {index}: id {record['id']!r} appears twice (first as task {first})"
+                f"{_where(index, item)}: its id appears twice in the file "
+                f"(tasks number {first + 1} and {index + 1})"
             )
         records.append(record)
     return records
 
 
-def _fail(index: int, field: str, message: str) -> ImportFormatError:
-    return ImportFormatError(f"task {index}: {field} {message}")
+def _where(index: int, item: Any) -> str:
+    """How an error names a task: by its id when it has a usable one, else by its number
+    in the file (1 for the first)."""
+    task_id = item.get("id") if isinstance(item, dict) else None
+    if isinstance(task_id, str) and task_id.strip() and is_utf8(task_id) and "\x00" not in task_id:
+        return f"task {_shown_id(task_id)}"
+    return f"task number {index + 1} in the file"
 
 
-def _check_time(index: int, field: str, value: Any) -> str:
+def _shown_id(task_id: str) -> str:
+    """An id as a message shows it: plain when it is plain text, else quoted."""
+    return task_id if task_id.isprintable() and task_id == task_id.strip() else repr(task_id)
+
+
+def _fail(where: str, field: str, message: str) -> ImportFormatError:
+    return ImportFormatError(f"{where}: {field} {message}")
+
+
+def _check_time(where: str, field: str, value: Any) -> str:
     if not isinstance(value, str):
-        raise _fail(index, field, f"must be an ISO-8601 time, not {_kind(value)}")
+        raise _fail(where, field, f"must be an ISO-8601 time, not {_kind(value)}")
     try:
         datetime.fromisoformat(value)
     except ValueError:
-        raise _fail(index, field, f"is not an ISO-8601 time: {value!r}") from None
+        raise _fail(where, field, f"is not an ISO-8601 time: {value!r}") from None
     return value
 
 
@@ -185,65 +231,65 @@ def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _check_task(index: int, item: Any, states: tuple[str, ...]) -> dict[str, Any]:
+def _check_task(where: str, item: Any, states: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(item, dict):
-        raise ImportFormatError(f"task {index}: must be an object, not {_kind(item)}")
+        raise ImportFormatError(f"{where}: must be an object, not {_kind(item)}")
     task_id = item.get("id")
     if not isinstance(task_id, str) or not task_id.strip() or "\x00" in task_id:
-        raise _fail(index, "id", f"must be a non-empty string, not {task_id!r}")
+        raise _fail(where, "id", f"must be a non-empty string, not {task_id!r}")
     if not is_utf8(task_id):
-        raise _fail(index, "id", "is not valid UTF-8 text")
-    created = _check_time(index, "created_at", item.get("created_at"))
+        raise _fail(where, "id", "is not valid UTF-8 text")
+    created = _check_time(where, "created_at", item.get("created_at"))
     history = item.get("history")
     if not isinstance(history, list) or not history:
-        raise _fail(index, "history", "must be a non-empty list of triples")
+        raise _fail(where, "history", "must be a non-empty list of triples")
     for n, fact in enumerate(history):
-        _check_fact(index, n, fact)
+        _check_fact(where, n, fact)
     current = _replay(history)
     status = current.get("status")
     if status not in states:
-        raise _fail(index, "status", f"{status!r} is not a known state ({', '.join(states)})")
+        raise _fail(where, "status", f"{status!r} is not a known state ({', '.join(states)})")
     for field, expected in current.items():
         if field in item and item[field] != expected:
-            raise _fail(index, field, f"is {item[field]!r} but its history ends with {expected!r}")
+            raise _fail(where, field, f"is {item[field]!r} but its history ends with {expected!r}")
     return {"id": task_id, "created_at": created, "facts": history}
 
 
-def _check_fact(index: int, n: int, fact: Any) -> None:
+def _check_fact(where: str, n: int, fact: Any) -> None:
     # Runs once per triple (a million for 100k tasks): the happy path formats nothing.
     if not isinstance(fact, dict):
-        raise _fail(index, f"history[{n}]", f"must be an object, not {_kind(fact)}")
+        raise _fail(where, f"history[{n}]", f"must be an object, not {_kind(fact)}")
     attribute = fact.get("attribute")
     if not isinstance(attribute, str) or not attribute.strip() or "\x00" in attribute:
         raise _fail(
-            index, f"history[{n}].attribute", f"must be a non-empty string, not {attribute!r}"
+            where, f"history[{n}].attribute", f"must be a non-empty string, not {attribute!r}"
         )
     if "value" not in fact:
-        raise _fail(index, f"history[{n}].value", "is missing")
+        raise _fail(where, f"history[{n}].value", "is missing")
     value = fact["value"]
     if isinstance(value, bool) or not (value is None or isinstance(value, str | int | float)):
         raise _fail(
-            index, f"history[{n}].value", f"must be a string, number or null, not {_kind(value)}"
+            where, f"history[{n}].value", f"must be a string, number or null, not {_kind(value)}"
         )
     problem = _unstorable(value)
     if problem:
-        raise _fail(index, f"history[{n}].value", problem)
+        raise _fail(where, f"history[{n}].value", problem)
     for key in ("attribute", "source", "context"):
         text = fact.get(key)
         if text is not None and not isinstance(text, str):
             raise _fail(
-                index, f"history[{n}].{key}", f"must be a string or null, not {_kind(text)}"
+                where, f"history[{n}].{key}", f"must be a string or null, not {_kind(text)}"
             )
         if not is_utf8(text):
-            raise _fail(index, f"history[{n}].{key}", "is not valid UTF-8 text")
+            raise _fail(where, f"history[{n}].{key}", "is not valid UTF-8 text")
     stamp = fact.get("created_at")
     if stamp not in _GOOD_TIMES:
-        checked = _check_time(index, f"history[{n}].created_at", stamp)
+        checked = _check_time(where, f"history[{n}].created_at", stamp)
         if len(_GOOD_TIMES) < 100_000:
             _GOOD_TIMES.add(checked)  # the triples of one change share their time
     if not FACT_KEY_SET.issuperset(fact):
         unknown = set(fact) - FACT_KEY_SET
-        raise _fail(index, f"history[{n}]", f"has unknown key(s): {', '.join(sorted(unknown))}")
+        raise _fail(where, f"history[{n}]", f"has unknown key(s): {', '.join(sorted(unknown))}")
 
 
 _GOOD_TIMES: set[str] = set()

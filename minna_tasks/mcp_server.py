@@ -30,6 +30,7 @@ import anyio
 import anyio.to_thread
 
 from . import defaults
+from .dbpath import ENV_VARS, resolve_db
 from .errors import MinnaTasksError, StoreError, TaskNotFound
 from .records import Task
 from .store import TaskStore
@@ -65,9 +66,9 @@ try:
         TaskWithHistoryResult,
     )
 except ImportError as e:  # the optional `mcp` extra is not installed
-    raise MinnaTasksError(
-        "the MCP server needs the mcp extra: pip install 'minna-tasks[mcp]'"
-    ) from e
+    from .install_hint import mcp_install_hint
+
+    raise MinnaTasksError(f"the MCP server needs the mcp extra: {mcp_install_hint()}") from e
 
 __all__ = [
     "CURRENT_URI",
@@ -81,6 +82,8 @@ __all__ = [
     "task_uri",
 ]
 
+# Who a tool call acts as when it names no actor.
+MCP_ACTOR = "mcp"
 QUEUE_URI = "task://queue"
 CURRENT_URI = "task://current"
 STATS_URI = "task://stats"
@@ -346,22 +349,25 @@ class _Tools:
         actor: str | None = None,
         result: AnyJSON = None,
         event: str | None = None,
+        force: bool = False,
     ) -> TaskResult:
         """Move a task to `to_state` (a state of the file's state machine) in one atomic
         step, and return it. `expected` refuses the move if the task is no longer in that
-        state; `actor` is who moves it (a held task may only be moved by its owner); `note`
-        is the reason kept in the history; `result` (any JSON) is stored with the move;
-        `event` names the event when a move has several (in_progress -> pending is a
-        release, fail or expire). An invalid move is refused with the moves that are allowed."""
+        state; `actor` is who moves it (default "mcp"): a task a worker holds moves only
+        for that worker, or with `force: true` (recorded as forced); `note` is the reason
+        kept in the history; `result` (any JSON) is stored with the move; `event` names
+        the event when a move has several (in_progress -> pending is a release, fail or
+        expire). An invalid move is refused with the moves that are allowed."""
         return await self._run(
             lambda: self.store.transition(
                 task_id,
                 to_state,
                 expected=expected,
-                actor=actor,
+                actor=actor or MCP_ACTOR,
                 note=note,
                 result=result,
                 event=event,
+                force=force,
             ).to_dict(),
             ctx,
             changed=True,
@@ -564,10 +570,7 @@ def served_path(db_path: str) -> str:
     if db_path == ":memory:":
         return db_path
     path = Path(db_path)
-    implicit = db_path == defaults.DB_PATH or db_path in (
-        os.environ.get("MINNA_DB"),
-        os.environ.get("MINNA_DB_PATH"),
-    )
+    implicit = db_path == defaults.DB_PATH or db_path in [os.environ.get(v) for v in ENV_VARS]
     if not implicit and not path.is_absolute() and not path.exists():
         raise StoreError(
             f"{db_path} does not exist in {Path.cwd()} (the folder the MCP server was started"
@@ -651,8 +654,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--db",
-        default=os.environ.get("MINNA_DB", defaults.DB_PATH),
-        help="the SQLite file (env MINNA_DB, default %(default)s)",
+        help=(
+            f"the SQLite file (default: $MINNA_DB, else $MINNA_DB_PATH, else {defaults.DB_PATH})"
+        ),
     )
     parser.add_argument(
         "--tools",
@@ -662,7 +666,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        serve(args.db, args.tools)
+        serve(resolve_db(args.db), args.tools)
     except MinnaTasksError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 1

@@ -8,17 +8,14 @@ this module as `datasette.json`.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import sqlite3
-from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-import sqlite_utils
-from sqlite_utils.db import quote_identifier
-
-from .atomic import write_atomically
 from .memory import MinnaMemory
 
 VIEWS: dict[str, str] = {
@@ -63,6 +60,8 @@ def ensure_views(memory: MinnaMemory) -> None:
         # Several processes may open the file at once: BEGIN IMMEDIATE serialises
         # them, and create_view(replace=True) re-reads the schema under the lock,
         # leaving views that another process just made current untouched.
+        import sqlite_utils  # only here: it imports pandas when installed (slow to start)
+
         db = sqlite_utils.Database(
             memory.connection, recursive_triggers=False, execute_plugins=False
         )
@@ -73,7 +72,12 @@ def ensure_views(memory: MinnaMemory) -> None:
 
 def view_sql(name: str) -> str:
     """The `CREATE VIEW` statement of one of our views, exactly as SQLite keeps it."""
-    return f"CREATE VIEW {quote_identifier(name)} AS {VIEWS[name]}"
+    return f"CREATE VIEW {_quote_identifier(name)} AS {VIEWS[name]}"
+
+
+def _quote_identifier(name: str) -> str:
+    """As sqlite_utils.db.quote_identifier quotes it (not imported: see ensure_views)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _stale(conn: sqlite3.Connection) -> bool:
@@ -94,14 +98,48 @@ def datasette_metadata(database: str | os.PathLike[str] = DEFAULT_DATABASE) -> d
     Datasette names a database after its file's stem, so `database` may be the
     file path (`.spine/minna.db`) or that name (`minna`).
     """
+    from importlib import resources  # here, not at import: every command opens a store
+
     text = resources.files(__package__).joinpath(METADATA_RESOURCE).read_text("utf-8")
     meta: dict[str, Any] = json.loads(text)
-    name = Path(os.fspath(database)).stem or DEFAULT_DATABASE
-    meta["databases"] = {name: meta["databases"].pop(DEFAULT_DATABASE)}
+    given = os.fspath(database)
+    name = Path(given).stem or DEFAULT_DATABASE
+    entry = meta["databases"].pop(DEFAULT_DATABASE)
+    served = f"The minna-tasks file {given}." if given != name else "A minna-tasks file."
+    entry["description"] = f"{served} {entry['description']}"
+    entry["description_html"] = _contents_html(name, entry)
+    meta["databases"] = {name: entry}
     from .store.projection import AS_OF_SQL  # the one rule for fields (store/fields.py)
 
-    meta["databases"][name]["queries"]["tasks_as_of"]["sql"] = AS_OF_SQL
+    entry["queries"]["tasks_as_of"]["sql"] = AS_OF_SQL
     return meta
+
+
+def _contents_html(name: str, entry: dict[str, Any]) -> str:
+    """The database page's opening: the task views first, then the memory tables under them.
+
+    Datasette lists tables before views, alphabetically; this puts the tasks first.
+    """
+    tables: dict[str, Any] = entry["tables"]
+
+    def link(table: str) -> str:
+        title = html.escape(tables.get(table, {}).get("title") or table)
+        return f'<a href="/{quote(name)}/{quote(table)}">{title}</a> (<code>{table}</code>)'
+
+    def items(names: list[str]) -> str:
+        return "".join(
+            f"<li>{link(t)}: {html.escape(tables.get(t, {}).get('description', ''))}</li>"
+            for t in names
+        )
+
+    memory = [t for t in tables if t not in VIEWS]
+    return (
+        f"<p>{html.escape(entry['description'])}</p>"
+        f"<p><strong>Task views</strong>, one row per task or status change:</p>"
+        f"<ul>{items(list(VIEWS))}</ul>"
+        f"<p><strong>The Minna memory tables</strong> underneath (every triple ever written):</p>"
+        f"<ul>{items(memory)}</ul>"
+    )
 
 
 def write_datasette_metadata(
@@ -112,5 +150,7 @@ def write_datasette_metadata(
     Written atomically (temp file, then rename), so a reader never sees half of it.
     """
     text = json.dumps(datasette_metadata(database), indent=2, ensure_ascii=False) + "\n"
+    from .atomic import write_atomically
+
     write_atomically(path, lambda out: out.write(text))
     return Path(path)

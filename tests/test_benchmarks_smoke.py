@@ -66,6 +66,10 @@ def test_quick_run_writes_every_figure_with_its_baseline(tmp_path: Path) -> None
         "import",
         "rss_small",
         "rss_large",
+        "start_bare",
+        "start_list",
+        "start_mcp_initialize",
+        "start_run_4",
     ):
         assert key in figures, key
         assert figures[key]["rounds"] >= 1

@@ -181,7 +181,8 @@ CASES: list[tuple[str, Setup, int, str]] = [
         "retry-not-failed",
         lambda t, d: ["retry", "t-2"],
         1,
-        "task t-2 is pending, not failed: it moved under you; it can move to: in_progress",
+        "cannot retry t-2: task t-2 is pending, not failed; only a failed task can be retried; "
+        "it can move to: in_progress",
     ),
     (
         "show-bad-as-of",
@@ -235,7 +236,7 @@ CASES: list[tuple[str, Setup, int, str]] = [
         "import-duplicate-ids",
         lambda t, d: ["import", _write(t, "d.json", _doc([_task("a"), _task("b"), _task("a")]))],
         1,
-        "task 2: id 'a' appears twice (first as task 0)",
+        "task a: its id appears twice in the file (tasks number 1 and 3)",
     ),
     (
         "import-existing-id",
@@ -269,7 +270,7 @@ CASES: list[tuple[str, Setup, int, str]] = [
             ),
         ],
         1,
-        f"task 0: status 'done' is not a known state ({STATES})",
+        f"task n-1: status 'done' is not a known state ({STATES})",
     ),
     (
         "import-bad-value-type",
@@ -298,19 +299,19 @@ CASES: list[tuple[str, Setup, int, str]] = [
             ),
         ],
         1,
-        "task 1: history[0].value must be a string, number or null, not list",
+        "task n-2: history[0].value must be a string, number or null, not list",
     ),
     (
         "import-field-disagrees",
         lambda t, d: ["import", _write(t, "f.json", _doc([_task(title="edited")]))],
         1,
-        "task 0: title is 'edited' but its history ends with 'imported'",
+        "task n-1: title is 'edited' but its history ends with 'imported'",
     ),
     (
         "import-bad-time",
         lambda t, d: ["import", _write(t, "t.json", _doc([_task(created_at="today")]))],
         1,
-        "task 0: created_at is not an ISO-8601 time: 'today'",
+        "task n-1: created_at is not an ISO-8601 time: 'today'",
     ),
     (
         "import-count-mismatch",
@@ -504,7 +505,7 @@ def test_import_validates_everything_before_writing(tmp_path: Path, db: Path) ->
     result = CliRunner().invoke(cli, ["--db", str(db), "import", path])
     assert (result.exit_code, result.stderr) == (
         1,
-        "Error: task 50: status is 'completed' but its history ends with 'pending'\n",
+        "Error: task n-50: status is 'completed' but its history ends with 'pending'\n",
     )
     assert dump(db) == before
     assert jsonio.FORMAT == "minna-tasks"

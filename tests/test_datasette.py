@@ -57,11 +57,18 @@ def test_metadata_describes_every_view_column(tmp_path: Path) -> None:
 
 
 def test_write_datasette_metadata_names_the_database_after_the_file(tmp_path: Path) -> None:
-    out = write_datasette_metadata(tmp_path / "meta.json", tmp_path / "elsewhere" / "work.db")
+    work = tmp_path / "elsewhere" / "work.db"
+    out = write_datasette_metadata(tmp_path / "meta.json", work)
     assert out == tmp_path / "meta.json"
     written = json.loads(out.read_text("utf-8"))
     assert list(written["databases"]) == ["work"]
-    assert written["databases"]["work"] == datasette_metadata()["databases"]["minna"]
+    assert written["databases"]["work"] == datasette_metadata(work)["databases"]["work"]
+    # The metadata names the file actually served, and lists the task views first.
+    entry = written["databases"]["work"]
+    assert entry["description"].startswith(f"The minna-tasks file {work}. ")
+    page = entry["description_html"]
+    assert page.index('href="/work/tasks"') < page.index('href="/work/task_transitions"')
+    assert page.index('href="/work/task_expired_leases"') < page.index('href="/work/memories"')
     assert list(json.loads(write_datasette_metadata(out).read_text())["databases"]) == ["minna"]
     assert [p.name for p in tmp_path.iterdir()] == ["meta.json"]  # no temp file left behind
 
@@ -177,6 +184,21 @@ def test_server_serves_the_metadata(server: Server) -> None:
     page = httpx.get(f"{server.url}/minna/tasks", timeout=30).text
     assert "One row per task with its current values" in page
     assert "Current state: pending, in_progress, review, completed or failed." in page
+
+
+def test_database_page_shows_the_task_views_before_the_memory_tables(server: Server) -> None:
+    page = httpx.get(f"{server.url}/minna", timeout=30).text
+    assert f"The minna-tasks file {server.path}." in page
+    first_view = page.index('href="/minna/tasks"')
+    assert first_view < page.index('href="/minna/memories"')
+    assert first_view < page.index('<h2 id="tables">')
+
+
+def test_canned_tasks_as_of_says_when_it_cannot_read_the_time(server: Server) -> None:
+    rows = server.get("tasks_as_of", when="yesterday")
+    assert len(rows) == 1
+    assert rows[0]["id"].startswith("cannot read 'yesterday' as a time: give e.g. ")
+    assert len(server.get("tasks_as_of", when="now")) == len(server.store.list())
 
 
 def test_tasks_json(server: Server) -> None:

@@ -1,4 +1,4 @@
-"""File safety: modes follow the umask, exports never write through a symlink, and the
+"""File safety: modes follow the umask, exports never replace or write through a symlink, the
 MCP server talks over stdio only (it opens no network socket).
 """
 
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from minna_tasks import TaskStore, jsonio
+from minna_tasks import MinnaTasksError, TaskStore, jsonio
 
+from .conftest import unchanged
 from .reliability_workers import ROOT
 
 CLI = str(Path(sys.executable).with_name("minna-tasks"))
@@ -24,7 +25,7 @@ CREATE = textwrap.dedent(
     """
     import os, subprocess, sys
     os.umask(int(sys.argv[1], 8))
-    from minna_tasks import TaskStore, jsonio
+    from minna_tasks import MinnaTasksError, TaskStore, jsonio
     folder = sys.argv[2]
     with TaskStore(os.path.join(folder, ".spine", "minna.db")) as store:
         store.add("one")
@@ -74,7 +75,7 @@ def test_database_and_exports_are_created_with_the_users_umask(tmp_path: Path, u
     assert not any(mode & stat.S_IWOTH for mode in found.values())
 
 
-def test_export_replaces_a_symlink_and_never_writes_through_it(tmp_path: Path) -> None:
+def test_export_refuses_a_symlink_and_leaves_it_as_it_was(tmp_path: Path) -> None:
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
     link = tmp_path / "export.json"
@@ -85,27 +86,49 @@ def test_export_replaces_a_symlink_and_never_writes_through_it(tmp_path: Path) -
     db = tmp_path / "t.db"
     with TaskStore(db) as store:
         store.add("one")
-        assert jsonio.export_tasks(store, link) == 1
-        assert jsonio.export_tasks(store, dangling) == 1
+        for path in (link, dangling, tmp_path):
+            with pytest.raises(MinnaTasksError, match="an export only replaces a regular file"):
+                jsonio.export_tasks(store, path)
     assert victim.read_text() == "precious"
     assert not elsewhere.exists()
-    for path in (link, dangling):
-        assert not path.is_symlink()
-        assert json.loads(path.read_text())["tasks"][0]["title"] == "one"
-    # The same through the real command line.
-    cli_link = tmp_path / "cli.json"
-    cli_link.symlink_to(victim)
+    assert os.readlink(link) == str(victim)
+    assert os.readlink(dangling) == str(elsewhere)
+    # The same through the real command line, and /dev/stdout (a symlink) stays one.
+    for target in (link, Path("/dev/null"), Path("/dev/stdout")):
+        before = os.lstat(target)
+        with unchanged(db):
+            done = subprocess.run(
+                [CLI, "--db", str(db), "export", str(target)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        assert done.returncode == 1
+        assert done.stderr.startswith(f"Error: {target} is a ")
+        assert done.stderr.count("\n") == 1
+        after = os.lstat(target)
+        assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
+    assert victim.read_text() == "precious"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_export_dash_writes_to_stdout(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    with TaskStore(db) as store:
+        store.add("one")
     done = subprocess.run(
-        [CLI, "--db", str(db), "export", str(cli_link)],
+        [CLI, "--db", str(db), "export", "-"],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
-    assert victim.read_text() == "precious"
-    assert not cli_link.is_symlink()
-    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    assert json.loads(done.stdout)["tasks"][0]["title"] == "one"
+    assert done.stderr == "Exported 1 task(s) to stdout\n"
+    assert not (tmp_path / "-").exists()
 
 
 def _socket_inodes(pid: int) -> set[str]:

@@ -36,6 +36,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/memory/database.py", "_Transaction.__exit__"): (
         "ROLLBACK TO/RELEASE minna_<depth>: an internal int counter"
     ),
+    ("minna_tasks/memory/waiting.py", "begin_immediate"): (
+        "PRAGMA busy_timeout= int() of the store's float timeout, in milliseconds"
+    ),
     ("minna_tasks/memory/api.py", "MinnaMemory.recall"): (
         "WHERE joins constant 'entity = ?' / 'attribute = ?' clauses; values are bound"
     ),

@@ -181,18 +181,21 @@ BAD: list[tuple[Any, str]] = [
         "doc has format version '1'; this minna-tasks reads version 1",
     ),
     ({"format": "minna-tasks", "version": 1, "tasks": {}}, "doc: 'tasks' must be a list"),
-    ({"format": "minna-tasks", "version": 1, "tasks": [7]}, "task 0: must be an object, not int"),
+    (
+        {"format": "minna-tasks", "version": 1, "tasks": [7]},
+        "task number 1 in the file: must be an object, not int",
+    ),
     (
         {"format": "minna-tasks", "version": 1, "tasks": [_task("")]},
-        "task 0: id must be a non-empty string, not ''",
+        "task number 1 in the file: id must be a non-empty string, not ''",
     ),
     (
         {"format": "minna-tasks", "version": 1, "tasks": [_task("a", history=[])]},
-        "task 0: history must be a non-empty list of triples",
+        "task a: history must be a non-empty list of triples",
     ),
     (
         {"format": "minna-tasks", "version": 1, "tasks": [_task("a", history=[{"value": 1}])]},
-        "task 0: history[0].attribute must be a non-empty string, not None",
+        "task a: history[0].attribute must be a non-empty string, not None",
     ),
     (
         {
@@ -200,7 +203,7 @@ BAD: list[tuple[Any, str]] = [
             "version": 1,
             "tasks": [_task("a", history=[{"attribute": "status", "created_at": "2026-01-01"}])],
         },
-        "task 0: history[0].value is missing",
+        "task a: history[0].value is missing",
     ),
     (
         {
@@ -220,7 +223,7 @@ BAD: list[tuple[Any, str]] = [
                 )
             ],
         },
-        "task 0: history[0].source must be a string or null, not int",
+        "task a: history[0].source must be a string or null, not int",
     ),
     (
         {
@@ -240,7 +243,7 @@ BAD: list[tuple[Any, str]] = [
                 )
             ],
         },
-        "task 0: history[0] has unknown key(s): extra",
+        "task a: history[0] has unknown key(s): extra",
     ),
     (
         {
@@ -252,12 +255,12 @@ BAD: list[tuple[Any, str]] = [
                 )
             ],
         },
-        "task 0: status None is not a known state (pending, in_progress, review, failed, "
+        "task a: status None is not a known state (pending, in_progress, review, failed, "
         "completed)",
     ),
     (
         {"format": "minna-tasks", "version": 1, "tasks": [_task("a", attempts=2)]},
-        "task 0: attempts is 2 but its history ends with 0",
+        "task a: attempts is 2 but its history ends with 0",
     ),
 ]
 

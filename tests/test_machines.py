@@ -364,7 +364,7 @@ def test_an_import_without_a_machine_is_checked_against_the_store(tmp_path: Path
         store.add("keep")
     with TaskStore(target) as store, unchanged(target), pytest.raises(ImportFormatError) as info:
         jsonio.import_tasks(store, tmp_path / "d.json")
-    assert "task 0: status 'pending' is not a known state (todo, doing, done)" in str(info.value)
+    assert "task t-1: status 'pending' is not a known state (todo, doing, done)" in str(info.value)
 
 
 # -- the command line ------------------------------------------------------------------

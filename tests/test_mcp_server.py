@@ -162,7 +162,13 @@ def test_task_tools_do_the_whole_cycle(mcp_store: TaskStore) -> None:
         out["done"] = value(
             await c.call_tool(
                 "transition_task",
-                {"task_id": "job-1", "to_state": "completed", "expected": "review", "note": "ok"},
+                {
+                    "task_id": "job-1",
+                    "to_state": "completed",
+                    "expected": "review",
+                    "note": "ok",
+                    "actor": "w",
+                },
             )
         )
         out["empty"] = value(await c.call_tool("claim_task", {"worker": "w"}))
@@ -282,7 +288,7 @@ BAD_CALLS = [
     (
         "transition_task",
         {"task_id": "t-2", "to_state": "review", "actor": "intruder"},
-        "task t-2 is in_progress and held by w, not intruder",
+        "task t-2 is in_progress and held by w, not intruder; move it as w or force the move",
     ),
     (
         "transition_task",

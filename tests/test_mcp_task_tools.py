@@ -108,5 +108,5 @@ def test_fail_and_retry_refuse_what_the_store_refuses(db_path: Path) -> None:
         assert text(results[0]).startswith("task t-1 is in_progress and held by w, not intruder")
         assert text(results[1]) == "task 't-404' not found"
         assert text(results[2]) == "invalid arguments for fail_task: error: Field required"
-        assert text(results[3]).startswith("task t-2 is pending, not failed")
+        assert text(results[3]).startswith("cannot retry t-2: task t-2 is pending, not failed")
         assert dump(db_path) == before

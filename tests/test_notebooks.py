@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -91,6 +94,29 @@ def test_notebook_runs_and_draws(
     assert db.read_bytes() == before  # read-only
 
 
+def test_tries_are_counted_as_minna_task_attempt_counts_them(
+    kernel_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = kernel_env / "demo.db"
+    build_demo(db).close()
+    monkeypatch.setenv("MINNA_DB", str(db))
+    nb = nbformat.read(NOTEBOOKS[0], as_version=4)
+    nb.cells.append(
+        nbformat.v4.new_code_cell('print(dict(zip(tasks["title"], tasks["tries"].astype(int))))')
+    )
+    nb = run(nb, cwd=kernel_env)
+    printed = "".join(o.get("text", "") for o in nb.cells[-2].outputs)
+    tries = ast.literal_eval(printed)  # the dict the cell above printed
+    assert tries == {
+        "Fetch the report": 1,  # completed on the first try: MINNA_TASK_ATTEMPT was 1
+        "Summarise it": 1,
+        "Flaky check": 2,  # failed verification once
+        "Doomed": 2,  # two failed tries, max_attempts 2
+        "Held by a dead worker": 1,  # on its first try (its worker died)
+        "Waiting in the queue": 0,
+    }
+
+
 def test_explore_finds_the_default_path(kernel_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without MINNA_DB the notebook reads .spine/minna.db in its folder or a parent
     (Jupyter runs it in notebooks/); a missing file is a clear error, not a new database."""
@@ -119,3 +145,62 @@ def test_explore_finds_the_default_path(kernel_env: Path, monkeypatch: pytest.Mo
         client.kc.execute("import os; os.environ['MINNA_DB'] = 'other.db'")
         client.execute_cell(setup, 0)
         assert setup.outputs[0]["text"] == f"reading {project / 'other.db'}\n"
+
+
+def test_the_readme_command_leaves_an_executed_notebook_with_its_plots(
+    kernel_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`jupyter execute ... --output` as the README and the demo print it: the plots are
+    saved where the user can open them (a bare `jupyter execute` saves nothing)."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text("utf-8")
+    command = "jupyter execute notebooks/explore.ipynb --output ../.spine/explore"
+    assert command in readme
+    project = kernel_env / "project"
+    (project / "notebooks").mkdir(parents=True)
+    (project / "notebooks" / "explore.ipynb").write_bytes(NOTEBOOKS[0].read_bytes())
+    build_demo(project / ".spine" / "minna.db").close()
+    monkeypatch.delenv("MINNA_DB", raising=False)
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("jupyter")), *command.split()[1:]],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    executed = nbformat.read(project / ".spine" / "explore.ipynb", as_version=4)
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+    assert len([o for o in outputs if "image/png" in o.get("data", {})]) >= 4
+    assert nbformat.read(project / "notebooks" / "explore.ipynb", as_version=4) == nbformat.read(
+        NOTEBOOKS[0], as_version=4
+    )  # the notebook itself stays without outputs
+
+
+def test_the_demos_notebook_hint_runs_as_printed(
+    kernel_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`minna-tasks demo` prints a notebook command that runs from the demo's folder, with
+    no virtualenv on PATH, and leaves the executed notebook beside the database."""
+    folder = kernel_env / "somewhere"
+    folder.mkdir()
+    monkeypatch.delenv("MINNA_DB", raising=False)
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}
+    demo = subprocess.run(
+        [str(Path(sys.executable).with_name("minna-tasks")), "demo"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert demo.returncode == 0, demo.stderr
+    hint = next(line.strip() for line in demo.stdout.splitlines() if " execute " in line)
+    done = subprocess.run(
+        hint, shell=True, cwd=folder, capture_output=True, text=True, timeout=300, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    executed = nbformat.read(folder / ".spine" / "explore.ipynb", as_version=4)
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+    assert len([o for o in outputs if "image/png" in o.get("data", {})]) >= 4

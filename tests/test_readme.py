@@ -20,4 +20,7 @@ def test_readme_python_block_runs(
     code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, str(README), "exec"), {"__name__": "__readme__"})
+    # Twice in the same folder: an example must be right wherever it runs, not only
+    # on a fresh file.
+    for _ in range(2):
+        exec(compile(code, str(README), "exec"), {"__name__": "__readme__"})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -39,20 +38,21 @@ def test_commands_see_the_task_and_their_output_is_the_result(db: Path) -> None:
     result = run(db, "--", "sh", "-c", ECHO_ENV)
     assert result.exit_code == 0, result.stderr
     assert result.stdout == (
-        f"Ran 2 task(s) with 1 worker(s): 2 completed, 0 failed, 0 back to pending; "
-        f"0 left unfinished in {db}\n"
+        f"Ran 2 task(s) with 1 worker(s): 2 completed, 0 failed, 0 back to pending "
+        f"(0 failed attempt(s)); 0 pending in {db}\n"
     )
     assert result.stderr == ""  # no progress display when not on a terminal
     with TaskStore(db) as store:
         first, second = store.list()
     assert first.status == "completed"
-    assert json.loads(first.result) == {
+    # Output that parses as JSON is stored as that value, not as a string holding JSON.
+    assert first.result == {
         "id": "t-1",
         "title": "first",
         "payload": {"n": 1},
         "attempt": 1,
     }
-    assert json.loads(second.result)["payload"] is None
+    assert second.result["payload"] is None
 
 
 def test_a_failing_command_uses_up_attempts_and_exits_1(db: Path) -> None:
@@ -62,13 +62,20 @@ def test_a_failing_command_uses_up_attempts_and_exits_1(db: Path) -> None:
     script = 'if [ "$MINNA_TASK_TITLE" = bad ]; then echo "no luck" >&2; exit 3; fi; echo fine'
     result = run(db, script)  # one argument: run through the shell
     assert result.exit_code == 1
+    # Every task touched is in exactly one count: 1 + 1 + 0 == 2.
     assert result.stdout.startswith(
-        "Ran 2 task(s) with 1 worker(s): 1 completed, 1 failed, 1 back to pending;"
+        "Ran 2 task(s) with 1 worker(s): 1 completed, 1 failed, 0 back to pending "
+        "(2 failed attempt(s)); 0 pending in "
     )
+    # Each failed attempt's error is on stderr as it happens.
+    assert result.stderr.splitlines() == [
+        "run: t-2: attempt 1 of 2 failed: CommandFailed: command exited with code 3: no luck",
+        "run: t-2: attempt 2 of 2 failed: CommandFailed: command exited with code 3: no luck",
+    ]
     with TaskStore(db) as store:
         good, bad = store.list()
         steps = [(s.to_state, s.note) for s in store.history("t-2")]
-    assert (good.status, good.result) == ("completed", "fine")
+    assert (good.status, good.result) == ("completed", "fine")  # not JSON: stored as text
     assert (bad.status, bad.attempts) == ("failed", 2)
     assert bad.error == "CommandFailed: command exited with code 3: no luck"
     assert steps == [
@@ -122,7 +129,9 @@ def test_max_tasks_and_progress(db: Path) -> None:
         store.add_many(["a", "b", "c"])
     result = run(db, "--max-tasks", "2", "--progress", "--", "true")
     assert result.exit_code == 0
-    assert "run: 2 done, 0 failed, 0 retried, 1 remaining" in result.stderr
+    assert "run: 2 completed, 0 failed, 0 failed attempt(s), 0 in hand" in result.stderr
+    assert result.stdout.startswith("Ran 2 task(s) with 1 worker(s): 2 completed, 0 failed, ")
+    assert result.stdout.endswith(f"; 1 pending in {db}\n")
     with TaskStore(db) as store:
         assert store.stats()["pending"] == 1
         assert store.stats()["completed"] == 2
@@ -188,7 +197,9 @@ def test_sigint_releases_the_task_in_hand(db: Path, tmp_path: Path, workers: int
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 130, err
-        assert err.endswith("Interrupted: the task in hand went back to pending.\n")
+        handed_back = sorted(t.id for t in store.list() if len(store.history(t.id)) > 1)
+        assert err.endswith(f"Interrupted; handed back to pending: {', '.join(handed_back)}.\n")
+        assert f"{workers} back to pending (0 failed attempt(s))" in out
         assert store.stats()["pending"] == 3
         held = [t for t in store.list() if t.attempts or t.owner]
         released = [store.history(t.id)[-1] for t in store.list() if len(store.history(t.id)) > 1]

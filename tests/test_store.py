@@ -298,9 +298,39 @@ def test_retry_failed(store: TaskStore, db_path: Path) -> None:
     retried = store.retry(task.id)
     assert (retried.status, retried.attempts) == ("pending", 0)
     before = dump(db_path)
-    with pytest.raises(TransitionConflict, match="is pending, not failed"):
+    # Nothing moved under anyone: the task is simply not failed.
+    with pytest.raises(
+        InvalidTransition,
+        match=r"^cannot retry t-1: task t-1 is pending, not failed; only a failed task can be "
+        r"retried; it can move to: in_progress$",
+    ):
         store.retry(task.id)
     assert dump(db_path) == before
+
+
+def test_messages_say_in_for_states_that_are_places(store: TaskStore) -> None:
+    store.add("a")
+    store.claim("w")
+    store.transition("t-1", "review", actor="w")
+    with pytest.raises(InvalidTransition, match="task t-1 is in review; it can move to"):
+        store.transition("t-1", "in_progress")
+    with pytest.raises(TransitionConflict, match="task t-1 is in review, not pending"):
+        store.transition("t-1", "completed", expected="pending")
+
+
+def test_a_forced_move_of_a_held_task_is_recorded_as_forced(store: TaskStore) -> None:
+    store.add("a")
+    store.claim("alice")
+    with pytest.raises(TransitionConflict, match="held by alice, not bob") as refused:
+        store.transition("t-1", "review", actor="bob")
+    assert refused.value.holder == "alice"
+    moved = store.transition("t-1", "review", actor="bob", note="alice is away", force=True)
+    assert moved.status == "review"
+    step = store.history("t-1")[-1]
+    assert (step.actor, step.note) == ("bob", "forced (held by alice): alice is away")
+    # The holder itself needs no force, and nothing is recorded as forced.
+    store.transition("t-1", "completed", actor="alice", force=True)
+    assert store.history("t-1")[-1].note is None
 
 
 def test_completed_is_terminal(store: TaskStore) -> None:

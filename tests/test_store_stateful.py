@@ -65,7 +65,7 @@ class TaskStoreMachine(RuleBasedStateMachine):
         else:
             # What a write returns is exactly what a fresh read sees.
             assert returned == self.store.get(returned.id)
-        assert type(raised) is error if error else raised is None, f"got {raised!r}"
+        assert isinstance(raised, error) if error else raised is None, f"got {raised!r}"
 
     def _ids(self) -> list[str]:
         return sorted(self.model)
@@ -171,7 +171,7 @@ class TaskStoreMachine(RuleBasedStateMachine):
     def retry(self, data: st.DataObject) -> None:
         task_id = data.draw(st.sampled_from(self._ids()))
         m = self.model[task_id]
-        error = None if m.status == "failed" else TransitionConflict
+        error = None if m.status == "failed" else InvalidTransition  # nothing moved under you
         self._expect(error, lambda: self.store.retry(task_id))
         if error is None:
             self._set(m, "pending", None)

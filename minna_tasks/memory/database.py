@@ -21,6 +21,7 @@ from ..errors import (
 )
 from . import fulltext
 from .schema import FTS_MIGRATIONS, MIGRATIONS, OWN_TABLES, SCHEMA_VERSION, statements
+from .waiting import OnWait, begin_immediate
 
 DEFAULT_PATH = DB_PATH  # defined once, in minna_tasks/defaults.py
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -112,6 +113,8 @@ class Database:
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
         self._forks = _forks
+        # Called once a write has waited a second for another writer's lock (the CLI says so).
+        self.on_wait: OnWait | None = None
         self.readonly = readonly or (self.path != ":memory:" and _is_readonly(self.path))
         self._held: tuple[int, int] | None = None
         self._prepare_path()
@@ -131,6 +134,8 @@ class Database:
                 head = f.read(len(SQLITE_HEADER))
             if head and head != SQLITE_HEADER:
                 raise StoreError(f"{self.path} is not a SQLite database", self.path)
+            if not head and self.readonly:
+                raise StoreError(f"{self.path} is empty: not a database yet", self.path)
         elif self.readonly:
             raise StoreError(f"{self.path} does not exist", self.path)
         else:
@@ -142,7 +147,7 @@ class Database:
     def _open(self) -> None:
         try:
             if self.readonly:
-                uri = Path(self.path).absolute().as_uri() + "?mode=ro"
+                uri = Path(self.path).absolute().as_uri() + "?mode=ro" + _immutable(self.path)
                 conn = sqlite3.connect(
                     uri,
                     uri=True,
@@ -346,7 +351,7 @@ class _Transaction:
                 db._depth += 1
                 return conn
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                begin_immediate(conn, db.timeout, db.on_wait)
             except sqlite3.DatabaseError as e:
                 raise _translate(e, db.path) from e
             db._depth = 1
@@ -412,6 +417,30 @@ def _is_readonly(path: str) -> bool:
     folder = os.path.dirname(os.path.abspath(path))
     no_write_bits = not os.stat(path).st_mode & 0o222
     return no_write_bits or not os.access(path, os.W_OK) or not os.access(folder, os.W_OK)
+
+
+def _immutable(path: str) -> str:
+    """`&immutable=1` for a WAL file we may only read in a folder we may not write.
+
+    SQLite cannot open such a file read-only without its `-shm` (it would have to
+    create one); with no `-wal` content there is nothing the shm would index, so the
+    main file alone is the whole database.
+    """
+    with open(path, "rb") as f:
+        head = f.read(20)
+    wal_mode = len(head) == 20 and head[18:20] == b"\x02\x02"
+    folder = os.path.dirname(os.path.abspath(path))
+    # As in _is_readonly, a folder with no write bits counts as read-only even for root.
+    writable = os.access(folder, os.W_OK) and os.stat(folder).st_mode & 0o222
+    if not wal_mode or os.path.exists(path + "-shm") or writable:
+        return ""
+    if os.path.exists(path + "-wal") and os.path.getsize(path + "-wal") > 0:
+        raise StoreError(
+            f"{path} has unmerged changes in {path}-wal but no {path}-shm, and its folder "
+            "is read-only: it cannot be read consistently; open it once where it is writable",
+            path,
+        )
+    return "&immutable=1"
 
 
 def _translate(error: sqlite3.DatabaseError, path: str) -> MinnaTasksError:

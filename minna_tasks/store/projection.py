@@ -84,9 +84,13 @@ def _as_of_sql() -> str:
     selected = ",\n  ".join(
         f"{_latest(FIELDS[name], 'e.name', when)} AS {name}" for name in columns
     )
+    nulls = ", ".join(f"NULL AS {name}" for name in columns)
     return (
         f"SELECT * FROM (\nSELECT\n  e.name AS id,\n  {selected}\nFROM entities e\n"
-        f"WHERE e.entity_type = '{ENTITY_TYPE}'\nORDER BY e.id\n) WHERE status IS NOT NULL"
+        f"WHERE e.entity_type = '{ENTITY_TYPE}'\nORDER BY e.id\n) WHERE status IS NOT NULL\n"
+        "UNION ALL\nSELECT 'cannot read ' || quote(:when) || ' as a time: give e.g."
+        f" 2026-01-31 12:00, 2026-01-31T12:00:00+02:00 or now' AS id, {nulls}\n"
+        "WHERE strftime('%Y-%m-%dT%H:%M:%f', :when) IS NULL"
     )
 
 

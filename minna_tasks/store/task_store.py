@@ -18,6 +18,7 @@ from ..errors import (
     MachineInUse,
     MachineMismatch,
     MissingRole,
+    NotRetryable,
     TaskExists,
     TaskFieldProtected,
     TaskNotFound,
@@ -38,6 +39,7 @@ from ..records import (
     load_json,
 )
 from ..states import StateMachine
+from ..wording import is_in
 from . import fields, machines
 from .names import free_ids, id_owner, id_taken, owners
 from .projection import (
@@ -385,15 +387,16 @@ class TaskStore:
         error: str | None = None,
         *,
         event: str | None = None,
+        force: bool = False,
     ) -> Task:
         """Move a task to `to_state` in one atomic step, by the machine's event for that move.
 
         A move with several events (`in_progress -> pending` is a release, a failure or
         an expiry) means the first one declared unless `event` names another. Raises
         TransitionConflict if the task is not in `expected` (or is held by another
-        worker than `actor`), InvalidTransition if the machine forbids the move. An
-        event that counts a failed attempt (review -> pending) goes to failed once
-        attempts are used up.
+        worker than `actor`, unless `force`, which the history records),
+        InvalidTransition if the machine forbids the move. An event that counts a
+        failed attempt (review -> pending) goes to failed once attempts are used up.
         """
         to_state = self.machine.check_state(to_state)
         if expected is not None:
@@ -401,8 +404,10 @@ class TaskStore:
         result_json = dump_json("result", result)
         with self.memory.transaction():
             task = self._require(task_id)
-            self._check_expected(task, expected, actor)
+            self._check_expected(task, expected, None if force else actor)
             step = self.machine.event(task.status, to_state, event, task_id)
+            if force and actor != task.owner and task.status in self.machine.held:
+                note = f"forced (held by {task.owner})" + (f": {note}" if note else "")
             return self._apply(task, step, actor, note, result_json=result_json, error=error)
 
     def _check_expected(self, task: Task, expected: str | None, actor: str | None) -> None:
@@ -410,7 +415,7 @@ class TaskStore:
             raise TransitionConflict(
                 task.id,
                 task.status,
-                f"task {task.id} is {task.status}, not {expected}: it moved under you; "
+                f"task {task.id} {is_in(task.status)}, not {expected}: it moved under you; "
                 f"it can move to: {', '.join(self.machine.allowed(task.status)) or 'nothing'}",
                 self.machine.allowed(task.status),
             )
@@ -423,8 +428,10 @@ class TaskStore:
             raise TransitionConflict(
                 task.id,
                 task.status,
-                f"task {task.id} is {task.status} and held by {task.owner}, not {actor}",
+                f"task {task.id} {is_in(task.status)} and held by {task.owner}, not {actor}; "
+                f"move it as {task.owner} or force the move",
                 self.machine.allowed(task.status),
+                holder=task.owner,
             )
 
     def _move(
@@ -596,7 +603,7 @@ class TaskStore:
             raise TransitionConflict(
                 task.id,
                 task.status,
-                f"task {task.id} is {task.status} and {holder}, not {worker}",
+                f"task {task.id} {is_in(task.status)} and {holder}, not {worker}",
                 self.machine.allowed(task.status),
             )
 
@@ -625,6 +632,11 @@ class TaskStore:
         queue, attempts back to 0."""
         if self.machine.failed is None:
             raise MissingRole("failed", "retry")
+        task = self._require(task_id)
+        if task.status != self.machine.failed:
+            raise NotRetryable(
+                task.id, task.status, self.machine.failed, self.machine.allowed(task.status)
+            )
         return self.transition(
             task_id,
             self.machine.initial,
