@@ -19,6 +19,7 @@ COMMANDS = {
     "claim": "minna_tasks_cli.tasks:claim",
     "heartbeat": "minna_tasks_cli.tasks:heartbeat",
     "release": "minna_tasks_cli.tasks:release",
+    "fail": "minna_tasks_cli.tasks:fail",
     "recover": "minna_tasks_cli.tasks:recover",
     "retry": "minna_tasks_cli.tasks:retry",
     "history": "minna_tasks_cli.tasks:history",

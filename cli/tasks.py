@@ -39,6 +39,12 @@ WORKER = click.option(
     show_default=WHO_DEFAULT,
     help="The worker that holds the task.",
 )
+TOKEN = click.option(
+    "--token",
+    type=int,
+    help="The claim's token (claim --json prints claim_token): refused once another "
+    "claim holds the task, even one by the same worker name.",
+)
 TASK_ID = click.argument("task_id", shell_complete=task_ids)
 # `claim`'s exit status when nothing is pending: `while id=$(minna-tasks claim); do ...`.
 NOTHING_PENDING = 3
@@ -154,6 +160,7 @@ def show(app: App, task_id: str, as_of: str | None, as_json: bool) -> None:
     is_flag=True,
     help="Move a task another worker holds (the history records it as forced).",
 )
+@TOKEN
 @json_option
 @pass_app
 def move(
@@ -167,6 +174,7 @@ def move(
     event: str | None,
     actor: str,
     force: bool,
+    token: int | None,
     as_json: bool,
 ) -> None:
     """Move a task to STATE (checked against the state machine).
@@ -188,6 +196,7 @@ def move(
             error=error_text,
             event=event,
             force=force,
+            token=token,
         )
     except TransitionConflict as e:
         if e.holder is None:
@@ -244,10 +253,11 @@ def claim(app: App, worker: str, lease: float, as_json: bool) -> None:
     show_default=True,
     help="Seconds from now the lease holds.",
 )
+@TOKEN
 @pass_app
-def heartbeat(app: App, task_id: str, worker: str, lease: float) -> None:
+def heartbeat(app: App, task_id: str, worker: str, lease: float, token: int | None) -> None:
     """Extend the lease on a task you hold."""
-    task = app.store(create=False).heartbeat(task_id, worker, lease)
+    task = app.store(create=False).heartbeat(task_id, worker, lease, token=token)
     click.echo(f"{task.id}: lease held by {task.owner} until {task.lease_expires_at}")
 
 
@@ -255,11 +265,41 @@ def heartbeat(app: App, task_id: str, worker: str, lease: float) -> None:
 @TASK_ID
 @WORKER
 @click.option("--note", help="Why (stored with the status change).")
+@TOKEN
 @pass_app
-def release(app: App, task_id: str, worker: str, note: str | None) -> None:
+def release(app: App, task_id: str, worker: str, note: str | None, token: int | None) -> None:
     """Hand a task you hold back to the queue (no attempt counted)."""
-    task = app.store(create=False).release(task_id, worker, note=note)
+    task = app.store(create=False).release(task_id, worker, note=note, token=token)
     click.echo(f"{task.id}: {task.status}")
+
+
+@click.command()
+@TASK_ID
+@WORKER
+@click.option("--error", "error_text", metavar="TEXT", help="What went wrong (stored).")
+@click.option("--note", help="Why (stored with the status change).")
+@click.option("--expect", metavar="STATE", help="Refuse unless the task is in this state.")
+@TOKEN
+@json_option
+@pass_app
+def fail(
+    app: App,
+    task_id: str,
+    worker: str,
+    error_text: str | None,
+    note: str | None,
+    expect: str | None,
+    token: int | None,
+    as_json: bool,
+) -> None:
+    """Record a failed attempt of a task you hold: back to the queue, or to failed once
+    its attempts are used up."""
+    store = app.store(create=False)
+    task = store.fail(task_id, worker, error=error_text, note=note, expected=expect, token=token)
+    if as_json:
+        emit_json(task.to_dict())
+    else:
+        click.echo(f"{task.id}: {task.status} (attempts {task.attempts}/{task.max_attempts})")
 
 
 @click.command()
@@ -312,4 +352,18 @@ def stats(app: App, as_json: bool) -> None:
         )
 
 
-COMMANDS = (init, add, list_, show, move, claim, heartbeat, release, recover, retry, history, stats)
+COMMANDS = (
+    init,
+    add,
+    list_,
+    show,
+    move,
+    claim,
+    heartbeat,
+    release,
+    fail,
+    recover,
+    retry,
+    history,
+    stats,
+)

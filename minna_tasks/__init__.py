@@ -2,6 +2,7 @@
 
 from .errors import (
     AliasTaken,
+    ClaimSuperseded,
     EntityTypeConflict,
     IdTaken,
     ImportFormatError,
@@ -35,6 +36,7 @@ __version__ = "0.2.0"
 
 __all__ = [
     "AliasTaken",
+    "ClaimSuperseded",
     "EntityTypeConflict",
     "Event",
     "IdTaken",

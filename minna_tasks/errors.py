@@ -218,3 +218,31 @@ class AliasTaken(MinnaTasksError):
 
 class ImportFormatError(MinnaTasksError, ValueError):
     """A JSON document cannot be imported; nothing was written."""
+
+
+class ClaimSuperseded(TransitionConflict):
+    """A move with a fencing token of a claim that no longer holds the task: the lease ran
+    out and the task was recovered (and perhaps claimed again, even under the same name)."""
+
+    def __init__(
+        self,
+        task_id: str,
+        state: str,
+        owner: str | None,
+        token: int,
+        current: int | None,
+        allowed: Iterable[str] = (),
+    ) -> None:
+        self.owner, self.token, self.current = owner, token, current
+        holder = (
+            f"held by {owner} under claim {current}"
+            if current is not None
+            else (f"held by {owner} with no claim token" if owner else "held by nobody")
+        )
+        super().__init__(
+            task_id,
+            state,
+            f"task {task_id}: claim {token} was superseded; the task is {state} and {holder}; "
+            "claim it again to work on it",
+            allowed,
+        )

@@ -33,14 +33,16 @@ class _Heartbeat:
 
     A busy file (StoreBusy) is transient: it keeps trying, every interval, for as
     long as the lease it last took holds. A lost lease (the task was recovered,
-    or is held by someone else now) or a lease that ran out while the file stayed
-    busy sets `lost`, which the loop reads before it stores a result.
+    or is held by someone else now, or by a later claim under our own name: the
+    claim's token tells) or a lease that ran out while the file stayed busy sets
+    `lost`, which the loop reads before it stores a result.
     """
 
     def __init__(
         self, store: TaskStore, task: Task, worker: str, lease: float, interval: float
     ) -> None:
         self.store, self.task_id, self.worker = store, task.id, worker
+        self.token = task.claim_token
         self.lease, self.interval = lease, interval
         self.expires = task.lease_expires_at
         self._stop = threading.Event()
@@ -51,7 +53,7 @@ class _Heartbeat:
         while not self._stop.wait(self.interval):
             try:
                 self.expires = self.store.heartbeat(
-                    self.task_id, self.worker, self.lease
+                    self.task_id, self.worker, self.lease, token=self.token
                 ).lease_expires_at
             except StoreBusy as e:
                 if self.expires is not None and utcnow() >= self.expires:
@@ -158,22 +160,29 @@ def _work(
     lease: float,
     interval: float,
 ) -> Task | None:
-    """Work one claimed task; the task as left, or None when its lease was lost."""
+    """Work one claimed task; the task as left, or None when its lease was lost.
+    Every move passes the claim's token: a claim that was superseded moves nothing."""
     machine = store.machine
+    token = task.claim_token
     claimed, review = machine.claimed, machine.review
     heartbeat = _Heartbeat(store, task, worker, lease, interval)
     try:
         with heartbeat:
             result = execute(task)
     except KeyboardInterrupt:
-        store.release(task.id, worker, note="interrupted")
+        store.release(task.id, worker, note="interrupted", token=token)
         raise
     except Exception as e:  # noqa: BLE001 - any error in user code is a failed attempt
         if heartbeat.lost is not None:
             _lost(worker, task, heartbeat.lost)
             return None
         return store.fail(
-            task.id, worker, error=_describe(e), note="execute failed", expected=claimed
+            task.id,
+            worker,
+            error=_describe(e),
+            note="execute failed",
+            expected=claimed,
+            token=token,
         )
     if heartbeat.lost is not None:
         _lost(worker, task, heartbeat.lost)
@@ -184,17 +193,23 @@ def _work(
         task = replace(task, result=result)
     else:
         task = store.transition(
-            task.id, review, expected=claimed, actor=worker, note="executed", result=result
+            task.id,
+            review,
+            expected=claimed,
+            actor=worker,
+            note="executed",
+            result=result,
+            token=token,
         )
         waiting = review
     try:
         ok = True if verify is None else bool(verify(task))
     except KeyboardInterrupt:
-        store.release(task.id, worker, note="interrupted")
+        store.release(task.id, worker, note="interrupted", token=token)
         raise
     except Exception as e:  # noqa: BLE001
         return store.fail(
-            task.id, worker, error=_describe(e), note="verify failed", expected=waiting
+            task.id, worker, error=_describe(e), note="verify failed", expected=waiting, token=token
         )
     if ok:
         return store.transition(
@@ -204,8 +219,9 @@ def _work(
             actor=worker,
             note="verified",
             result=result if review is None else None,
+            token=token,
         )
-    return store.fail(task.id, worker, note="verification failed", expected=waiting)
+    return store.fail(task.id, worker, note="verification failed", expected=waiting, token=token)
 
 
 def _lost(worker: str, task: Task, error: MinnaTasksError) -> None:

@@ -52,6 +52,7 @@ class TaskOut(_Record):
     lease_expires_at: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
+    claim_token: int | None = None  # pass it as `token` to the task's later calls
 
 
 class TransitionOut(_Record):
@@ -84,6 +85,7 @@ class MaybeTask(_Record):
     status: str | None = None
     attempts: int | None = None
     result: AnyJSON = None
+    claim_token: int | None = None  # pass it as `token` to the task's later calls
 
 
 # -- memory -----------------------------------------------------------------------

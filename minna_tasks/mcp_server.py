@@ -99,8 +99,10 @@ Work a task like this: claim_task(worker) -> do the work -> transition_task(id, 
 result=...) -> transition_task(id, "completed") (or "pending" to retry, "failed").
 Call heartbeat_task while a long job runs so the lease does not expire; release_task hands
 a task back untouched; fail_task records a failed attempt (counted: the task is retried
-until its attempts are used up) and retry_task gives a failed task a fresh start. Every
-change is kept in the task's history (get_task).
+until its attempts are used up) and retry_task gives a failed task a fresh start. Pass the
+claimed task's claim_token as `token` to every later call about it: once your lease lapsed
+and the task was claimed again, your calls are refused. Every change is kept in the task's
+history (get_task).
 """
 
 
@@ -331,7 +333,8 @@ class _Tools:
     ) -> MaybeTaskResult:
         """Claim the next pending task (highest priority, then oldest) for `worker`: it moves
         to in_progress with a lease of `lease_seconds`. Returns the task, or null when no task
-        is pending. A task is never handed to two workers."""
+        is pending. A task is never handed to two workers. Pass the task's `claim_token` as
+        `token` to every later move of it, so a claim that lapsed cannot move it."""
 
         def claim() -> dict[str, Any] | None:
             task = self.store.claim(worker, lease_seconds=lease_seconds)
@@ -350,6 +353,7 @@ class _Tools:
         result: AnyJSON = None,
         event: str | None = None,
         force: bool = False,
+        token: int | None = None,
     ) -> TaskResult:
         """Move a task to `to_state` (a state of the file's state machine) in one atomic
         step, and return it. `expected` refuses the move if the task is no longer in that
@@ -357,7 +361,8 @@ class _Tools:
         for that worker, or with `force: true` (recorded as forced); `note` is the reason
         kept in the history; `result` (any JSON) is stored with the move; `event` names
         the event when a move has several (in_progress -> pending is a release, fail or
-        expire). An invalid move is refused with the moves that are allowed."""
+        expire); `token` (the claim's `claim_token`) refuses the move once another claim
+        holds the task. An invalid move is refused with the moves that are allowed."""
         return await self._run(
             lambda: self.store.transition(
                 task_id,
@@ -368,6 +373,7 @@ class _Tools:
                 result=result,
                 event=event,
                 force=force,
+                token=token,
             ).to_dict(),
             ctx,
             changed=True,
@@ -382,30 +388,49 @@ class _Tools:
         return await self._run(lambda: _task_with_history(self.reader, task_id))
 
     async def heartbeat_task(
-        self, task_id: str, worker: str, ctx: Context, lease_seconds: float = defaults.LEASE_SECONDS
+        self,
+        task_id: str,
+        worker: str,
+        ctx: Context,
+        lease_seconds: float = defaults.LEASE_SECONDS,
+        token: int | None = None,
     ) -> TaskResult:
         """Extend the lease of a task `worker` holds to `lease_seconds` from now; refused if
-        the worker no longer holds it (its lease expired and the task was recovered)."""
+        the worker no longer holds it (its lease expired and the task was recovered), or
+        if `token` is not the token of the claim holding it now."""
         return await self._run(
-            lambda: self.store.heartbeat(task_id, worker, lease_seconds=lease_seconds).to_dict(),
+            lambda: self.store.heartbeat(
+                task_id, worker, lease_seconds=lease_seconds, token=token
+            ).to_dict(),
             ctx,
             changed=True,
         )
 
     async def release_task(
-        self, task_id: str, worker: str, ctx: Context, note: str | None = None
+        self,
+        task_id: str,
+        worker: str,
+        ctx: Context,
+        note: str | None = None,
+        token: int | None = None,
     ) -> TaskResult:
-        """Give a task `worker` holds back to the queue (pending) without counting an attempt."""
+        """Give a task `worker` holds back to the queue (pending) without counting an attempt;
+        with `token`, only while that claim holds it."""
         return await self._run(
-            lambda: self.store.release(task_id, worker, note=note).to_dict(), ctx, changed=True
+            lambda: self.store.release(task_id, worker, note=note, token=token).to_dict(),
+            ctx,
+            changed=True,
         )
 
-    async def fail_task(self, task_id: str, worker: str, error: str, ctx: Context) -> TaskResult:
+    async def fail_task(
+        self, task_id: str, worker: str, error: str, ctx: Context, token: int | None = None
+    ) -> TaskResult:
         """Record that `worker`'s attempt at a task it holds failed with `error`: the attempt
         is counted and the task goes back to pending, or to failed once its attempts are
-        used up (so a task that always fails is not retried forever)."""
+        used up (so a task that always fails is not retried forever). With `token`, only
+        while that claim holds it."""
         return await self._run(
-            lambda: self.store.fail(task_id, worker=worker, error=error).to_dict(),
+            lambda: self.store.fail(task_id, worker=worker, error=error, token=token).to_dict(),
             ctx,
             changed=True,
         )

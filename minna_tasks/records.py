@@ -82,6 +82,9 @@ class Task:
     lease_expires_at: str | None
     created_at: str
     updated_at: str
+    # The fencing token of the claim that holds the task (None when nobody holds it):
+    # moves that pass `token=` are refused once another claim has superseded it.
+    claim_token: int | None = None
 
     @property
     def state(self) -> TaskState | str:

@@ -20,7 +20,7 @@ from .memory import MinnaMemory
 
 VIEWS: dict[str, str] = {
     "tasks": """SELECT id, title, description, status, priority, attempts, max_attempts,
-       owner, lease_expires_at, error, payload, result, created_at, updated_at
+       owner, lease_expires_at, error, payload, result, created_at, updated_at, claim_token
 FROM task_current ORDER BY seq""",
     "task_transitions": """SELECT
     m.id AS memory_id,

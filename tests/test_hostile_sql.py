@@ -71,6 +71,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/store/projection.py", "_latest"): (
         "a replay subquery from the constants FIELDS and IMPLIED"
     ),
+    ("minna_tasks/store/projection.py", "_fields_trigger"): (
+        "the fields trigger from the constant FIELDS"
+    ),
     ("minna_tasks/store/projection.py", "<module>"): (
         "SELECT_TASK, INSERT_TASK_ROW and QUEUE_SQL from the constants COLUMNS and QUEUE_STATE"
     ),

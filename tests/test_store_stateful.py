@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from minna_tasks import InvalidTransition, TaskStore, TransitionConflict
+from minna_tasks import ClaimSuperseded, InvalidTransition, TaskStore, TransitionConflict
 
 STATES = ["pending", "in_progress", "review", "completed", "failed"]
 MOVES = {
@@ -22,6 +22,8 @@ MOVES = {
 HELD = {"in_progress", "review"}
 WORKERS = st.sampled_from(["w1", "w2"])
 ACTORS = st.sampled_from([None, "w1", "w2"])
+# Which fencing token a call passes: none, the current claim's, or a superseded one.
+TOKENS = st.sampled_from(["none", "current", "stale"])
 
 
 @dataclass
@@ -33,6 +35,8 @@ class Model:
     attempts: int = 0
     owner: str | None = None
     moves: int = 1  # the creating status row
+    token: int | None = None  # the claim's fencing token while held
+    stale: int = 0  # a token no claim holds now (0 is never one: memory ids start at 1)
 
 
 class TaskStoreMachine(RuleBasedStateMachine):
@@ -40,6 +44,7 @@ class TaskStoreMachine(RuleBasedStateMachine):
         super().__init__()
         self.store = TaskStore(":memory:")
         self.model: dict[str, Model] = {}
+        self.top_token = 0
 
     def teardown(self) -> None:
         self.store.close()
@@ -49,8 +54,27 @@ class TaskStoreMachine(RuleBasedStateMachine):
     def _set(self, m: Model, status: str, owner: str | None) -> None:
         if status == "pending" and m.status == "failed":
             m.attempts = 0
+        if status not in HELD and m.token is not None:
+            m.stale, m.token = m.token, None
         m.status, m.owner = status, owner
         m.moves += 1
+
+    def _took(self, task_id: str) -> None:
+        """A claim of the task just happened: its new token is greater than every other."""
+        m = self.model[task_id]
+        token = self.store.get(task_id).claim_token
+        assert token is not None
+        assert token > self.top_token
+        if m.token is not None:
+            m.stale = m.token
+        m.token = self.top_token = token
+
+    def _token(self, m: Model, choice: str) -> int | None:
+        return {"none": None, "current": m.token, "stale": m.stale}[choice]
+
+    def _fenced(self, m: Model, token: int | None) -> bool:
+        """True when `token` is refused (ClaimSuperseded) before any other check."""
+        return token is not None and not (m.status in HELD and token == m.token)
 
     def _fail_attempt(self, m: Model) -> None:
         m.attempts += 1
@@ -88,6 +112,7 @@ class TaskStoreMachine(RuleBasedStateMachine):
         assert task is not None
         assert task.id == expected_id
         self._set(self.model[expected_id], "in_progress", worker)
+        self._took(expected_id)
 
     @precondition(lambda self: self.model)
     @rule(
@@ -96,6 +121,7 @@ class TaskStoreMachine(RuleBasedStateMachine):
         actor=ACTORS,
         use_expected=st.booleans(),
         wrong_expected=st.sampled_from(STATES),
+        choice=TOKENS,
     )
     def transition(
         self,
@@ -104,14 +130,18 @@ class TaskStoreMachine(RuleBasedStateMachine):
         actor: str | None,
         use_expected: bool,
         wrong_expected: str,
+        choice: str,
     ) -> None:
         task_id = data.draw(st.sampled_from(self._ids()))
         m = self.model[task_id]
+        token = self._token(m, choice)
         expected = (
             (m.status if wrong_expected == m.status else wrong_expected) if use_expected else None
         )
-        if expected is not None and expected != m.status:
-            error: type[Exception] | None = TransitionConflict
+        if self._fenced(m, token):
+            error: type[Exception] | None = ClaimSuperseded
+        elif expected is not None and expected != m.status:
+            error = TransitionConflict
         elif actor and m.owner and m.owner != actor and m.status in HELD:
             error = TransitionConflict
         elif to not in MOVES[m.status]:
@@ -119,7 +149,8 @@ class TaskStoreMachine(RuleBasedStateMachine):
         else:
             error = None
         self._expect(
-            error, lambda: self.store.transition(task_id, to, expected=expected, actor=actor)
+            error,
+            lambda: self.store.transition(task_id, to, expected=expected, actor=actor, token=token),
         )
         if error is None:
             if m.status == "review" and to == "pending":
@@ -129,40 +160,53 @@ class TaskStoreMachine(RuleBasedStateMachine):
                 self._set(m, to, None)
             else:
                 owner = actor if to == "in_progress" else (m.owner if to in HELD else None)
+                took = m.status == "pending" and to == "in_progress"  # the claim event
                 self._set(m, to, owner)
+                if took:
+                    self._took(task_id)
 
-    def _holder_error(self, m: Model, worker: str) -> type[Exception] | None:
+    def _holder_error(self, m: Model, worker: str, token: int | None) -> type[Exception] | None:
+        if self._fenced(m, token):
+            return ClaimSuperseded
         return None if m.status in HELD and m.owner == worker else TransitionConflict
 
     @precondition(lambda self: self.model)
-    @rule(data=st.data(), worker=WORKERS)
-    def release(self, data: st.DataObject, worker: str) -> None:
+    @rule(data=st.data(), worker=WORKERS, choice=TOKENS)
+    def release(self, data: st.DataObject, worker: str, choice: str) -> None:
         task_id = data.draw(st.sampled_from(self._ids()))
         m = self.model[task_id]
-        error = self._holder_error(m, worker)
-        self._expect(error, lambda: self.store.release(task_id, worker))
+        token = self._token(m, choice)
+        error = self._holder_error(m, worker, token)
+        self._expect(error, lambda: self.store.release(task_id, worker, token=token))
         if error is None:
             self._set(m, "pending", None)
 
     @precondition(lambda self: self.model)
-    @rule(data=st.data(), worker=WORKERS)
-    def heartbeat(self, data: st.DataObject, worker: str) -> None:
+    @rule(data=st.data(), worker=WORKERS, choice=TOKENS)
+    def heartbeat(self, data: st.DataObject, worker: str, choice: str) -> None:
         task_id = data.draw(st.sampled_from(self._ids()))
         m = self.model[task_id]
-        self._expect(self._holder_error(m, worker), lambda: self.store.heartbeat(task_id, worker))
+        token = self._token(m, choice)
+        self._expect(
+            self._holder_error(m, worker, token),
+            lambda: self.store.heartbeat(task_id, worker, token=token),
+        )
 
     @precondition(lambda self: self.model)
-    @rule(data=st.data(), worker=WORKERS)
-    def fail(self, data: st.DataObject, worker: str) -> None:
+    @rule(data=st.data(), worker=WORKERS, choice=TOKENS)
+    def fail(self, data: st.DataObject, worker: str, choice: str) -> None:
         task_id = data.draw(st.sampled_from(self._ids()))
         m = self.model[task_id]
-        if m.owner and m.owner != worker and m.status in HELD:
-            error: type[Exception] | None = TransitionConflict
+        token = self._token(m, choice)
+        if self._fenced(m, token):
+            error: type[Exception] | None = ClaimSuperseded
+        elif m.owner and m.owner != worker and m.status in HELD:
+            error = TransitionConflict
         elif m.status not in HELD:
             error = InvalidTransition
         else:
             error = None
-        self._expect(error, lambda: self.store.fail(task_id, worker, error="boom"))
+        self._expect(error, lambda: self.store.fail(task_id, worker, error="boom", token=token))
         if error is None:
             self._fail_attempt(m)
 
@@ -192,6 +236,8 @@ class TaskStoreMachine(RuleBasedStateMachine):
             task = self.store.get(task_id)
             assert (task.status, task.attempts, task.owner) == (m.status, m.attempts, m.owner)
             assert (task.lease_expires_at is not None) == (m.status in HELD)
+            assert task.claim_token == m.token
+            assert (task.claim_token is not None) == (m.status in HELD)
 
     @invariant()
     def history_is_a_valid_walk(self) -> None:

@@ -5,6 +5,7 @@ Usage: python -m tests.workers MODE DB [ARGS...]
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -68,6 +69,24 @@ def hang(db: str, marker: str, where: str) -> int:
     return 0
 
 
+def stall(db: str, marker: str, go: str, worker: str) -> int:
+    """Work the queue as `worker`, stalling in execute (after writing `marker`) until `go`
+    exists; print the loop's summary as JSON."""
+    store = TaskStore(db)
+
+    def execute(task: Task) -> str:
+        Path(marker).write_text(str(task.claim_token))
+        wait_for(Path(go))
+        return "late result"
+
+    try:
+        summary = state_machine_loop(store, execute, worker=worker, lease_seconds=60)
+    finally:
+        store.close()
+    print(json.dumps(summary))
+    return 0
+
+
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
-    sys.exit({"move": move, "loop": loop, "hang": hang}[mode](*args))
+    sys.exit({"move": move, "loop": loop, "hang": hang, "stall": stall}[mode](*args))

@@ -111,6 +111,10 @@ class MinnaMemory(SessionsAndPreferences):
         stamped `created_at`, inside the caller's open transaction."""
         self.append_rows((e, a, v, s, confidence, c, created_at) for e, a, v, s, c in facts)
 
+    def last_id(self) -> int:
+        """The id of the memory this connection appended last (inside its transaction)."""
+        return int(self.connection.execute("SELECT last_insert_rowid()").fetchone()[0])
+
     def append_rows(self, rows: Iterable[MemoryRow]) -> None:
         """Append whole pre-checked rows (entity, attribute, value, source, confidence,
         context, created_at) inside the caller's open transaction (no savepoint)."""

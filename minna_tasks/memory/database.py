@@ -20,7 +20,14 @@ from ..errors import (
     StoreReadOnly,
 )
 from . import fulltext
-from .schema import FTS_MIGRATIONS, MIGRATIONS, OWN_TABLES, SCHEMA_VERSION, statements
+from .schema import (
+    FTS_MIGRATIONS,
+    MIGRATIONS,
+    OWN_TABLES,
+    SCHEMA_VERSION,
+    run_migration,
+    statements,
+)
 from .waiting import OnWait, begin_immediate
 
 DEFAULT_PATH = DB_PATH  # defined once, in minna_tasks/defaults.py
@@ -256,8 +263,7 @@ class Database:
             version = current()
             refuse_newer(version)
             for step in range(version, len(migrations)):
-                for statement in statements(migrations[step]):
-                    conn.execute(statement)
+                run_migration(conn, migrations[step])
             conn.execute(
                 "INSERT INTO schema_components (name, version) VALUES (?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET version = excluded.version",

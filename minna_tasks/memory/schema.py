@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 # Numbered migrations: MIGRATIONS[n] takes the file from version n to n + 1.
@@ -152,3 +153,22 @@ def statements(script: str) -> list[str]:
     if buffer.strip():
         out.append(buffer.strip())
     return out
+
+
+_ADD_COLUMN = re.compile(r"ALTER\s+TABLE\s+(\w+)\s+ADD\s+COLUMN\s+(\w+)", re.IGNORECASE)
+
+
+def run_migration(conn: sqlite3.Connection, script: str) -> None:
+    """Run a migration's statements. `ALTER TABLE t ADD COLUMN c` is skipped when `t`
+    has `c` already (PostgreSQL's IF NOT EXISTS), so every step can run again, as the
+    CREATE ... IF NOT EXISTS statements can."""
+    for statement in statements(script):
+        added = _ADD_COLUMN.match(statement)
+        if added:
+            table, column = added.groups()
+            present = {
+                row[1] for row in conn.execute("SELECT * FROM pragma_table_info(?)", (table,))
+            }
+            if column in present:
+                continue
+        conn.execute(statement)

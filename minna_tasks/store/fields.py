@@ -5,9 +5,9 @@ and backfill (SQL generated here), `replayed_row`, `as_of`, the values a write
 returns, and the JSON import's check. A field's stored value is SQLite's
 `CAST(value AS <its type>)` of its newest triple (coalesced with its default);
 payload and result are JSON text read back as JSON where they parse. A status
-row also implies two fields (IMPLIED): a claim's owner is the status row's
-actor, and a task entering pending, completed or failed holds no owner and no
-lease. A triple written after the status row overrides what it implies.
+row also implies fields (IMPLIED): a claim's owner is the status row's actor,
+and a task entering pending, completed or failed holds no owner, lease or
+claim token. A triple written after the status row overrides what it implies.
 """
 
 from __future__ import annotations
@@ -81,13 +81,16 @@ FIELDS: dict[str, Field] = {
         Field("error", TEXT),
         Field("owner", TEXT),
         Field("lease_expires_at", TEXT),
+        # The claim's fencing token: the memory id of the status row that claimed the
+        # task, while a worker holds it (see fencing.py).
+        Field("claim_token", INTEGER),
     )
 }
 DEFAULTS: dict[str, Any] = {name: f.default for name, f in FIELDS.items()}
 
 # What a status row implies, by its (stored) value: SOURCE means the row's source.
 SOURCE: Final = "<source>"
-_UNHELD: dict[str, str | None] = {"owner": None, "lease_expires_at": None}
+_UNHELD: dict[str, str | None] = {"owner": None, "lease_expires_at": None, "claim_token": None}
 IMPLIED: dict[str, dict[str, str | None]] = {
     "in_progress": {"owner": SOURCE},
     "pending": _UNHELD,

@@ -21,6 +21,13 @@ ENTITY_TYPE = "task"
 TASK_ATTRIBUTES: dict[str, tuple[str, str]] = {
     name: (f.column_type, f.sql_default) for name, f in FIELDS.items()
 }
+# The fields of 0.1 (later migrations add the others, e.g. claim_token in migration 3).
+BASE_ATTRIBUTES = {name: kind for name, kind in TASK_ATTRIBUTES.items() if name != "claim_token"}
+
+
+def default_value(name: str) -> Any:
+    """The value of a field its task has no triple for (an int, a str or None)."""
+    return FIELDS[name].default
 
 
 # The claim index's columns, and the state it covers (the default machine's queue).
@@ -97,7 +104,7 @@ def _as_of_sql() -> str:
 def _table_ddl() -> str:
     columns = ",\n".join(
         f"        {name} {f.column_type}"
-        + (" NOT NULL" if f.column_type == "INTEGER" else "")
+        + (" NOT NULL" if f.column_type == "INTEGER" and f.default is not None else "")
         + f" DEFAULT {f.sql_default}"
         for name, f in FIELDS.items()
     )
@@ -167,23 +174,7 @@ def _rules_ddl() -> str:
     END;
 """
     )
-    others = [name for name in FIELDS if name not in QUEUE_COLUMNS]
-    cases = ",\n            ".join(
-        f"{name} = CASE WHEN new.attribute = '{name}'"
-        f" THEN {FIELDS[name].sql('new.value')} ELSE {name} END"
-        for name in others
-    )
-    parts.append(
-        f"""
-    CREATE TRIGGER IF NOT EXISTS task_current_fields AFTER INSERT ON memories
-    WHEN new.attribute IN ({", ".join(f"'{name}'" for name in others)}) BEGIN
-        UPDATE task_current SET
-            {cases},
-            updated_at = new.created_at
-        WHERE id = new.entity;
-    END;
-"""
-    )
+    parts.append(_fields_trigger(FIELDS))
     sets = ",\n        ".join(
         f"{f.name} = {_latest(f, 'task_current.id')}" for f in FIELDS.values()
     )
@@ -200,13 +191,41 @@ def _rules_ddl() -> str:
     return "".join(parts)
 
 
+def _fields_trigger(names: Iterable[str]) -> str:
+    """The trigger that keeps every field of `names` but the claim index's columns."""
+    others = [name for name in names if name not in QUEUE_COLUMNS]
+    cases = ",\n            ".join(
+        f"{name} = CASE WHEN new.attribute = '{name}'"
+        f" THEN {FIELDS[name].sql('new.value')} ELSE {name} END"
+        for name in others
+    )
+    return f"""
+    CREATE TRIGGER IF NOT EXISTS task_current_fields AFTER INSERT ON memories
+    WHEN new.attribute IN ({", ".join(f"'{name}'" for name in others)}) BEGIN
+        UPDATE task_current SET
+            {cases},
+            updated_at = new.created_at
+        WHERE id = new.entity;
+    END;
+"""
+
+
+# Migration 3: the claim's fencing token, a nullable column (migration 4 remakes the
+# triggers with it and replays it from any claim_token triples already written).
+CLAIM_TOKEN_DDL = """
+    ALTER TABLE task_current ADD COLUMN claim_token INTEGER DEFAULT NULL;
+"""
+
 # 1: the projection table, its claim index, triggers and backfill.
 # 2: the state machine the file holds (see machines.py).
-# 3: one rule for the fields (fields.py): values cast as the column's type, a status
-#    row implies owner and lease; the triggers are remade and every row replayed.
+# 3: the claim token (see fencing.py).
+# 4: one rule for the fields (fields.py): values cast as the column's type, a status
+#    row implies owner, lease and claim token; the triggers are remade and every row
+#    replayed.
 TASK_MIGRATIONS: tuple[str, ...] = (
     _table_ddl() + _rules_ddl(),
     MACHINE_DDL,
+    CLAIM_TOKEN_DDL,
     "".join(f"DROP TRIGGER IF EXISTS {name};\n" for name in TRIGGERS) + _rules_ddl(),
 )
 
@@ -243,7 +262,7 @@ def row_from_stored(
 
 
 def task_from_row(row: Sequence[Any]) -> Task:
-    """A Task from a projection row selected with SELECT_TASK (COLUMNS is Task's order)."""
+    """A Task from a projection row selected with SELECT_TASK."""
     values = dict(zip(COLUMNS, row, strict=True))
     for name in JSON_FIELDS:
         values[name] = load_json(values[name])

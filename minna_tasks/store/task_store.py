@@ -40,7 +40,7 @@ from ..records import (
 )
 from ..states import StateMachine
 from ..wording import is_in
-from . import fields, machines
+from . import fencing, fields, machines
 from .names import free_ids, id_owner, id_taken, owners
 from .projection import (
     ENTITY_TYPE,
@@ -388,6 +388,7 @@ class TaskStore:
         *,
         event: str | None = None,
         force: bool = False,
+        token: int | None = None,
     ) -> Task:
         """Move a task to `to_state` in one atomic step, by the machine's event for that move.
 
@@ -397,6 +398,8 @@ class TaskStore:
         worker than `actor`, unless `force`, which the history records),
         InvalidTransition if the machine forbids the move. An event that counts a
         failed attempt (review -> pending) goes to failed once attempts are used up.
+        With `token` (the claim's `claim_token`), the move is refused (ClaimSuperseded)
+        unless that claim still holds the task, forced or not.
         """
         to_state = self.machine.check_state(to_state)
         if expected is not None:
@@ -404,6 +407,7 @@ class TaskStore:
         result_json = dump_json("result", result)
         with self.memory.transaction():
             task = self._require(task_id)
+            fencing.check_token(task, token, self.machine)
             self._check_expected(task, expected, None if force else actor)
             step = self.machine.event(task.status, to_state, event, task_id)
             if force and actor != task.owner and task.status in self.machine.held:
@@ -474,18 +478,31 @@ class TaskStore:
         # Owner and lease, as the event says: written only where the status row does not
         # already imply them (fields.py), e.g. a claim writes its lease but not its owner.
         if event.holder == "take":
-            wanted: tuple[tuple[str, str | None], ...] = (
+            wanted: tuple[tuple[str, str | int | None], ...] = (
                 ("owner", actor),
                 ("lease_expires_at", _after(now, lease_seconds)),
             )
         elif event.holder == "drop":
-            wanted = (("owner", None), ("lease_expires_at", None))
+            wanted = (("owner", None), ("lease_expires_at", None), ("claim_token", None))
         else:
-            wanted = (("owner", task.owner), ("lease_expires_at", task.lease_expires_at))
+            wanted = (
+                ("owner", task.owner),
+                ("lease_expires_at", task.lease_expires_at),
+                ("claim_token", task.claim_token),
+            )
+        after: builtins.list[MemoryRow] = []
         for name, value in wanted:
             if (changes[name] if name in changes else getattr(task, name)) != value:
-                rows.append((tid, name, value, actor, 1.0, None, stamp))
+                after.append((tid, name, value, actor, 1.0, None, stamp))
                 changes[name] = value
+        if event.holder == "take":
+            # The claim's token is the id of its status row (ids only grow): the rows up
+            # to it go first, to learn it.
+            self.memory.append_rows(rows)
+            token = changes["claim_token"] = self.memory.last_id()
+            rows = [*after, (tid, fencing.ATTRIBUTE, token, actor, 1.0, None, stamp)]
+        else:
+            rows.extend(after)
         self.memory.append_rows(rows)
         return make_task({**task.__dict__, **changes})
 
@@ -547,13 +564,16 @@ class TaskStore:
         error: str | None = None,
         note: str | None = None,
         expected: str | None = None,
+        token: int | None = None,
     ) -> Task:
         """Record a failed attempt of a held task (execution error or failed verification):
-        the machine's `fail` event, back to the queue or to failed once attempts are used up."""
+        the machine's `fail` event, back to the queue or to failed once attempts are used up.
+        With `token`, refused (ClaimSuperseded) unless that claim still holds the task."""
         if expected is not None:
             expected = self.machine.check_state(expected)
         with self.memory.transaction():
             task = self._require(task_id)
+            fencing.check_token(task, token, self.machine)
             self._check_expected(task, expected, worker)
             step = self._held_event(task, "fail")
             return self._apply(task, step, worker, note or "attempt failed", error=error)
@@ -572,13 +592,19 @@ class TaskStore:
             return self._move(task_from_row(row), step, worker, "claimed", lease_seconds=lease)
 
     def heartbeat(
-        self, task_id: str, worker: str, lease_seconds: float = defaults.LEASE_SECONDS
+        self,
+        task_id: str,
+        worker: str,
+        lease_seconds: float = defaults.LEASE_SECONDS,
+        token: int | None = None,
     ) -> Task:
-        """Extend the lease of a task `worker` holds; TransitionConflict if it lost it."""
+        """Extend the lease of a task `worker` holds; TransitionConflict if it lost it
+        (ClaimSuperseded if `token` is given and another claim holds it now)."""
         worker = check_text("worker", worker)
         lease = check_lease(lease_seconds)
         with self.memory.transaction():
             task = self._require(task_id)
+            fencing.check_token(task, token, self.machine)
             self._check_holder(task, worker)
             now = now_micros()
             return self._append(
@@ -587,12 +613,15 @@ class TaskStore:
                 format_micros(now),
             )
 
-    def release(self, task_id: str, worker: str, note: str | None = None) -> Task:
+    def release(
+        self, task_id: str, worker: str, note: str | None = None, token: int | None = None
+    ) -> Task:
         """Hand a held task back to the queue without counting an attempt (the machine's
-        `release` event)."""
+        `release` event); with `token`, only while that claim holds it."""
         worker = check_text("worker", worker)
         with self.memory.transaction():
             task = self._require(task_id)
+            fencing.check_token(task, token, self.machine)
             self._check_holder(task, worker)
             step = self._held_event(task, "release")
             return self._apply(task, step, worker, note or "released")
