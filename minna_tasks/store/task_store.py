@@ -497,9 +497,11 @@ class TaskStore:
                 changes[name] = value
         if event.holder == "take":
             # The claim's token is the id of its status row (ids only grow): the rows up
-            # to it go first, to learn it.
-            self.memory.append_rows(rows)
-            token = changes["claim_token"] = self.memory.last_id()
+            # to it go first, the status row alone to learn its id.
+            status_row = rows.pop()
+            if rows:
+                self.memory.append_rows(rows)
+            token = changes["claim_token"] = self.memory.append_row(status_row)
             rows = [*after, (tid, fencing.ATTRIBUTE, token, actor, 1.0, None, stamp)]
         else:
             rows.extend(after)
