@@ -10,10 +10,21 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import core, growth, procs, reads, rss, startup
+from . import core, deps, growth, procs, reads, rss, startup, waiting
 from ._util import Results, Scratch, Sizes, machine
 
-SECTIONS = ("limits", "cycle", "processes", "growth", "reads", "bulk", "memory", "startup")
+SECTIONS = (
+    "limits",
+    "cycle",
+    "processes",
+    "growth",
+    "reads",
+    "bulk",
+    "memory",
+    "startup",
+    "deps",
+    "waiting",
+)
 RESULTS_DIR = Path(__file__).parent / "results"
 
 
@@ -63,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run(res: Results, sizes: Sizes, scratch: Scratch, only: set[str]) -> None:
+def _run(res: Results, sizes: Sizes, scratch: Scratch, only: set[str]) -> None:  # noqa: C901
     def step(name: str) -> bool:
         if name in only:
             print(f"[{time.strftime('%H:%M:%S')}] {name} ...", file=sys.stderr, flush=True)
@@ -99,15 +110,21 @@ def _run(res: Results, sizes: Sizes, scratch: Scratch, only: set[str]) -> None:
 def _run_processes_from_outside(
     res: Results, sizes: Sizes, scratch: Scratch, step: Callable[[str], bool]
 ) -> None:
-    """The sections that measure the command line from a fresh process."""
+    """The sections that measure the command line from a fresh process, then the
+    dependency section (which builds its own files)."""
     if step("memory"):
         rss.run_rss(res, sizes, scratch)
     if step("startup"):
         startup.run_startup(res, sizes, scratch)
+    if step("deps"):  # builds its own files
+        deps.run_deps(res, sizes, scratch)
+    if step("waiting"):
+        waiting.run_waiting(res, sizes, scratch)
 
 
 def _targets(res: Results) -> None:
     """The issue's targets, each computed from figures of this run."""
+    waiting.targets(res)
     f = res.figures
 
     def med(key: str) -> float | None:

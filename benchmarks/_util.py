@@ -37,6 +37,12 @@ class Sizes:
     bulk_rounds: int = 3
     rss_rounds: int = 2
     rss_tasks: tuple[int, int] = (2_000, 20_000)
+    wait_tasks: int = 200
+    wait_rounds: int = 3
+    idle_seconds: float = 10.0
+    follow_tasks: int = 5000
+    follow_rate: float = 100.0
+    follow_rounds: int = 1
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -56,6 +62,11 @@ class Sizes:
             bulk_rounds=1,
             rss_rounds=1,
             rss_tasks=(10, 40),
+            wait_tasks=20,
+            wait_rounds=1,
+            idle_seconds=0.5,
+            follow_tasks=60,
+            follow_rate=200.0,
         )
 
 

@@ -260,9 +260,9 @@ def task_row(task: Task) -> list[Any]:
     ]
 
 
-def show_task(task: Task) -> None:
-    """A task as `field: value` lines."""
-    data = task.to_dict()
+def show_task(task: Task, needed_by: Sequence[str] | None = None) -> None:
+    """A task as `field: value` lines (and the tasks waiting for it, when given)."""
+    data = task.to_dict() | ({} if needed_by is None else {"needed_by": list(needed_by)})
     width = max(len(k) for k in data)
     for key, value in data.items():
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)

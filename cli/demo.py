@@ -53,6 +53,8 @@ TASKS: list[dict[str, Any]] = [
     },
     {"title": "File the report in the archive"},
 ]
+# A small chain: (task, the task it waits for), as indexes into TASKS.
+CHAIN = [(1, 0), (3, 1), (4, 0)]
 
 
 @click.command()
@@ -66,6 +68,8 @@ def demo(app: App) -> None:
             "e.g. minna-tasks --db demo.db demo"
         )
     tasks = store.add_many(TASKS, actor="demo")
+    for waits, on in CHAIN:
+        store.depend(tasks[waits].id, tasks[on].id, actor="demo")
     click.echo(f"Added {len(tasks)} tasks to {store.path}; running them with one worker...")
     config = RunConfig(
         db=store.path,
@@ -110,6 +114,7 @@ def demo_hints(db_path: str, db_option: str, tasks: tuple[str, str]) -> list[tup
         (f"{cli} history {flaky}", "failed verification once, then passed"),
         (f"{cli} show {broken}", "used up its attempts: see its error"),
         (f"{cli} list --status failed", ""),
+        (f"{cli} graph", "what waits for what, as a Mermaid flowchart"),
         (f"{cli} retry {broken}", "give it another go"),
         (f"{cli} views --datasette-metadata {meta}", "titles and canned queries"),
         (f"{_program('datasette')} {db} -m {meta}", "browse the views (the dev extra)"),

@@ -33,6 +33,10 @@ COMMANDS = {
     "memory": "minna_tasks_cli.memory:memory",
     "run": "minna_tasks_cli.run:run",
     "demo": "minna_tasks_cli.demo:demo",
+    "depend": "minna_tasks_cli.deps:depend",
+    "undepend": "minna_tasks_cli.deps:undepend",
+    "graph": "minna_tasks_cli.deps:graph",
+    "watch": "minna_tasks_cli.watch:watch",
 }
 
 

@@ -59,6 +59,7 @@ class RunConfig:
     timeout: float | None = None
     max_tasks: int | None = None
     worker: str | None = None
+    follow: bool = False
 
 
 def _tail(text: str) -> str:
@@ -182,12 +183,19 @@ class _Interrupt:
     A second Ctrl-C is ignored so that the release itself is never interrupted.
     """
 
-    def __init__(self, stop: threading.Event, busy: threading.Event) -> None:
-        self.stop, self.busy = stop, busy
+    def __init__(
+        self,
+        stop: threading.Event,
+        busy: threading.Event,
+        terminated: threading.Event | None = None,
+    ) -> None:
+        self.stop, self.busy, self.terminated = stop, busy, terminated
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         if self.stop.is_set():
             return
+        if signum == signal.SIGTERM and self.terminated is not None:
+            self.terminated.set()  # a service manager's stop: a clean exit, code 0
         self.stop.set()
         if self.busy.is_set():
             raise KeyboardInterrupt
@@ -198,14 +206,17 @@ def work(
     store: TaskStore,
     on_change: Callable[[Task], None],
     stop: threading.Event | None = None,
+    terminated: threading.Event | None = None,
 ) -> bool:
-    """Run one worker loop in this process; True if it was interrupted."""
+    """Run one worker loop in this process; True if it was interrupted (SIGINT or SIGTERM;
+    `terminated` is set for SIGTERM)."""
     stop = stop or threading.Event()
     name = config.worker or default_worker()
     shell = ShellWorker(config, name, stop)
-    handler = _Interrupt(stop, shell.busy)
+    handler = _Interrupt(stop, shell.busy, terminated)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, handler) if main_thread else None
+    previous_term = signal.signal(signal.SIGTERM, handler) if main_thread else None
     try:
         state_machine_loop(
             store,
@@ -216,6 +227,7 @@ def work(
             max_tasks=config.max_tasks,
             stop=stop,
             on_change=on_change,
+            follow=config.follow,
         )
     except KeyboardInterrupt:
         stop.set()
@@ -224,20 +236,28 @@ def work(
     finally:
         if main_thread:
             signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGTERM, previous_term)
     return stop.is_set()
 
 
 def _child(config: RunConfig, events: Any) -> None:
     """Entry point of a worker process; reports each change on `events`."""
-    stop = threading.Event()
+    stop, terminated = threading.Event(), threading.Event()
     signal.signal(signal.SIGINT, lambda s, f: stop.set())  # until work() installs its own
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        terminated.set()
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
     try:
         with TaskStore(config.db) as store:
-            interrupted = work(config, store, lambda t: events.put(Change.of(t)), stop)
+            report = lambda t: events.put(Change.of(t))  # noqa: E731
+            interrupted = work(config, store, report, stop, terminated)
     except USER_ERRORS as e:
         print(f"Error: {describe(e)}", file=sys.stderr)
         sys.exit(1)
-    sys.exit(INTERRUPTED if interrupted else 0)
+    sys.exit(INTERRUPTED if interrupted and not terminated.is_set() else 0)
 
 
 @dataclass(frozen=True)
@@ -339,10 +359,13 @@ def _first_line(text: str) -> str:
 
 
 def run_workers(config: RunConfig, store: TaskStore, workers: int, progress: Progress) -> int:
-    """Run the queue with `workers` processes (or in this process for one); the exit code."""
+    """Run the queue with `workers` processes (or in this process for one); the exit code:
+    0 when drained or stopped by SIGTERM, INTERRUPTED after Ctrl-C."""
+    terminated = threading.Event()
     if workers == 1:
-        interrupted = work(config, store, lambda t: progress.change(Change.of(t)))
-        return INTERRUPTED if interrupted else 0
+        report = lambda t: progress.change(Change.of(t))  # noqa: E731
+        interrupted = work(config, store, report, terminated=terminated)
+        return INTERRUPTED if interrupted and not terminated.is_set() else 0
     context = (
         multiprocessing.get_context("fork") if _FORK else multiprocessing.get_context("forkserver")
     )
@@ -355,12 +378,13 @@ def run_workers(config: RunConfig, store: TaskStore, workers: int, progress: Pro
     stopped = threading.Event()
 
     def forward(signum: int, frame: FrameType | None) -> None:
-        stopped.set()
+        (terminated if signum == signal.SIGTERM else stopped).set()
         for p in procs:
             if p.pid is not None and p.is_alive():
-                os.kill(p.pid, signal.SIGINT)
+                os.kill(p.pid, signum)
 
     previous = signal.signal(signal.SIGINT, forward)
+    previous_term = signal.signal(signal.SIGTERM, forward)
     try:
         for p in procs:
             p.start()
@@ -374,7 +398,10 @@ def run_workers(config: RunConfig, store: TaskStore, workers: int, progress: Pro
         _drain(events, progress)
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
     codes = [p.exitcode for p in procs]
+    if terminated.is_set() and not stopped.is_set():
+        return 0
     if stopped.is_set() or INTERRUPTED in codes:
         return INTERRUPTED
     bad = [c for c in codes if c != 0]
@@ -420,6 +447,12 @@ def _drain(events: Any, progress: Progress) -> None:
 )
 @click.option("--worker", help="Worker name (default HOST-PID, unique per process).")
 @click.option(
+    "--follow",
+    is_flag=True,
+    help="When the queue is empty, wait for new tasks instead of stopping (until SIGTERM "
+    "or Ctrl-C; SIGTERM exits 0 once the task in hand is handed back).",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Show progress (default: when stderr is a terminal).",
@@ -434,6 +467,7 @@ def run(
     timeout: float | None,
     max_tasks: int | None,
     worker: str | None,
+    follow: bool,
     progress: bool | None,
 ) -> None:
     """Work the queue with a shell command: run CMD for each task until none is pending.
@@ -444,8 +478,11 @@ def run(
     is an object), else as text (its last 4000 characters). --verify CMD also
     sees MINNA_TASK_RESULT. A single CMD argument runs through the shell. Each
     failed attempt's error is printed on stderr. Exits 0 when the queue is
-    drained and no task failed, 1 if one did, 130 on Ctrl-C (the tasks in hand
-    go back to pending and their ids are printed).
+    drained and no task failed, 1 if one did or tasks are left blocked behind a
+    failed dependency, 130 on Ctrl-C (the tasks in hand go back to pending and
+    their ids are printed). Tasks wait for their dependencies; while a task that
+    others wait for is running, the workers wait too. With --follow it waits for
+    new tasks until SIGTERM (exit 0: the task in hand goes back to pending) or Ctrl-C.
     """
     app = ctx.find_object(App)
     assert app is not None
@@ -458,6 +495,7 @@ def run(
         timeout=timeout,
         max_tasks=max_tasks,
         worker=worker,
+        follow=follow,
     )
     show = sys.stderr.isatty() if progress is None else progress
     meter = Progress(store, show)
@@ -468,5 +506,14 @@ def run(
         back = ", ".join(sorted(meter.released)) or "none was in hand"
         click.echo(f"Interrupted; handed back to pending: {back}.", err=True)
         ctx.exit(INTERRUPTED)
-    if meter.count(store.machine.failed):
+    stranded = [t.id for t in store.stranded()]
+    if stranded:
+        click.echo(
+            f"{len(stranded)} task(s) left blocked behind failed dependencies: "
+            + ", ".join(stranded[:10])
+            + (" ..." if len(stranded) > 10 else ""),
+            err=True,
+        )
+    # A following run is a service: its tasks' failures are not its own.
+    if (meter.count(store.machine.failed) or stranded) and not follow:
         ctx.exit(1)

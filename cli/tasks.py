@@ -74,6 +74,13 @@ def init(app: App) -> None:
 )
 @click.option("--payload", metavar="JSON", help="Input for the worker, as JSON.")
 @click.option("--id", "task_id", help="Choose the id (default t-N).")
+@click.option(
+    "--after",
+    "after",
+    multiple=True,
+    metavar="ID",
+    help="Wait until this task is completed (repeatable).",
+)
 @ACTOR
 @json_option
 @pass_app
@@ -85,10 +92,11 @@ def add(
     max_attempts: int,
     payload: str | None,
     task_id: str | None,
+    after: tuple[str, ...],
     actor: str,
     as_json: bool,
 ) -> None:
-    """Add a pending task and print its id."""
+    """Add a pending task and print its id (it waits for the --after tasks)."""
     data = parse_json("'--payload'", payload)
     task = app.store().add(
         title,
@@ -98,6 +106,7 @@ def add(
         payload=data,
         task_id=task_id,
         actor=actor,
+        depends_on=after,
     )
     if as_json:
         emit_json(task.to_dict())
@@ -109,13 +118,23 @@ def add(
 @click.option("--status", multiple=True, help="Only tasks in this state (repeatable).")
 @click.option("--owner", help="Only tasks held by this worker.")
 @click.option("--limit", type=click.IntRange(min=0), help="At most this many tasks.")
+@click.option("--ready", is_flag=True, help="Only pending tasks whose dependencies are done.")
+@click.option("--blocked", is_flag=True, help="Only pending tasks still waiting for others.")
 @json_option
 @pass_app
 def list_(
-    app: App, status: tuple[str, ...], owner: str | None, limit: int | None, as_json: bool
+    app: App,
+    status: tuple[str, ...],
+    owner: str | None,
+    limit: int | None,
+    ready: bool,
+    blocked: bool,
+    as_json: bool,
 ) -> None:
     """List tasks, oldest first."""
-    tasks = app.store(create=False).list(status=status or None, owner=owner, limit=limit)
+    tasks = app.store(create=False).list(
+        status=status or None, owner=owner, limit=limit, ready=ready, blocked=blocked
+    )
     if as_json:
         emit_json([t.to_dict() for t in tasks])
     else:
@@ -128,13 +147,14 @@ def list_(
 @json_option
 @pass_app
 def show(app: App, task_id: str, as_of: str | None, as_json: bool) -> None:
-    """Show one task: every current field."""
+    """Show one task: every current field, what it waits for and what waits for it."""
     store = app.store(create=False)
     task = store.get(task_id) if as_of is None else store.as_of(task_id, as_of)
+    needed_by = store.dependents(task_id) if as_of is None else None
     if as_json:
-        emit_json(task.to_dict())
+        emit_json(task.to_dict() | ({} if needed_by is None else {"needed_by": needed_by}))
     else:
-        show_task(task)
+        show_task(task, needed_by)
 
 
 @click.command()
@@ -224,15 +244,22 @@ def move(
     show_default=True,
     help="Seconds the claim holds without a heartbeat.",
 )
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Wait up to this long for a task (any process may add one).",
+)
 @json_option
 @pass_app
-def claim(app: App, worker: str, lease: float, as_json: bool) -> None:
+def claim(app: App, worker: str, lease: float, wait: float | None, as_json: bool) -> None:
     """Claim the next pending task (highest priority, then oldest) and print its id.
 
     Exits 3 when nothing is pending (with --json it prints null), so
-    `while id=$(minna-tasks claim); do ...; done` works the queue.
+    `while id=$(minna-tasks claim); do ...; done` works the queue. With --wait, it
+    first waits up to SECONDS for a task any process adds (holding no lock).
     """
-    task = app.store(create=False).claim(worker, lease)
+    task = app.store(create=False).claim(worker, lease, wait=wait)
     if as_json:
         emit_json(None if task is None else task.to_dict())
     elif task is not None:
@@ -342,14 +369,17 @@ def history(app: App, task_id: str, as_json: bool) -> None:
 @pass_app
 def stats(app: App, as_json: bool) -> None:
     """Number of tasks per state."""
-    counts = app.store(create=False).stats()
+    store = app.store(create=False)
+    counts = store.stats()
     if as_json:
         emit_json(counts)
     else:
-        table(
-            ("status", "count"),
-            [[k, v] for k, v in counts.items()] + [["total", sum(counts.values())]],
-        )
+        rows: list[list[object]] = []
+        for k, v in counts.items():
+            rows.append([k, v])
+            if k == store.machine.initial:  # how many of them wait for dependencies
+                rows += [[f"{k}: {w}", n] for w, n in store.readiness().items()]
+        table(("status", "count"), [*rows, ["total", sum(counts.values())]])
 
 
 COMMANDS = (

@@ -3,6 +3,8 @@
 from .errors import (
     AliasTaken,
     ClaimSuperseded,
+    DependencyCycle,
+    DependencyError,
     EntityTypeConflict,
     IdTaken,
     ImportFormatError,
@@ -35,6 +37,8 @@ from .store import TaskStore
 __version__ = "0.2.0"
 
 __all__ = [
+    "DependencyCycle",
+    "DependencyError",
     "AliasTaken",
     "ClaimSuperseded",
     "EntityTypeConflict",

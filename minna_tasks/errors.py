@@ -220,6 +220,21 @@ class ImportFormatError(MinnaTasksError, ValueError):
     """A JSON document cannot be imported; nothing was written."""
 
 
+class DependencyError(MinnaTasksError):
+    """A dependency change or import the store refuses (nothing was written)."""
+
+
+class DependencyCycle(DependencyError):
+    """The dependency would close a cycle: the tasks could never become ready."""
+
+    def __init__(self, cycle: Iterable[str], outcome: str = "nothing was written") -> None:
+        self.cycle = tuple(cycle)
+        super().__init__(
+            f"dependency cycle: {' -> '.join(self.cycle)} (these tasks would wait for each"
+            f" other forever); {outcome}"
+        )
+
+
 class ClaimSuperseded(TransitionConflict):
     """A move with a fencing token of a claim that no longer holds the task: the lease ran
     out and the task was recovered (and perhaps claimed again, even under the same name)."""

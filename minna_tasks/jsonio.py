@@ -26,7 +26,7 @@ from .memory import utcnow
 from .memory.values import fits_int64, is_utf8
 from .records import Task
 from .states import StateMachine
-from .store import TaskStore
+from .store import TaskStore, dependencies
 from .store import fields as task_fields
 
 FORMAT = "minna-tasks"
@@ -252,6 +252,10 @@ def _check_task(where: str, item: Any, states: tuple[str, ...]) -> dict[str, Any
     for field, expected in current.items():
         if field in item and item[field] != expected:
             raise _fail(where, field, f"is {item[field]!r} but its history ends with {expected!r}")
+    try:
+        dependencies.replay(history)
+    except ValueError as e:
+        raise _fail(where, "history", str(e)) from None
     return {"id": task_id, "created_at": created, "facts": history}
 
 

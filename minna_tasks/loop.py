@@ -16,6 +16,7 @@ from .errors import MinnaTasksError, StoreBusy, TransitionConflict
 from .memory import utcnow
 from .records import Task
 from .store import TaskStore
+from .store.waiting import Follower
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ def state_machine_loop(
     max_tasks: int | None = None,
     stop: threading.Event | None = None,
     on_change: Callable[[Task], None] | None = None,
+    follow: bool = False,
 ) -> dict[str, Any]:
     """Work the queue until no task is queued; return a summary of what this run did.
 
@@ -97,27 +99,44 @@ def state_machine_loop(
     goes from claimed straight to done. An exception in `execute` or `verify` is
     recorded as the task's error and counts as a failed attempt. Expired leases
     of dead workers are recovered on start and whenever the queue looks empty.
-    KeyboardInterrupt releases the task in hand.
+    KeyboardInterrupt releases the task in hand. While nothing is ready but a held
+    task may unblock waiting ones, the loop waits for it. With `follow=True` an
+    empty queue is waited on (holding no lock) until `stop` is set, and expired
+    leases are recovered as they expire; a task claimed as the stop comes is
+    handed back.
 
     The summary: `completed`, `failed`, `retried` (failed attempts that went back
-    to the queue), `released` (handed back), `blocked` and `totals` (the whole
-    store's {state: count}).
+    to the queue), `released` (handed back), `blocked` (tasks left waiting behind a
+    failed dependency) and `totals` (the whole store's {state: count}).
     """
     worker = worker or default_worker()
     interval = heartbeat_seconds if heartbeat_seconds is not None else max(lease_seconds / 3, 0.05)
     report = on_change or (lambda task: None)
     summary = Summary()
     done = 0
+    idle = 0.02  # seconds between looks while waiting for a held task; grows to 1
     store.recover()
     while max_tasks is None or done < max_tasks:
         if stop is not None and stop.is_set():
             break
         task = store.claim(worker, lease_seconds)
+        if task is None and follow:
+            task = _follower(store, worker, lease_seconds, stop).next_task()
+            if task is None:  # stopped
+                break
+        if task is not None and stop is not None and stop.is_set():
+            store.release(task.id, worker, note="stopped", token=task.claim_token)  # as stop came
+            summary.counts["released"] += 1
+            break
         if task is None:
             if store.recover():
                 continue
+            if waits_for_held(store, stop, idle):
+                idle = min(idle * 2, 1.0)
+                continue  # a task someone holds may unblock waiting ones
             break
         done += 1
+        idle = 0.02
         report(task)
         try:
             after = _work(store, task, worker, execute, verify, lease_seconds, interval)
@@ -148,7 +167,28 @@ class Summary:
             self.counts["retried"] += 1
 
     def result(self, store: TaskStore) -> dict[str, Any]:
-        return {**self.counts, "totals": store.stats()}
+        blocked = len(store.stranded())  # waiting behind a failed dependency
+        return {**self.counts, "blocked": blocked, "totals": store.stats()}
+
+
+def waits_for_held(store: TaskStore, stop: threading.Event | None, pause: float) -> bool:
+    """When nothing is ready but tasks wait for dependencies and some task is held (its
+    completion may unblock them), pause briefly and return True: the loop tries again."""
+    if not store.readiness()["blocked"]:
+        return False
+    counts = store.stats()
+    if not any(counts.get(state, 0) for state in store.machine.held):
+        return False
+    if stop is not None:
+        return not stop.wait(pause)
+    threading.Event().wait(pause)
+    return True
+
+
+def _follower(
+    store: TaskStore, worker: str, lease: float, stop: threading.Event | None
+) -> Follower:
+    return Follower(store, worker, lease, stop if stop is not None else threading.Event())
 
 
 def _work(

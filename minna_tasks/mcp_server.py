@@ -21,6 +21,7 @@ import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -38,12 +39,15 @@ from .store import TaskStore
 TOOL_SETS = ("all", "tasks", "memory")
 
 try:
+    import anyio
     from mcp.server.context import ServerRequestContext
     from mcp.server.mcpserver import Context, MCPServer, ResourceSecurity
     from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
     from mcp.server.stdio import stdio_server
+    from mcp.server.subscriptions import InMemorySubscriptionBus
     from mcp.shared._context_streams import create_context_streams
     from mcp.shared.message import SessionMessage
+    from mcp.shared.subscriptions import ResourceUpdated
     from mcp.types import (
         CallToolResult,
         EmptyResult,
@@ -58,6 +62,7 @@ try:
     from pydantic import ValidationError
 
     from .mcp_memory import MEMORY_INSTRUCTIONS, MEMORY_TOOLS, MemoryTools, add_memory_tools
+    from .mcp_notify import relaying
     from .mcp_schemas import (
         AnyJSON,
         MaybeTaskResult,
@@ -88,6 +93,10 @@ QUEUE_URI = "task://queue"
 CURRENT_URI = "task://current"
 STATS_URI = "task://stats"
 TASK_URI = "task://{task_id}"
+
+# The longest a claim_task call waits for work: many hosts time a tool call out after a
+# minute or two, so an agent that wants to wait longer calls again.
+MAX_WAIT_SECONDS = 60
 
 # Errors a caller can act on: reported as tool errors with our message. Anything
 # else is a bug; the SDK logs it and answers with a generic tool error.
@@ -301,16 +310,13 @@ class _Tools:
     async def _run(
         self, action: Callable[[], Any], ctx: Context | None = None, changed: bool = False
     ) -> CallToolResult:
-        """Run one store call off the event loop; on success tell subscribers which task
-        resources changed."""
+        """Run one store call off the event loop. Subscribers hear of its changes from the
+        relay (mcp_notify), which tells them about every process's changes, this server's
+        included."""
         try:
             value = await _off_loop(action)
         except USER_ERRORS as e:
             return _refused(e)
-        if changed and ctx is not None and isinstance(value, dict):
-            for uri in (QUEUE_URI, CURRENT_URI, task_uri(value["id"])):
-                await ctx.notify_resource_updated(uri)  # subscriptions/listen streams
-                await self.subscribers.notify(uri)  # resources/subscribe sessions
         return _ok(value)
 
     async def add_task(
@@ -322,25 +328,52 @@ class _Tools:
         max_attempts: int = defaults.MAX_ATTEMPTS,
         payload: AnyJSON = None,
         task_id: str | None = None,
+        depends_on: list[str] | None = None,
     ) -> TaskResult:
         """Add a pending task and return it. Higher `priority` is claimed first; `payload`
-        is any JSON value for the worker; `task_id` defaults to `t-N`."""
+        is any JSON value for the worker; `task_id` defaults to `t-N`; the task is not
+        claimed before every task in `depends_on` (ids) is completed."""
         add = partial(self.store.add, title, description, priority, max_attempts, payload, task_id)
+        add = partial(add, depends_on=depends_on)
         return await self._run(lambda: add().to_dict(), ctx, changed=True)
 
     async def claim_task(
-        self, worker: str, ctx: Context, lease_seconds: float = defaults.LEASE_SECONDS
+        self,
+        worker: str,
+        ctx: Context,
+        lease_seconds: float = defaults.LEASE_SECONDS,
+        wait_seconds: float = 0,
     ) -> MaybeTaskResult:
-        """Claim the next pending task (highest priority, then oldest) for `worker`: it moves
+        """Claim the next ready pending task (highest priority, then oldest) for `worker`: it moves
         to in_progress with a lease of `lease_seconds`. Returns the task, or null when no task
-        is pending. A task is never handed to two workers. Pass the task's `claim_token` as
-        `token` to every later move of it, so a claim that lapsed cannot move it."""
+        is pending. With `wait_seconds` (up to 60), wait that long for a task anyone adds
+        instead of polling. A task is never handed to two workers. Pass the task's
+        `claim_token` as `token` to every later move of it, so a claim that lapsed cannot
+        move it."""
+        if isinstance(wait_seconds, int | float) and wait_seconds > MAX_WAIT_SECONDS:
+            return _refused(
+                ValueError(
+                    f"wait_seconds must be at most {MAX_WAIT_SECONDS}, not {wait_seconds:g}: "
+                    "call claim_task again to wait longer"
+                )
+            )
+        stop = threading.Event()
 
         def claim() -> dict[str, Any] | None:
-            task = self.store.claim(worker, lease_seconds=lease_seconds)
+            task = self.store.claim(worker, lease_seconds, wait=wait_seconds or None, stop=stop)
+            if task is not None and stop.is_set():  # the call was cancelled as it claimed
+                self.store.release(task.id, worker, "claim cancelled", task.claim_token)
+                return None
             return None if task is None else task.to_dict()
 
-        return await self._run(claim, ctx, changed=True)
+        try:
+            # Off the event loop: the server keeps answering while this call waits.
+            value = await anyio.to_thread.run_sync(claim, abandon_on_cancel=True)
+        except USER_ERRORS as e:
+            return _refused(e)
+        finally:
+            stop.set()
+        return await self._run(lambda: value, ctx, changed=True)
 
     async def transition_task(
         self,
@@ -465,6 +498,7 @@ def build_server(store: TaskStore, tools: str = "all") -> MCPServer:
     """
     if tools not in TOOL_SETS:
         raise ValueError(f"tools must be one of {', '.join(TOOL_SETS)}, not {tools!r}")
+    bus, subscribers = InMemorySubscriptionBus(), _Subscribers()
     server = _Server(
         "minna-tasks",
         title="minna-tasks",
@@ -476,8 +510,9 @@ def build_server(store: TaskStore, tools: str = "all") -> MCPServer:
         }[tools],
         version=_version(),
         log_level="WARNING",
+        subscriptions=bus,
+        lifespan=None if tools == "memory" else _notifying(store, bus, subscribers),
     )
-    subscribers = _Subscribers()
     readers = server.readers = _Readers(store)
     handlers = _Tools(store, subscribers, readers)
     if tools != "memory":
@@ -491,13 +526,27 @@ def build_server(store: TaskStore, tools: str = "all") -> MCPServer:
     return server
 
 
+def _notifying(
+    store: TaskStore, bus: InMemorySubscriptionBus, subscribers: _Subscribers
+) -> Callable[[MCPServer], AbstractAsyncContextManager[None]]:
+    """The server's lifespan: relay every process's task changes to subscribers."""
+
+    async def notify(task_ids: list[str]) -> None:
+        for uri in (QUEUE_URI, CURRENT_URI, STATS_URI, *map(task_uri, task_ids)):
+            await bus.publish(ResourceUpdated(uri=uri))  # subscriptions/listen streams
+            await subscribers.notify(uri)  # resources/subscribe sessions
+
+    return lambda server: relaying(store, notify)
+
+
 def _add_resources(server: MCPServer, readers: _Readers) -> None:
     @server.resource(
         QUEUE_URI,
         name="queue",
         title="Task queue",
         mime_type="application/json",
-        description="Pending tasks in claim order (highest priority, then oldest).",
+        description="Ready pending tasks (every dependency completed) in claim order"
+        " (highest priority, then oldest).",
     )
     async def queue() -> str:
         return await _off_loop(lambda: _dumps(_tasks(readers.get().queue())))
@@ -521,10 +570,16 @@ def _add_resources(server: MCPServer, readers: _Readers) -> None:
         name="stats",
         title="Tasks per state",
         mime_type="application/json",
-        description="How many tasks are in each state ({state: count}, every state listed).",
+        description="How many tasks are in each state ({state: count}, every state listed),"
+        ' and under "readiness" how many queued tasks are ready and how many blocked.',
     )
     async def stats() -> str:
-        return await _off_loop(lambda: _dumps(readers.get().stats()))
+        def counts() -> str:
+            reader = readers.get()
+            with reader.memory.reading():  # one snapshot: the counts agree
+                return _dumps({**reader.stats(), "readiness": reader.readiness()})
+
+        return await _off_loop(counts)
 
     # A task id is a database key, not a path: the SDK's path checks do not apply.
     @server.resource(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 # The one check of each kind, re-exported for the store.
@@ -85,6 +85,9 @@ class Task:
     # The fencing token of the claim that holds the task (None when nobody holds it):
     # moves that pass `token=` are refused once another claim has superseded it.
     claim_token: int | None = None
+    # What it waits for (ids, in the order added) and which of those are not done yet.
+    depends_on: tuple[str, ...] = ()
+    blocked_by: tuple[str, ...] = ()
 
     @property
     def state(self) -> TaskState | str:
@@ -95,18 +98,24 @@ class Task:
             return self.status
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as a dict (shallow: payload and result are the task's own objects)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """The fields as a dict (shallow: payload and result are the task's own objects;
+        the id tuples become lists, as JSON has them)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["depends_on"], data["blocked_by"] = list(self.depends_on), list(self.blocked_by)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Task:
         values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(cls)}
+        for name in ("depends_on", "blocked_by"):  # JSON lists, or absent in older files
+            values[name] = tuple(values[name] or ())
         return cls(**values)
 
 
 @dataclass(frozen=True)
 class Transition:
-    """One status change of a task, from the audit trail."""
+    """One status change of a task, from the audit trail. `cursor` is its memory id: a
+    reader resumes after it (TaskStore.changes); equality ignores it."""
 
     task_id: str
     from_state: str | None
@@ -114,6 +123,7 @@ class Transition:
     at: str
     actor: str | None
     note: str | None
+    cursor: int | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

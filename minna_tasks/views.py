@@ -20,7 +20,8 @@ from .memory import MinnaMemory
 
 VIEWS: dict[str, str] = {
     "tasks": """SELECT id, title, description, status, priority, attempts, max_attempts,
-       owner, lease_expires_at, error, payload, result, created_at, updated_at, claim_token
+       owner, lease_expires_at, error, payload, result, created_at, updated_at, claim_token,
+       open_deps AS blocked_by_count
 FROM task_current ORDER BY seq""",
     "task_transitions": """SELECT
     m.id AS memory_id,
@@ -38,6 +39,13 @@ WINDOW w AS (PARTITION BY m.entity ORDER BY m.id)
 ORDER BY m.id""",
     "task_status_counts": """SELECT status, count(*) AS count
 FROM task_current GROUP BY status ORDER BY status""",
+    "task_dependencies": """SELECT r.from_entity AS task_id, t.status AS task_status,
+    r.to_entity AS depends_on, d.status AS depends_on_status, r.created_at AS since
+FROM relations r
+LEFT JOIN task_current t ON t.id = r.from_entity
+LEFT JOIN task_current d ON d.id = r.to_entity
+WHERE r.rel_type = 'depends_on'
+ORDER BY r.id""",
     "task_expired_leases": """SELECT id, title, status, owner, lease_expires_at,
     round((julianday('now') - julianday(lease_expires_at)) * 86400.0, 3) AS seconds_overdue
 FROM task_current

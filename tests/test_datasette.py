@@ -20,9 +20,10 @@ import pytest
 
 from minna_tasks import MinnaTasksError, TaskStore
 from minna_tasks.views import VIEWS, datasette_metadata, write_datasette_metadata
-from tests.test_views import build_demo, view_rows
+from tests.test_views import build_demo, status_history, view_rows
 
 CANNED = {
+    "blocked_tasks",
     "task_history",
     "task_facts",
     "tasks_as_of",
@@ -209,7 +210,7 @@ def test_tasks_json(server: Server) -> None:
 
 def test_task_transitions_json(server: Server) -> None:
     rows = server.get("task_transitions")
-    expected = [t for task in server.store.list() for t in server.store.history(task.id)]
+    expected = [t for task in server.store.list() for t in status_history(server.store, task.id)]
     key = [
         (r["task_id"], r["from_state"], r["to_state"], r["at"], r["actor"], r["reason"])
         for r in rows
@@ -219,7 +220,7 @@ def test_task_transitions_json(server: Server) -> None:
     )
     assert [r["memory_id"] for r in rows] == sorted(r["memory_id"] for r in rows)  # log order
     one = server.get("task_transitions", task_id="t-3")
-    assert [r["to_state"] for r in one] == [t.to_state for t in server.store.history("t-3")]
+    assert [r["to_state"] for r in one] == [t.to_state for t in status_history(server.store, "t-3")]
 
 
 def _task_by_title(store: TaskStore, title: str) -> str:
@@ -229,7 +230,7 @@ def _task_by_title(store: TaskStore, title: str) -> str:
 def test_canned_task_history_and_facts(server: Server) -> None:
     flaky = _task_by_title(server.store, "Flaky check")
     rows = server.get("task_history", task_id=flaky)
-    history = server.store.history(flaky)
+    history = status_history(server.store, flaky)
     assert [(r["from_state"], r["to_state"], r["at"], r["actor"], r["reason"]) for r in rows] == [
         (t.from_state, t.to_state, t.at, t.actor, t.note) for t in history
     ]

@@ -30,6 +30,9 @@ def test_demo_in_an_empty_folder(tmp_path: Path) -> None:
         flaky = tasks["Check every link in the summary"]
         broken = tasks["Post the summary to the team channel"]
         flaky_steps = [s.to_state for s in store.history(flaky.id)]
+        summary = tasks["Summarise the report in five bullet points"]
+        assert summary.depends_on == (tasks["Fetch the quarterly report"].id,)
+        assert broken.depends_on == (summary.id,)  # the demo's small chain
         assert store.stats() == {
             "pending": 0,
             "in_progress": 0,

@@ -266,7 +266,7 @@ def _as_before_fencing(db_path: Path) -> None:
 
 
 def test_a_file_from_before_fencing_migrates_keeping_its_tasks(db_path: Path) -> None:
-    assert len(TASK_MIGRATIONS) >= 3
+    assert len(TASK_MIGRATIONS) >= 3  # the claim token is the third
     with TaskStore(db_path) as store:
         store.add_many(["held", "waiting", "done"])
         store.transition("t-2", "in_progress", actor="old")

@@ -77,6 +77,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/store/projection.py", "<module>"): (
         "SELECT_TASK, INSERT_TASK_ROW and QUEUE_SQL from the constants COLUMNS and QUEUE_STATE"
     ),
+    ("minna_tasks/store/waiting.py", "lease_due"): (
+        "an IN list of '?' placeholders, one per held state of the machine"
+    ),
     ("minna_tasks/store/names.py", "owners"): "IN lists of '?' placeholders per chunk of names",
     ("minna_tasks/store/machines.py", "file_machine"): "a file URI with ?mode=ro, which is not SQL",
     ("minna_tasks/store/task_store.py", "TaskStore.iter"): (
@@ -90,6 +93,18 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/store/task_store.py", "TaskStore.claim"): "SELECT_TASK + constant clauses with ?",
     ("minna_tasks/store/task_store.py", "TaskStore.recover"): (
         "an IN list of '?' placeholders, one per held state of the machine"
+    ),
+    ("minna_tasks/store/dependencies.py", "<module>"): (
+        "the migration, recount and SELECT clauses from the constant REL_TYPE"
+    ),
+    ("minna_tasks/store/dependencies.py", "sync_done_states"): (
+        "the constant recount statement with a constant WHERE"
+    ),
+    ("minna_tasks/store/dependencies.py", "open_edges"): (
+        "an IN list of '?' placeholders, one per done state of the machine"
+    ),
+    ("minna_tasks/store/dependencies.py", "count_errors"): (
+        "constant subqueries built from the constant REL_TYPE"
     ),
     ("minna_tasks/views.py", "view_sql"): (
         "CREATE VIEW of a constant VIEWS entry, its name quoted with quote_identifier"

@@ -179,6 +179,7 @@ def test_a_client_uses_every_resource_and_tool_over_stdio(db_path: Path) -> None
         "review": 0,
         "failed": 0,
         "completed": 1,
+        "readiness": {"ready": 1, "blocked": 0},
     }
 
     # Afterwards the core sees exactly what the agent did.

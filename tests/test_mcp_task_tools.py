@@ -72,6 +72,7 @@ def test_a_task_that_always_fails_ends_failed_and_can_be_retried(db_path: Path) 
             "review": 0,
             "failed": 1,
             "completed": 0,
+            "readiness": {"ready": 0, "blocked": 0},
         }
         assert (out["retry"]["status"], out["retry"]["attempts"]) == ("pending", 0)
         history = store.history("t-1")

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from minna_tasks import ClaimSuperseded, InvalidTransition, TaskStore, TransitionConflict
+from minna_tasks import (
+    ClaimSuperseded,
+    DependencyCycle,
+    DependencyError,
+    InvalidTransition,
+    TaskStore,
+    TransitionConflict,
+)
 
 STATES = ["pending", "in_progress", "review", "completed", "failed"]
 MOVES = {
@@ -37,6 +44,8 @@ class Model:
     moves: int = 1  # the creating status row
     token: int | None = None  # the claim's fencing token while held
     stale: int = 0  # a token no claim holds now (0 is never one: memory ids start at 1)
+    deps: list[str] = field(default_factory=list)
+    dep_changes: int = 0  # dependency changes: history steps that keep the status
 
 
 class TaskStoreMachine(RuleBasedStateMachine):
@@ -84,7 +93,7 @@ class TaskStoreMachine(RuleBasedStateMachine):
         raised: Exception | None = None
         try:
             returned = call()  # type: ignore[operator]
-        except (InvalidTransition, TransitionConflict) as e:
+        except (InvalidTransition, TransitionConflict, DependencyError) as e:
             raised = e
         else:
             # What a write returns is exactly what a fresh read sees.
@@ -103,7 +112,11 @@ class TaskStoreMachine(RuleBasedStateMachine):
 
     @rule(worker=WORKERS)
     def claim(self, worker: str) -> None:
-        pending = [(-m.priority, m.seq, i) for i, m in self.model.items() if m.status == "pending"]
+        pending = [
+            (-m.priority, m.seq, i)
+            for i, m in self.model.items()
+            if m.status == "pending" and not self._blocked_by(m)
+        ]
         task = self.store.claim(worker)
         if not pending:
             assert task is None
@@ -111,8 +124,55 @@ class TaskStoreMachine(RuleBasedStateMachine):
         expected_id = min(pending)[2]
         assert task is not None
         assert task.id == expected_id
+        assert all(self.model[dep].status == "completed" for dep in task.depends_on)
         self._set(self.model[expected_id], "in_progress", worker)
         self._took(expected_id)
+
+    def _blocked_by(self, m: Model) -> list[str]:
+        return [dep for dep in m.deps if self.model[dep].status != "completed"]
+
+    def _reaches(self, start: str, goal: str) -> bool:
+        seen, frontier = {start}, [start]
+        while frontier:
+            node = frontier.pop()
+            if node == goal:
+                return True
+            for dep in self.model[node].deps:
+                if dep not in seen:
+                    seen.add(dep)
+                    frontier.append(dep)
+        return False
+
+    @precondition(lambda self: self.model)
+    @rule(data=st.data())
+    def depend(self, data: st.DataObject) -> None:
+        task_id = data.draw(st.sampled_from(self._ids()))
+        on = data.draw(st.sampled_from(self._ids()))
+        m = self.model[task_id]
+        if on in m.deps:
+            error: type[Exception] | None = None
+        elif m.status in HELD or m.status == "completed":
+            error = DependencyError
+        elif self._reaches(on, task_id):
+            error = DependencyCycle
+        else:
+            error = None
+        self._expect(error, lambda: self.store.depend(task_id, on))
+        if error is None and on not in m.deps:
+            m.deps.append(on)
+            m.dep_changes += 1
+
+    @precondition(lambda self: self.model)
+    @rule(data=st.data())
+    def undepend(self, data: st.DataObject) -> None:
+        task_id = data.draw(st.sampled_from(self._ids()))
+        m = self.model[task_id]
+        on = data.draw(st.sampled_from([*m.deps, *self._ids()]))
+        error = None if on in m.deps else DependencyError
+        self._expect(error, lambda: self.store.undepend(task_id, on))
+        if error is None:
+            m.deps.remove(on)
+            m.dep_changes += 1
 
     @precondition(lambda self: self.model)
     @rule(
@@ -238,15 +298,25 @@ class TaskStoreMachine(RuleBasedStateMachine):
             assert (task.lease_expires_at is not None) == (m.status in HELD)
             assert task.claim_token == m.token
             assert (task.claim_token is not None) == (m.status in HELD)
+            assert task.depends_on == tuple(m.deps)
+            assert task.blocked_by == tuple(self._blocked_by(m))
+
+    @invariant()
+    def readiness_matches_model(self) -> None:
+        waiting = [m for m in self.model.values() if m.status == "pending"]
+        blocked = sum(1 for m in waiting if self._blocked_by(m))
+        assert self.store.readiness() == {"ready": len(waiting) - blocked, "blocked": blocked}
 
     @invariant()
     def history_is_a_valid_walk(self) -> None:
         for task_id, m in self.model.items():
             history = self.store.history(task_id)
-            assert len(history) == m.moves
+            assert len(history) == m.moves + m.dep_changes
             assert history[0].from_state is None
             assert history[0].to_state == "pending"
             for step in history[1:]:
+                if step.from_state == step.to_state:  # a dependency change
+                    continue
                 assert step.to_state in MOVES[step.from_state or ""]
 
     @invariant()

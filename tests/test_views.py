@@ -51,8 +51,8 @@ def build_demo(path: Path) -> TaskStore:
     Returns the open store; the caller closes it.
     """
     store = TaskStore(path)
-    store.add("Fetch the report", priority=2, payload={"url": "https://example.org/r"})
-    store.add("Summarise it", priority=1)
+    fetch = store.add("Fetch the report", priority=2, payload={"url": "https://example.org/r"})
+    store.add("Summarise it", priority=1, depends_on=[fetch.id])
     store.add("Flaky check", description="fails verification once")
     store.add("Doomed", max_attempts=2, payload={"boom": True})
     seen: set[str] = set()
@@ -88,12 +88,17 @@ def view_rows(path: Path | str, view: str, where: str = "") -> list[dict[str, An
         conn.close()
 
 
-def task_from_row(row: dict[str, Any]) -> Task:
-    """A `tasks` row as the Task TaskStore.get would return (JSON columns decoded)."""
+def task_from_row(row: dict[str, Any], deps: list[dict[str, Any]] | None = None) -> Task:
+    """A `tasks` row (and its `task_dependencies` rows) as the Task TaskStore.get would
+    return (JSON columns decoded)."""
     values = dict(row)
     for name in ("payload", "result"):
         if values[name] is not None:
             values[name] = json.loads(values[name])
+    mine = [d for d in deps or [] if d["task_id"] == row["id"]]
+    values["depends_on"] = [d["depends_on"] for d in mine]
+    values["blocked_by"] = [d["depends_on"] for d in mine if d["depends_on_status"] != "completed"]
+    assert values.pop("blocked_by_count") == len(values["blocked_by"])
     return Task.from_dict(values)
 
 
@@ -101,6 +106,13 @@ def transition_from_row(row: dict[str, Any]) -> Transition:
     return Transition(
         row["task_id"], row["from_state"], row["to_state"], row["at"], row["actor"], row["reason"]
     )
+
+
+def status_history(store: TaskStore, task_id: str) -> list[Transition]:
+    """history() less its dependency changes (the steps of the task's depends_on triples)."""
+    changes = store.memory.recall(entity=task_id, attribute="depends_on", limit=None)
+    dependency_steps = {(m["created_at"], m["source"], m["context"]) for m in changes}
+    return [h for h in store.history(task_id) if (h.at, h.actor, h.note) not in dependency_steps]
 
 
 def seconds_between(earlier: str, later: str) -> float:
@@ -111,22 +123,23 @@ def assert_views_match(store: TaskStore, conn: sqlite3.Connection) -> None:
     """Every `tasks` row equals TaskStore.get; every task's transitions equal history."""
     conn.row_factory = sqlite3.Row
     rows = [dict(r) for r in conn.execute("SELECT * FROM tasks")]
-    assert [task_from_row(r) for r in rows] == store.list()
+    deps = [dict(r) for r in conn.execute("SELECT * FROM task_dependencies")]
+    assert [task_from_row(r, deps) for r in rows] == store.list()
     for task in store.list():
         assert task_from_row(
-            dict(conn.execute("SELECT * FROM tasks WHERE id = ?", (task.id,)).fetchone())
+            dict(conn.execute("SELECT * FROM tasks WHERE id = ?", (task.id,)).fetchone()), deps
         ) == store.get(task.id)
     transitions = [dict(r) for r in conn.execute("SELECT * FROM task_transitions")]
     for task in store.list():
         mine = [r for r in transitions if r["task_id"] == task.id]
-        history = store.history(task.id)
+        history = status_history(store, task.id)
         assert [transition_from_row(r) for r in mine] == history
         assert mine[0]["seconds_in_previous_state"] is None
         for row, before, after in zip(mine[1:], history[:-1], history[1:], strict=True):
             assert row["seconds_in_previous_state"] == pytest.approx(
                 seconds_between(before.at, after.at), abs=2e-3
             )
-    assert len(transitions) == sum(len(store.history(t.id)) for t in store.list())
+    assert len(transitions) == sum(len(status_history(store, t.id)) for t in store.list())
     counts = dict(conn.execute("SELECT status, count FROM task_status_counts").fetchall())
     assert counts == {s: n for s, n in store.stats().items() if n}
 

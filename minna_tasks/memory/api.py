@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import AliasTaken, EntityTypeConflict, MemoryNotFound, UnknownEntityType
+from ..errors import (
+    AliasTaken,
+    DependencyError,
+    EntityTypeConflict,
+    MemoryNotFound,
+    UnknownEntityType,
+)
 from . import fulltext
 from .context import SessionsAndPreferences
 from .fulltext import dict_rows
@@ -19,6 +26,17 @@ INSERT_MEMORY = (
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 MemoryRow = tuple[str, str, Value, str | None, float, str | None, str]
+# Relations between tasks that the task layer keeps (with counts and a log): `relate`
+# refuses them, as TaskStore.remember refuses a task's own fields.
+TASK_RELATIONS = frozenset({"depends_on"})
+
+
+def _both_tasks(conn: sqlite3.Connection, a: str, b: str) -> bool:
+    row = conn.execute(
+        "SELECT count(*) FROM entities WHERE name IN (?, ?) AND entity_type = ?", (a, b, TASK_TYPE)
+    ).fetchone()
+    return int(row[0]) == len({a, b})
+
 
 # The entity types the documented Minna MCP server accepts. The library itself takes
 # any type (TaskStore's tasks are entities of type "task"); the fronts (MCP, CLI)
@@ -370,6 +388,11 @@ class MinnaMemory(SessionsAndPreferences):
             utcnow(),
         )
         with self.transaction() as conn:
+            if rel_type in TASK_RELATIONS and _both_tasks(conn, from_entity, to_entity):
+                raise DependencyError(
+                    f"{from_entity} and {to_entity} are tasks: their {rel_type} relations change"
+                    " only through the task commands (add --after, depend, undepend)"
+                )
             cursor = conn.execute(
                 "INSERT INTO relations (from_entity, to_entity, rel_type, created_at)"
                 " VALUES (?, ?, ?, ?)",

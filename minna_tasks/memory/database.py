@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -19,7 +20,7 @@ from ..errors import (
     StoreFull,
     StoreReadOnly,
 )
-from . import fulltext
+from . import commits, fulltext
 from .schema import (
     FTS_MIGRATIONS,
     MIGRATIONS,
@@ -120,6 +121,9 @@ class Database:
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
         self._forks = _forks
+        self.commit_key = (
+            f":memory:{id(self)}" if self.path == ":memory:" else commits.file_key(self.path)
+        )
         # Called once a write has waited a second for another writer's lock (the CLI says so).
         self.on_wait: OnWait | None = None
         self.readonly = readonly or (self.path != ":memory:" and _is_readonly(self.path))
@@ -223,8 +227,12 @@ class Database:
             # Re-read under the write lock: another process may have migrated.
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             for step in range(version, SCHEMA_VERSION):
+                triggers = conn.execute(
+                    "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger'"
+                ).fetchall()
                 for statement in statements(MIGRATIONS[step]):
                     conn.execute(statement)
+                _restore_triggers(conn, triggers, MIGRATIONS[step])
                 conn.execute(f"PRAGMA user_version={step + 1}")
 
     def ensure_component(self, name: str, migrations: Sequence[str]) -> None:
@@ -332,6 +340,23 @@ class Database:
                 raise _translate(e, self.path) from e
 
 
+def _restore_triggers(
+    conn: sqlite3.Connection, triggers: Sequence[tuple[str, str, str]], migration: str
+) -> None:
+    """Re-create the triggers a migration dropped by rebuilding their table (other layers'
+    triggers on `memories`, e.g. the task projection's); one it drops by name stays gone."""
+    schema = conn.execute("SELECT type, name FROM sqlite_master").fetchall()
+    left = {name for kind, name in schema if kind == "trigger"}
+    tables = {name for kind, name in schema if kind == "table"}
+    dropped = {
+        name.lower()
+        for name in re.findall(r"DROP\s+TRIGGER\s+(?:IF\s+EXISTS\s+)?(\w+)", migration, re.I)
+    }
+    for name, table, sql in triggers:
+        if name not in left and table in tables and name.lower() not in dropped and sql:
+            conn.execute(sql)
+
+
 class _Transaction:
     """The context manager of Database.transaction(): a class, not a generator, because
     it wraps every task move and a generator-based one costs three times as much."""
@@ -395,6 +420,8 @@ class _Transaction:
                         fulltext.index_backlog(conn, fulltext.FTS_BATCH)
                         db._unindexed = 0
                     conn.execute("COMMIT")
+                    if conn.total_changes != self.changes:
+                        commits.signal_for(db.commit_key).bump()  # wake this process's waiters
                 except sqlite3.DatabaseError as e:
                     _rollback(conn)
                     raise _translate(e, db.path) from e

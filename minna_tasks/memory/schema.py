@@ -89,6 +89,35 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE preferences_by_category RENAME TO preferences;
     ALTER TABLE sessions ADD COLUMN entity_ids TEXT NOT NULL DEFAULT '[]';
     """,
+    # Memory ids only grow and are never reused after a delete (AUTOINCREMENT), so
+    # a memory id is a cursor a reader can resume from (TaskStore.changes). SQLite can
+    # add AUTOINCREMENT only by rebuilding the table; ids, rows, the index are kept.
+    # The copy goes through a temp table so that no RENAME trips over views that read
+    # `memories`; the triggers other layers put on it come back (Database._migrate).
+    """
+    CREATE TEMP TABLE memories_rebuild AS
+    SELECT id, entity, attribute, value, source, confidence, context, created_at, verified_at
+    FROM main.memories;
+    DROP TABLE main.memories;
+    CREATE TABLE main.memories (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        entity TEXT NOT NULL,
+        attribute TEXT NOT NULL,
+        value,
+        source TEXT,
+        confidence REAL NOT NULL DEFAULT 1.0,
+        context TEXT,
+        created_at TEXT NOT NULL,
+        verified_at TEXT
+    );
+    INSERT INTO main.memories
+        (id, entity, attribute, value, source, confidence, context, created_at, verified_at)
+    SELECT id, entity, attribute, value, source, confidence, context, created_at, verified_at
+    FROM temp.memories_rebuild ORDER BY id;
+    DROP TABLE temp.memories_rebuild;
+    CREATE INDEX IF NOT EXISTS main.memories_entity_attribute
+        ON memories (entity, attribute, id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

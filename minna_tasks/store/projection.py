@@ -12,6 +12,7 @@ from typing import Any
 
 from ..records import Task, load_json
 from ..states import TaskState
+from . import dependencies
 from .fields import FIELDS, IMPLIED, JSON, SOURCE, Field, replay_records
 from .machines import MACHINE_DDL
 
@@ -219,24 +220,29 @@ CLAIM_TOKEN_DDL = """
 # 1: the projection table, its claim index, triggers and backfill.
 # 2: the state machine the file holds (see machines.py).
 # 3: the claim token (see fencing.py).
-# 4: one rule for the fields (fields.py): values cast as the column's type, a status
+# 4: dependency counts, their triggers and the ready-only claim index (dependencies.py).
+# 5: one rule for the fields (fields.py): values cast as the column's type, a status
 #    row implies owner, lease and claim token; the triggers are remade and every row
 #    replayed.
 TASK_MIGRATIONS: tuple[str, ...] = (
     _table_ddl() + _rules_ddl(),
     MACHINE_DDL,
     CLAIM_TOKEN_DDL,
+    dependencies.MIGRATION,
     "".join(f"DROP TRIGGER IF EXISTS {name};\n" for name in TRIGGERS) + _rules_ddl(),
 )
 
 AS_OF_SQL = _as_of_sql()
 COLUMNS = ("id", *FIELDS, "created_at", "updated_at")
 JSON_FIELDS = tuple(name for name, f in FIELDS.items() if f.kind == JSON)
-SELECT_TASK = f"SELECT {', '.join(COLUMNS)} FROM task_current"
+# After the task's columns, its dependency count (read by TaskStore, not by task_from_row).
+SELECT_TASK = f"SELECT {', '.join(COLUMNS)}, {dependencies.COUNT_COLUMN} FROM task_current"
 INSERT_TASK_ROW = (
     f"INSERT INTO task_current ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 )
-QUEUE_SQL = SELECT_TASK + f" WHERE status = '{QUEUE_STATE}' ORDER BY priority DESC, seq"
+QUEUE_SQL = (
+    SELECT_TASK + f" WHERE status = '{QUEUE_STATE}'{dependencies.READY} ORDER BY priority DESC, seq"
+)
 NEXT_SQL = QUEUE_SQL + " LIMIT 1"
 SELECT_BY_ID = SELECT_TASK + " WHERE id = ?"
 
@@ -263,7 +269,7 @@ def row_from_stored(
 
 def task_from_row(row: Sequence[Any]) -> Task:
     """A Task from a projection row selected with SELECT_TASK."""
-    values = dict(zip(COLUMNS, row, strict=True))
+    values = dict(zip(COLUMNS, row[: len(COLUMNS)], strict=True))
     for name in JSON_FIELDS:
         values[name] = load_json(values[name])
     if values["description"] is None:

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import threading
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from .. import defaults, views
 from ..errors import (
+    DependencyError,
     InvalidTransition,
     MachineInUse,
     MachineMismatch,
@@ -40,9 +44,11 @@ from ..records import (
 )
 from ..states import StateMachine
 from ..wording import is_in
-from . import fencing, fields, machines
+from . import changes as feed
+from . import dependencies, fencing, fields, machines, waiting
 from .names import free_ids, id_owner, id_taken, owners
 from .projection import (
+    COLUMNS,
     ENTITY_TYPE,
     INSERT_TASK_ROW,
     JSON_FIELDS,
@@ -89,8 +95,10 @@ class TaskStore:
         try:
             self.memory.ensure_component("tasks", TASK_MIGRATIONS)
             self.machine = self._file_machine(machine)
+            self._done = dependencies.done_states(self.machine)
             if not self.memory.readonly:
                 views.ensure_views(self.memory)
+                self._sync_done_states()
         except BaseException:
             self.close()
             raise
@@ -127,7 +135,9 @@ class TaskStore:
             _check_fits(conn, machine)
             if machines.read(conn, self.path) != machine:
                 machines.record(conn, machine, utcnow(), actor, note or "replaced")
-        self.machine = machine
+            done = dependencies.done_states(machine)
+            dependencies.sync_done_states(conn, done)  # recounts when the done state moved
+        self.machine, self._done = machine, done
         return machine
 
     @property
@@ -151,7 +161,19 @@ class TaskStore:
 
     def _row(self, task_id: str) -> Task | None:
         row = self.memory.connection.execute(SELECT_BY_ID, (task_id,)).fetchone()
-        return None if row is None else task_from_row(row)
+        return None if row is None else self._task(row)
+
+    def _task(self, row: Sequence[Any]) -> Task:
+        """A Task from a SELECT_TASK row, with its dependencies when it has any."""
+        return dependencies.with_dependencies(
+            self.memory.connection, task_from_row(row), row[len(COLUMNS)], self._done
+        )
+
+    def _sync_done_states(self) -> None:
+        """Record which states satisfy a dependency (the open counts count against them)."""
+        if dependencies.stored_done_states(self.memory.connection) != set(self._done):
+            with self.memory.transaction() as conn:
+                dependencies.sync_done_states(conn, self._done)
 
     def _require(self, task_id: str) -> Task:
         check_text("task_id", task_id)
@@ -170,19 +192,36 @@ class TaskStore:
         status: str | Iterable[str] | None = None,
         owner: str | None = None,
         limit: int | None = None,
+        *,
+        ready: bool = False,
+        blocked: bool = False,
     ) -> builtins.list[Task]:
-        """Tasks, oldest first; filtered by one status or several, and by owner."""
-        return builtins.list(self.iter(status=status, owner=owner, limit=limit))
+        """Tasks, oldest first; filtered by one status or several, and by owner.
+
+        `ready=True`: waiting tasks (initial state) whose dependencies are all done;
+        `blocked=True`: waiting tasks with a dependency not done yet.
+        """
+        return builtins.list(
+            self.iter(status=status, owner=owner, limit=limit, ready=ready, blocked=blocked)
+        )
 
     def iter(
         self,
         status: str | Iterable[str] | None = None,
         owner: str | None = None,
         limit: int | None = None,
+        *,
+        ready: bool = False,
+        blocked: bool = False,
     ) -> Iterator[Task]:
         """Like list(), but streams rows instead of loading them all."""
         where: builtins.list[str] = []
         args: builtins.list[Any] = []
+        if ready and blocked:
+            raise ValueError("a task cannot be both ready and blocked: choose one")
+        if ready or blocked:
+            where.append("status = ?" + (dependencies.READY if ready else dependencies.BLOCKED))
+            args.append(self.machine.initial)
         if status is not None:
             statuses = [status] if isinstance(status, str) else builtins.list(status)
             statuses = [self.machine.check_state(s) for s in statuses]
@@ -200,23 +239,26 @@ class TaskStore:
             args.append(check_int("limit", limit, 0))
         with self.memory.reading() as conn:
             for row in conn.execute(sql, args):
-                yield task_from_row(row)
+                yield self._task(row)
 
     def _queue_query(self) -> tuple[str, builtins.list[Any]]:
         """The claim-order query. For the default queue state the state is a literal:
         SQLite uses a partial index only when the query visibly implies its WHERE."""
         if self.machine.initial == QUEUE_STATE:
             return QUEUE_SQL, []
-        return SELECT_TASK + " WHERE status = ? ORDER BY priority DESC, seq", [self.machine.initial]
+        return (
+            SELECT_TASK + " WHERE status = ?" + dependencies.READY + " ORDER BY priority DESC, seq",
+            [self.machine.initial],
+        )
 
     def queue(self, limit: int | None = None) -> builtins.list[Task]:
-        """Pending tasks in claim order (highest priority, then oldest)."""
+        """Ready pending tasks in claim order (highest priority, then oldest)."""
         sql, args = self._queue_query()
         if limit is not None:
             sql += " LIMIT ?"
             args.append(check_int("limit", limit, 0))
         with self.memory.reading() as conn:
-            return [task_from_row(row) for row in conn.execute(sql, args)]
+            return [self._task(row) for row in conn.execute(sql, args)]
 
     def stats(self) -> dict[str, int]:
         """Number of tasks per status (every state of the machine, zeros included)."""
@@ -228,18 +270,51 @@ class TaskStore:
                 counts[status] = count
         return counts
 
+    def readiness(self) -> dict[str, int]:
+        """{"ready": n, "blocked": n} for the tasks in the initial state."""
+        with self.memory.reading() as conn:
+            return dependencies.readiness(conn, self.machine.initial)
+
+    def dependents(self, task_id: str) -> builtins.list[str]:
+        """The ids of the tasks that wait for this one (depend on it), oldest link first."""
+        with self.memory.reading() as conn:
+            self._require(task_id)
+            return dependencies.dependents(conn, task_id)
+
+    def dependency_graph(self) -> tuple[builtins.list[Task], builtins.list[tuple[str, str]]]:
+        """The open part of the dependency graph: the (task, dependency) pairs whose task
+        is not done, and every task they name (done dependencies included)."""
+        with self.memory.reading() as conn:
+            edges = dependencies.open_edges(conn, self._done)
+            names = dict.fromkeys(t for edge in edges for t in edge)
+            tasks = [task for name in names if (task := self._row(name)) is not None]
+        return sorted(tasks, key=lambda t: t.created_at), edges
+
+    def stranded(self) -> builtins.list[Task]:
+        """Waiting tasks that cannot become ready on their own: a dependency (or one of
+        its dependencies) is failed, so it needs a retry, or the dependency removed."""
+        stuck = [s for s in self.machine.states if s not in self._done]
+        stuck = [s for s in stuck if s == self.machine.failed or self.machine.is_terminal(s)]
+        with self.memory.reading() as conn:
+            ids = dependencies.stranded(conn, self.machine.initial, stuck)
+            return [self._require(t) for t in ids]
+
     def history(self, task_id: str) -> builtins.list[Transition]:
-        """Every status change of the task, oldest first."""
+        """Every status change of the task, oldest first, and every change of its
+        dependencies (a step that keeps the status, its note saying what changed)."""
         with self.memory.reading() as conn:
             self._require(task_id)
             rows = conn.execute(
-                "SELECT value, created_at, source, context FROM memories"
-                " WHERE entity = ? AND attribute = 'status' ORDER BY id",
-                (task_id,),
+                "SELECT attribute, value, created_at, source, context, id FROM memories"
+                " WHERE entity = ? AND attribute IN ('status', ?) ORDER BY id",
+                (task_id, dependencies.LOG_ATTRIBUTE),
             ).fetchall()
         out, previous = [], None
-        for value, at, actor, note in rows:
-            out.append(Transition(task_id, previous, value, at, actor, note))
+        for attribute, value, at, actor, note, cursor in rows:
+            if attribute == dependencies.LOG_ATTRIBUTE:
+                out.append(Transition(task_id, previous, previous or "", at, actor, note, cursor))
+                continue
+            out.append(Transition(task_id, previous, value, at, actor, note, cursor))
             previous = value
         return out
 
@@ -259,9 +334,19 @@ class TaskStore:
         stored, updated = fields.replay(rows)
         if stored["status"] is None or updated is None:
             raise TaskNotFound(task_id, when=stamp)
-        return task_from_row(
+        deps: tuple[str, ...] = ()
+        for attribute, value, _, _ in rows:
+            if attribute == dependencies.LOG_ATTRIBUTE:
+                with suppress(ValueError):  # another tool's malformed triple: keep the last
+                    deps = dependencies.parse_log_value(value)
+        task = task_from_row(
             row_from_stored(task_id, stored, created[0] if created else updated, updated)
         )
+        if not deps:
+            return task
+        with self.memory.reading() as conn:
+            open_ = dependencies.open_as_of(conn, deps, stamp, self._done)
+        return replace(task, depends_on=deps, blocked_by=open_)
 
     # -- writing ------------------------------------------------------------
 
@@ -274,8 +359,10 @@ class TaskStore:
         payload: Any = None,
         task_id: str | None = None,
         actor: str | None = None,
+        depends_on: Iterable[str] | None = None,
     ) -> Task:
-        """Add a pending task; returns it. Its id is `t-N` unless `task_id` is given."""
+        """Add a pending task; returns it. Its id is `t-N` unless `task_id` is given.
+        It is ready once every task in `depends_on` is done."""
         spec = {
             "title": title,
             "description": description,
@@ -283,6 +370,7 @@ class TaskStore:
             "max_attempts": max_attempts,
             "payload": payload,
             "task_id": task_id,
+            "depends_on": depends_on,
         }
         return self.add_many([spec], actor=actor)[0]
 
@@ -291,7 +379,8 @@ class TaskStore:
     ) -> builtins.list[Task]:
         """Add many tasks in one transaction: all of them or none.
 
-        Each spec is a title or a mapping with the keyword names of `add`.
+        Each spec is a title or a mapping with the keyword names of `add`; its
+        `depends_on` may name another spec of the same call by that spec's `task_id`.
         """
         checked = [self._check_spec(i, spec) for i, spec in enumerate(specs)]
         return self._insert(checked, actor=actor)
@@ -302,6 +391,7 @@ class TaskStore:
         if not isinstance(spec, Mapping):
             raise TypeError(f"task {index}: a task spec must be a title or a mapping")
         known = {"title", "description", "priority", "max_attempts", "payload", "task_id", "id"}
+        known.add("depends_on")
         unknown = set(spec) - known
         if unknown:
             raise ValueError(f"task {index}: unknown field(s): {', '.join(sorted(unknown))}")
@@ -315,6 +405,7 @@ class TaskStore:
                 "max_attempts", spec.get("max_attempts", defaults.MAX_ATTEMPTS), 1
             ),
             "payload": dump_json("payload", spec.get("payload")),
+            "depends_on": dependencies.check_ids("depends_on", spec.get("depends_on")),
         }
 
     def _insert(
@@ -359,6 +450,15 @@ class TaskStore:
                     if value is not None
                 )
                 facts.append((task_id, "status", task.status, actor, note))
+                if spec["depends_on"]:
+                    tasks[-1] = replace(task, depends_on=spec["depends_on"])
+                    facts.append(
+                        dependencies.log_fact(
+                            task_id, spec["depends_on"], actor, _added(spec["depends_on"])
+                        )
+                    )
+            wanted = {t.id: t.depends_on for t in tasks if t.depends_on}
+            dependencies.check_batch(conn, wanted, [t.id for t in tasks])
             # Bulk order: the triples first, while their tasks have no projection row
             # (so the per-row triggers find nothing to update), then each finished row
             # once, then the entities (whose trigger then finds the row and skips it).
@@ -374,7 +474,58 @@ class TaskStore:
                 "INSERT INTO entities (name, entity_type, created_at) VALUES (?, ?, ?)",
                 [(task.id, ENTITY_TYPE, stamp) for task in tasks],
             )
+            if wanted:  # the triggers count what each new task waits for
+                dependencies.insert_edges(
+                    conn, ((t, dep) for t, deps in wanted.items() for dep in deps), stamp
+                )
+                tasks = [self._require(t.id) if t.depends_on else t for t in tasks]
         return tasks
+
+    def depend(self, task_id: str, on: str, actor: str | None = None) -> Task:
+        """Make `task_id` wait until `on` is done; returns the task.
+
+        TaskNotFound for an unknown task, DependencyCycle when `on` already waits
+        (directly or not) for `task_id`; nothing is written then. Depending on a done
+        task is satisfied at once; depending again on the same task changes nothing.
+        """
+        on = check_text("on", on)
+        with self.memory.transaction() as conn:
+            task = self._require(task_id)
+            if on in task.depends_on:
+                self._require(on)
+                return task
+            if task.status in self.machine.held or task.status in self._done:
+                raise DependencyError(
+                    f"task {task_id} is {task.status}: only a task that has not started"
+                    f" or has failed can gain a dependency (it can move to:"
+                    f" {', '.join(self.machine.allowed(task.status)) or 'nothing'})"
+                )
+            dependencies.check_depend(conn, task_id, on)
+            return self._change_deps(task, (*task.depends_on, on), actor, f"depends on {on}")
+
+    def undepend(self, task_id: str, on: str, actor: str | None = None) -> Task:
+        """Stop `task_id` waiting for `on`; returns the task (ready if nothing else is open)."""
+        on = check_text("on", on)
+        with self.memory.transaction():
+            task = self._require(task_id)
+            if on not in task.depends_on:
+                waits = ", ".join(task.depends_on) or "nothing"
+                raise DependencyError(
+                    f"task {task_id} does not depend on {on}; it depends on: {waits}"
+                )
+            deps = tuple(d for d in task.depends_on if d != on)
+            return self._change_deps(task, deps, actor, f"no longer depends on {on}")
+
+    def _change_deps(self, task: Task, deps: tuple[str, ...], actor: str | None, note: str) -> Task:
+        """Write the relations and the log triple of a dependency change (in a transaction)."""
+        conn = self.memory.connection
+        stamp = utcnow()
+        added = [d for d in deps if d not in task.depends_on]
+        for gone in (d for d in task.depends_on if d not in deps):
+            dependencies.delete_edge(conn, task.id, gone)
+        dependencies.insert_edges(conn, ((task.id, d) for d in added), stamp)
+        self.memory.append([dependencies.log_fact(task.id, deps, actor, note)], stamp)
+        return self._require(task.id)
 
     def transition(
         self,
@@ -580,9 +731,21 @@ class TaskStore:
             step = self._held_event(task, "fail")
             return self._apply(task, step, worker, note or "attempt failed", error=error)
 
-    def claim(self, worker: str, lease_seconds: float = defaults.LEASE_SECONDS) -> Task | None:
+    def claim(
+        self,
+        worker: str,
+        lease_seconds: float = defaults.LEASE_SECONDS,
+        wait: float | None = None,
+        *,
+        stop: threading.Event | None = None,
+    ) -> Task | None:
         """Move the next queued task (highest priority, then oldest) to the claimed state
-        for `worker` with a lease. Safe across processes: each task is claimed once."""
+        for `worker` with a lease. Safe across processes: each task is claimed once.
+
+        With `wait` seconds, wait (holding no lock) for a task any process adds or
+        releases; None when the time is up or `stop` is set."""
+        if wait is not None:
+            return waiting.claim_waiting(self, worker, lease_seconds, wait, stop)
         worker = check_text("worker", worker)
         lease = check_lease(lease_seconds)
         step = self.machine.event(self.machine.initial, self.machine.claimed, "claim")
@@ -591,7 +754,24 @@ class TaskStore:
             row = conn.execute(NEXT_SQL if sql is QUEUE_SQL else sql + " LIMIT 1", args).fetchone()
             if row is None:
                 return None
-            return self._move(task_from_row(row), step, worker, "claimed", lease_seconds=lease)
+            return self._move(self._task(row), step, worker, "claimed", lease_seconds=lease)
+
+    def changes(
+        self, since: int | str | datetime | None = None, task_id: str | None = None
+    ) -> builtins.list[Transition]:
+        """Status changes after `since` (a cursor from a Transition, or a time), oldest
+        first; each carries its cursor. All of them when `since` is None."""
+        return feed.changes(self, since, task_id)
+
+    def watch(
+        self,
+        since: int | str | datetime | None = None,
+        stop: threading.Event | None = None,
+        task_id: str | None = None,
+    ) -> Generator[Transition, None, None]:
+        """Yield status changes as any process makes them, until `stop` is set; first the
+        ones after `since` (a cursor or a time), if given."""
+        return feed.watch(self, since, stop, task_id)
 
     def heartbeat(
         self,
@@ -652,7 +832,7 @@ class TaskStore:
             ).fetchall()
             recovered = []
             for row in rows:
-                task = task_from_row(row)
+                task = self._task(row)
                 note = f"lease of {task.owner or 'nobody'} expired at {task.lease_expires_at}"
                 step = self._held_event(task, "expire")
                 recovered.append(self._apply(task, step, "recover", note, error=note))
@@ -690,7 +870,8 @@ class TaskStore:
         change only through the guarded methods above, or a raw write could bypass the
         state machine (e.g. set a pending task's status to completed)."""
         with self.memory.transaction():
-            if attribute in TASK_ATTRIBUTES and self._row(entity) is not None:
+            own = attribute in TASK_ATTRIBUTES or attribute == dependencies.LOG_ATTRIBUTE
+            if own and self._row(entity) is not None:
                 raise TaskFieldProtected(entity, attribute)
             return self.memory.store(entity, attribute, value, source, confidence, context)
 
@@ -754,6 +935,7 @@ class TaskStore:
                 "INSERT INTO entities (name, entity_type, created_at) VALUES (?, ?, ?)",
                 [(r["id"], ENTITY_TYPE, r["created_at"]) for r in chosen],
             )
+            dependencies.restore_edges(conn, chosen, utcnow())
         return written
 
     def facts(self, task_id: str) -> builtins.list[dict[str, Any]]:
@@ -767,6 +949,10 @@ class TaskStore:
             )
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def _added(deps: Sequence[str]) -> str:
+    return f"depends on {', '.join(deps)}"
 
 
 def _check_fits(conn: Any, machine: StateMachine) -> None:
