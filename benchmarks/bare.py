@@ -2,11 +2,14 @@
 
 The bare table has the columns of `memories` and its one index
 `(entity, attribute, id)`, and nothing else: no full-text index, no projection,
-no triggers. A bare cycle writes exactly the triples `TaskStore` writes
-(claim: owner, lease, status; review: result, status; completed: owner, lease,
-status), each step in its own `BEGIN IMMEDIATE` that first reads the current
-status through the index. The caller already knows the task id, so the bare
-claim has no queue lookup: it is a lower bound on the cost, not a rival design.
+no triggers. A bare cycle writes the 8 triples of the explicit EAV shape, the
+ones minna-tasks 0.1 wrote (claim: owner, lease, status; review: result,
+status; completed: owner, lease, status), each step in its own `BEGIN
+IMMEDIATE` that first reads the current status through the index. `TaskStore`
+now writes 5 of them: its status rows imply a claim's owner and a finished
+task's empty owner and lease (minna_tasks/store/fields.py). The caller already
+knows the task id, so the bare claim has no queue lookup: it is a lower bound on
+the cost, not a rival design.
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ from .memory import utcnow
 from .memory.values import fits_int64, is_utf8
 from .records import Task
 from .states import StateMachine
-from .store import TASK_ATTRIBUTES, TaskStore, dependencies
-from .store.projection import default_value
+from .store import TaskStore, dependencies
+from .store import fields as task_fields
 
 FORMAT = "minna-tasks"
 VERSION = 1
@@ -311,41 +311,9 @@ def _unstorable(value: Any) -> str | None:
 
 
 def _replay(history: list[dict[str, Any]]) -> dict[str, Any]:
-    """The current field values the store will derive from these triples."""
-    last: dict[str, Any] = {}
-    for fact in history:
-        if fact["attribute"] in TASK_ATTRIBUTES:
-            last[fact["attribute"]] = fact["value"]
-    current: dict[str, Any] = {}
-    for name, (kind, _default) in TASK_ATTRIBUTES.items():
-        value = last.get(name)
-        if kind == "INTEGER":
-            current[name] = _as_int(value, default_value(name))
-        elif name in ("payload", "result"):
-            current[name] = _load_json(value)
-        elif name == "description":
-            current[name] = value if value is not None else ""
-        else:
-            current[name] = value
-    return current
-
-
-def _as_int(value: Any, default: Any) -> Any:
-    if value is None:
-        return default
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return value
-
-
-def _load_json(text: Any) -> Any:
-    if not isinstance(text, str):
-        return text
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+    """The current field values the store will derive from these triples (fields.py)."""
+    stored, _ = task_fields.replay_records(history)
+    return task_fields.values(stored)
 
 
 def import_tasks(

@@ -16,17 +16,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from functools import partial
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
+import anyio
+import anyio.to_thread
+
 from . import defaults
-from .dbpath import resolve_db
-from .errors import MinnaTasksError, TaskNotFound
+from .dbpath import ENV_VARS, resolve_db
+from .errors import MinnaTasksError, StoreError, TaskNotFound
 from .records import Task
 from .store import TaskStore
 
@@ -37,12 +43,17 @@ try:
     from mcp.server.context import ServerRequestContext
     from mcp.server.mcpserver import Context, MCPServer, ResourceSecurity
     from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+    from mcp.server.stdio import stdio_server
     from mcp.server.subscriptions import InMemorySubscriptionBus
+    from mcp.shared._context_streams import create_context_streams
+    from mcp.shared.message import SessionMessage
     from mcp.shared.subscriptions import ResourceUpdated
     from mcp.types import (
         CallToolResult,
         EmptyResult,
+        ErrorData,
         InputRequiredResult,
+        JSONRPCError,
         SubscribeRequestParams,
         TextContent,
         ToolAnnotations,
@@ -50,7 +61,7 @@ try:
     )
     from pydantic import ValidationError
 
-    from .mcp_memory import MEMORY_INSTRUCTIONS, MemoryTools, add_memory_tools
+    from .mcp_memory import MEMORY_INSTRUCTIONS, MEMORY_TOOLS, MemoryTools, add_memory_tools
     from .mcp_notify import relaying
     from .mcp_schemas import (
         AnyJSON,
@@ -125,6 +136,79 @@ def _refused(error: Exception) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=str(error))], is_error=True)
 
 
+T = TypeVar("T")
+
+
+async def _off_loop(call: Callable[[], T]) -> T:
+    """Run a store call in a worker thread: a busy file (a lock wait of up to the busy
+    timeout) or a long read must not stall the event loop and every other request."""
+    return await anyio.to_thread.run_sync(call)
+
+
+class _Readers:
+    """One store per worker thread for reads, beside the writing store.
+
+    WAL lets readers run beside the writer, but one connection behind one lock
+    would serve them one at a time, and behind a write that waits for the lock.
+    """
+
+    def __init__(self, store: TaskStore) -> None:
+        self.store = store
+        self._local = threading.local()
+        self._opened: list[TaskStore] = []
+        self._lock = threading.Lock()
+        # A second connection to ":memory:" would open another, empty database.
+        self._shared = store.path == ":memory:"
+
+    def get(self) -> TaskStore:
+        """This thread's reading store (opened on first use)."""
+        if self._shared:
+            return self.store
+        reader: TaskStore | None = getattr(self._local, "store", None)
+        if reader is None:
+            reader = TaskStore(
+                self.store.path, self.store.machine, timeout=self.store.memory.timeout
+            )
+            with self._lock:
+                self._opened.append(reader)
+            self._local.store = reader
+        return reader
+
+    def close(self) -> None:
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for reader in opened:
+            reader.close()
+
+
+class _ThreadMemory:
+    """The calling worker thread's reading memory (see _Readers), for the memory tools."""
+
+    def __init__(self, readers: _Readers) -> None:
+        self._readers = readers
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._readers.get().memory, name)
+
+
+class _MemoryRouter:
+    """The memory tools, the read-only ones (MEMORY_TOOLS) on the reading connections."""
+
+    def __init__(self, writing: MemoryTools, reading: MemoryTools) -> None:
+        self._writing = writing
+        self._reading = reading
+
+    def __getattr__(self, name: str) -> Any:
+        _, read_only = MEMORY_TOOLS.get(name, ("", False))
+        return getattr(self._reading if read_only else self._writing, name)
+
+
+def _memory_tools(store: TaskStore, readers: _Readers, run: Any) -> MemoryTools:
+    reading = MemoryTools(store, run)
+    reading.memory = cast(Any, _ThreadMemory(readers))
+    return cast(MemoryTools, _MemoryRouter(MemoryTools(store, run), reading))
+
+
 def _task_with_history(store: TaskStore, task_id: str) -> dict[str, Any]:
     with store.memory.reading():  # one snapshot: the fields and the history agree
         task = store.get(task_id)
@@ -179,7 +263,19 @@ class _Subscribers:
 
 
 class _Server(MCPServer):
-    """MCPServer with one-line messages for arguments that fail the input schema."""
+    """MCPServer with one-line messages for arguments that fail the input schema, and
+    a JSON-RPC error reply for stdin lines the SDK cannot read (it drops them)."""
+
+    readers: _Readers | None = None
+
+    async def run_stdio_async(self) -> None:
+        async with stdio_server() as (read_stream, write_stream):
+            send, receive = create_context_streams[SessionMessage | Exception](0)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_answer_unreadable, read_stream, send, write_stream)
+                await self._lowlevel_server.run(
+                    receive, write_stream, self._lowlevel_server.create_initialization_options()
+                )
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context | None = None
@@ -200,18 +296,25 @@ class _Server(MCPServer):
 class _Tools:
     """The tool handlers: each parses nothing itself, calls one store method, returns JSON."""
 
-    def __init__(self, store: TaskStore, subscribers: _Subscribers) -> None:
+    def __init__(self, store: TaskStore, subscribers: _Subscribers, readers: _Readers) -> None:
         self.store = store
         self.memory = store.memory
         self.subscribers = subscribers
+        self.readers = readers
+
+    @property
+    def reader(self) -> TaskStore:
+        """The store a read uses: this worker thread's own connection (see _Readers)."""
+        return self.readers.get()
 
     async def _run(
         self, action: Callable[[], Any], ctx: Context | None = None, changed: bool = False
     ) -> CallToolResult:
-        """Run one store call. Subscribers hear of its changes from the relay (mcp_notify),
-        which tells them about every process's changes, this server's included."""
+        """Run one store call off the event loop. Subscribers hear of its changes from the
+        relay (mcp_notify), which tells them about every process's changes, this server's
+        included."""
         try:
-            value = action()
+            value = await _off_loop(action)
         except USER_ERRORS as e:
             return _refused(e)
         return _ok(value)
@@ -311,11 +414,11 @@ class _Tools:
 
     async def list_tasks(self, status: str | None = None) -> TaskListResult:
         """All tasks, oldest first, or only those in one `status`."""
-        return await self._run(lambda: _tasks(self.store.list(status=status)))
+        return await self._run(lambda: _tasks(self.reader.list(status=status)))
 
     async def get_task(self, task_id: str) -> TaskWithHistoryResult:
         """One task with its full history of status changes (time, actor, note)."""
-        return await self._run(lambda: _task_with_history(self.store, task_id))
+        return await self._run(lambda: _task_with_history(self.reader, task_id))
 
     async def heartbeat_task(
         self,
@@ -410,15 +513,16 @@ def build_server(store: TaskStore, tools: str = "all") -> MCPServer:
         subscriptions=bus,
         lifespan=None if tools == "memory" else _notifying(store, bus, subscribers),
     )
-    handlers = _Tools(store, subscribers)
+    readers = server.readers = _Readers(store)
+    handlers = _Tools(store, subscribers, readers)
     if tools != "memory":
         _add_legacy_subscriptions(server, subscribers)
-        _add_resources(server, store)
+        _add_resources(server, readers)
         for name, title in TOOL_TITLES.items():
             hint = ToolAnnotations(read_only_hint=name in READ_ONLY_TOOLS)
             server.add_tool(getattr(handlers, name), name=name, title=title, annotations=hint)
     if tools != "tasks":
-        add_memory_tools(server, MemoryTools(store, handlers._run))
+        add_memory_tools(server, _memory_tools(store, readers, handlers._run))
     return server
 
 
@@ -435,7 +539,7 @@ def _notifying(
     return lambda server: relaying(store, notify)
 
 
-def _add_resources(server: MCPServer, store: TaskStore) -> None:
+def _add_resources(server: MCPServer, readers: _Readers) -> None:
     @server.resource(
         QUEUE_URI,
         name="queue",
@@ -445,7 +549,7 @@ def _add_resources(server: MCPServer, store: TaskStore) -> None:
         " (highest priority, then oldest).",
     )
     async def queue() -> str:
-        return _dumps(_tasks(store.queue()))
+        return await _off_loop(lambda: _dumps(_tasks(readers.get().queue())))
 
     @server.resource(
         CURRENT_URI,
@@ -455,7 +559,11 @@ def _add_resources(server: MCPServer, store: TaskStore) -> None:
         description="Tasks a worker holds (in progress or in review), with owner and lease.",
     )
     async def current() -> str:
-        return _dumps(_tasks(store.list(status=store.machine.held)))
+        def held() -> str:
+            reader = readers.get()
+            return _dumps(_tasks(reader.list(status=reader.machine.held)))
+
+        return await _off_loop(held)
 
     @server.resource(
         STATS_URI,
@@ -466,8 +574,12 @@ def _add_resources(server: MCPServer, store: TaskStore) -> None:
         ' and under "readiness" how many queued tasks are ready and how many blocked.',
     )
     async def stats() -> str:
-        with store.memory.reading():  # one snapshot: the counts agree
-            return _dumps({**store.stats(), "readiness": store.readiness()})
+        def counts() -> str:
+            reader = readers.get()
+            with reader.memory.reading():  # one snapshot: the counts agree
+                return _dumps({**reader.stats(), "readiness": reader.readiness()})
+
+        return await _off_loop(counts)
 
     # A task id is a database key, not a path: the SDK's path checks do not apply.
     @server.resource(
@@ -480,7 +592,7 @@ def _add_resources(server: MCPServer, store: TaskStore) -> None:
     )
     async def task(task_id: str) -> str:
         try:
-            return _dumps(_task_with_history(store, task_id))
+            return await _off_loop(lambda: _dumps(_task_with_history(readers.get(), task_id)))
         except TaskNotFound as e:
             raise ResourceNotFoundError(str(e)) from None
         except USER_ERRORS as e:
@@ -508,12 +620,110 @@ def _version() -> str:
 
 
 def serve(db_path: str, tools: str = "all") -> None:
-    """Serve the store at `db_path` over stdio until the client disconnects."""
-    store = TaskStore(db_path)
+    """Serve the store at `db_path` over stdio until the client disconnects.
+
+    Says on stderr which absolute file it serves (a host starts servers in a
+    folder of its own, so a relative path is easy to get wrong).
+    """
+    path = served_path(db_path)
+    store = TaskStore(path)
     try:
-        build_server(store, tools).run("stdio")
+        print(f"minna-tasks MCP server: serving {path}", file=sys.stderr, flush=True)
+        server = build_server(store, tools)
+        try:
+            server.run("stdio")
+        finally:
+            if isinstance(server, _Server) and server.readers is not None:
+                server.readers.close()
     finally:
         store.close()
+
+
+def served_path(db_path: str) -> str:
+    """The absolute path of the file to serve.
+
+    An explicit relative path that does not exist is refused: the host's working
+    folder is rarely the user's, and serving a fresh empty file there hides the
+    mistake. The default path and the environment variables keep "created on
+    first use".
+    """
+    if db_path == ":memory:":
+        return db_path
+    path = Path(db_path)
+    implicit = db_path == defaults.DB_PATH or db_path in [os.environ.get(v) for v in ENV_VARS]
+    if not implicit and not path.is_absolute() and not path.exists():
+        raise StoreError(
+            f"{db_path} does not exist in {Path.cwd()} (the folder the MCP server was started"
+            " in); give --db an absolute path, or create the file first with"
+            f" `minna-tasks --db {db_path} init`",
+            db_path,
+        )
+    return str(path.absolute())
+
+
+# -- lines the SDK cannot read --------------------------------------------------
+
+_ID = re.compile(r'"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")')
+
+
+async def _answer_unreadable(source: Any, sink: Any, out: Any) -> None:
+    """Forward the messages the SDK read; answer each line it could not read (not JSON,
+    nested deeper than its JSON reader allows, lone surrogates) with a JSON-RPC error."""
+    async with sink:
+        async for item in source:
+            if isinstance(item, Exception):
+                await out.send(SessionMessage(_unreadable(item)))
+            else:
+                await sink.send(item)
+
+
+def _unreadable(error: Exception) -> JSONRPCError:
+    """The JSON-RPC error for a line that failed the SDK's reader, with the request's id
+    when the line shows one (so the caller is not left waiting)."""
+    code, message, request_id = -32700, f"Parse error: {error}", None
+    if isinstance(error, ValidationError) and error.errors():
+        first = error.errors()[0]
+        given = first.get("input")
+        if first["type"] == "json_invalid":
+            reason = str((first.get("ctx") or {}).get("error", first["msg"]))
+            message = f"Parse error: {reason}{_hint(reason)}"
+            if isinstance(given, str):
+                request_id = _request_id(given)
+        else:
+            code, message = -32600, "Invalid Request: not a JSON-RPC 2.0 message"
+            if isinstance(given, dict):
+                request_id = _valid_id(given.get("id"))
+    return JSONRPCError(jsonrpc="2.0", id=request_id, error=ErrorData(code=code, message=message))
+
+
+def _hint(reason: str) -> str:
+    if "recursion limit" in reason:
+        return " (the message is nested deeper than this server's JSON reader allows)"
+    if "hex escape" in reason or "surrogate" in reason:
+        return " (a lone UTF-16 surrogate such as \\ud800 is not text)"
+    return ""
+
+
+def _request_id(line: str) -> int | str | None:
+    """The top-level id of a line Python's own JSON reader may still parse, else found by
+    pattern in the line's head (a deep or odd body does not hide it)."""
+    try:
+        message = json.loads(line)
+    except (ValueError, RecursionError):
+        match = _ID.search(line)
+        if match is None or line[: match.start()].count("{") != 1:
+            return None
+        try:
+            return _valid_id(json.loads(match.group(1)))
+        except ValueError:
+            return None
+    return _valid_id(message.get("id")) if isinstance(message, dict) else None
+
+
+def _valid_id(value: Any) -> int | str | None:
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -21,21 +20,48 @@ JSON_ATTRIBUTES = ("payload", "result")
 
 
 def load_json(text: Any) -> Any:
-    if text is None:
-        return None
+    """JSON text as its value; anything else (plain text another tool wrote, NaN,
+    numbers beyond a float, nesting deeper than Python parses) stays as it is."""
+    if not isinstance(text, str):
+        return text
     try:
-        return json.loads(text)
-    except (TypeError, ValueError):
-        return text  # written as plain text by another tool: keep it readable
+        value, end = _DECODER.raw_decode(text)  # the common case, without decode()'s regexes
+    except (ValueError, RecursionError):
+        try:  # leading whitespace, or not JSON
+            return _DECODER.decode(text)
+        except (ValueError, RecursionError):
+            return text
+    if end != len(text) and text[end:].strip(" \t\n\r"):
+        return text  # JSON followed by more text
+    return value
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def _no_constant(text: str) -> Any:
+    raise ValueError(text)
+
+
+_DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_no_constant)
 
 
 def dump_json(name: str, value: Any) -> str | None:
     if value is None:
         return None
     try:
-        return json.dumps(value, allow_nan=False, ensure_ascii=False)
+        return _ENCODER.encode(value)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{name} is not JSON-serialisable: {e}") from None
+    except RecursionError:
+        raise ValueError(f"{name} is nested too deeply to store as JSON") from None
+
+
+_ENCODER = json.JSONEncoder(allow_nan=False, ensure_ascii=False)  # one, not one per call
 
 
 @dataclass(frozen=True)
@@ -111,19 +137,16 @@ class Transition:
 Fact = tuple[str, str, Any, str | None, str | None]
 
 
+MAX_LEASE_SECONDS = 100 * 366 * 86400  # a lease's end must stay a representable time
+
+
 def check_lease(lease_seconds: object) -> float:
     if isinstance(lease_seconds, bool) or not isinstance(lease_seconds, int | float):
         raise TypeError(f"lease_seconds must be a number, not {type(lease_seconds).__name__}")
     if not math.isfinite(lease_seconds) or lease_seconds <= 0:
         raise ValueError(f"lease_seconds must be a positive number of seconds, not {lease_seconds}")
+    if lease_seconds > MAX_LEASE_SECONDS:
+        raise ValueError(
+            f"lease_seconds must be at most {MAX_LEASE_SECONDS} (100 years), not {lease_seconds}"
+        )
     return float(lease_seconds)
-
-
-def as_integer(value: Any, default: int | None) -> int | None:
-    """SQLite's coalesce(CAST(value AS INTEGER), default) for the values JSON can hold."""
-    if value is None:
-        return default
-    if isinstance(value, int | float):
-        return int(value)
-    digits = re.match(r"\s*[+-]?\d+", str(value))
-    return int(digits.group()) if digits else 0

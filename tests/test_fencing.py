@@ -29,7 +29,12 @@ from minna_tasks import (
     state_machine_loop,
 )
 from minna_tasks.jsonio import export_tasks, import_tasks
-from minna_tasks.store.projection import BASE_ATTRIBUTES, TASK_MIGRATIONS, _fields_trigger
+from minna_tasks.store.projection import (
+    BASE_ATTRIBUTES,
+    TASK_MIGRATIONS,
+    TRIGGERS,
+    _fields_trigger,
+)
 
 from .conftest import dump, unchanged
 
@@ -255,7 +260,8 @@ def _as_before_fencing(db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     with conn:
         conn.execute("DROP VIEW IF EXISTS tasks")
-        conn.execute("DROP TRIGGER task_current_fields")
+        for name in TRIGGERS:  # the newer triggers name claim_token too
+            conn.execute(f"DROP TRIGGER IF EXISTS {name}")
         conn.execute("ALTER TABLE task_current DROP COLUMN claim_token")
         conn.executescript(_fields_trigger(BASE_ATTRIBUTES))
         conn.execute("UPDATE schema_components SET version = 2 WHERE name = 'tasks'")

@@ -30,8 +30,11 @@ ALLOWED: dict[tuple[str, str], str] = {
         "PRAGMA table_info() of each constant OWN_TABLES name"
     ),
     ("minna_tasks/memory/database.py", "Database._migrate"): "PRAGMA user_version= an int counter",
-    ("minna_tasks/memory/database.py", "Database.transaction"): (
-        "SAVEPOINT/ROLLBACK TO/RELEASE minna_<depth>: an internal int counter"
+    ("minna_tasks/memory/database.py", "_Transaction.__enter__"): (
+        "SAVEPOINT minna_<depth>: an internal int counter"
+    ),
+    ("minna_tasks/memory/database.py", "_Transaction.__exit__"): (
+        "ROLLBACK TO/RELEASE minna_<depth>: an internal int counter"
     ),
     ("minna_tasks/memory/waiting.py", "begin_immediate"): (
         "PRAGMA busy_timeout= int() of the store's float timeout, in milliseconds"
@@ -56,14 +59,20 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/memory/context.py", "SessionsAndPreferences.get_preferences"): (
         "appends a constant 'WHERE category = ?'; the value is bound"
     ),
-    ("minna_tasks/store/projection.py", "_projection_ddl"): (
-        "DDL and triggers from the constant TASK_ATTRIBUTES and ENTITY_TYPE"
+    ("minna_tasks/store/projection.py", "_table_ddl"): (
+        "the projection table's DDL from the constant FIELDS and QUEUE_STATE"
     ),
-    ("minna_tasks/store/projection.py", "_fields_trigger"): (
-        "the fields trigger from the constant TASK_ATTRIBUTES"
+    ("minna_tasks/store/projection.py", "_rules_ddl"): (
+        "triggers and backfill from the constants FIELDS, IMPLIED and ENTITY_TYPE"
+    ),
+    ("minna_tasks/store/projection.py", "_as_of_sql"): (
+        "the tasks_as_of canned query from the constants FIELDS and ENTITY_TYPE"
     ),
     ("minna_tasks/store/projection.py", "_latest"): (
-        "a backfill subquery for a constant TASK_ATTRIBUTES name"
+        "a replay subquery from the constants FIELDS and IMPLIED"
+    ),
+    ("minna_tasks/store/projection.py", "_fields_trigger"): (
+        "the fields trigger from the constant FIELDS"
     ),
     ("minna_tasks/store/projection.py", "<module>"): (
         "SELECT_TASK, INSERT_TASK_ROW and QUEUE_SQL from the constants COLUMNS and QUEUE_STATE"
@@ -73,7 +82,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ),
     ("minna_tasks/store/names.py", "owners"): "IN lists of '?' placeholders per chunk of names",
     ("minna_tasks/store/machines.py", "file_machine"): "a file URI with ?mode=ro, which is not SQL",
-    ("minna_tasks/store/task_store.py", "TaskStore._row"): "SELECT_TASK + a constant WHERE with ?",
     ("minna_tasks/store/task_store.py", "TaskStore.iter"): (
         "an IN list of '?' placeholders (one per checked status) and constant clauses"
     ),

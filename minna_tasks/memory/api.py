@@ -149,6 +149,13 @@ class MinnaMemory(SessionsAndPreferences):
         """The id of the memory this connection appended last (inside its transaction)."""
         return int(self.connection.execute("SELECT last_insert_rowid()").fetchone()[0])
 
+    def append_row(self, row: MemoryRow) -> int:
+        """Append one whole pre-checked row inside the caller's open transaction; returns
+        its id (a claim's fencing token is the id of its status row)."""
+        if not self._depth:
+            raise RuntimeError("MinnaMemory.append needs an open transaction()")
+        return int(self.connection.execute(INSERT_MEMORY, row).lastrowid or 0)
+
     def append_rows(self, rows: Iterable[MemoryRow]) -> None:
         """Append whole pre-checked rows (entity, attribute, value, source, confidence,
         context, created_at) inside the caller's open transaction (no savepoint)."""

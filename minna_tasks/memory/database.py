@@ -37,6 +37,61 @@ DEFAULT_TIMEOUT = 30.0
 SYNCHRONOUS = ("NORMAL", "FULL")
 
 
+# Forks of this process so far (counted in the child): the connection property compares
+# a counter on every call instead of asking the kernel for the pid (a move uses it 4 times).
+_forks = 0
+
+
+def _count_fork() -> None:
+    global _forks
+    _forks += 1
+    _held_files.clear()  # the child holds no SQLite locks until it reopens
+
+
+# Database files this process has open, by (device, inode): their header is not read
+# again with a file object of our own, because closing any descriptor of a file drops
+# every POSIX lock the process holds on it, SQLite's included. Another process could
+# then checkpoint and delete the WAL under our open connections ("disk I/O error").
+_held_files: dict[tuple[int, int], int] = {}
+_held_lock = threading.Lock()
+
+
+def _file_key(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _held_here(path: Path) -> bool:
+    key = _file_key(str(path))
+    with _held_lock:
+        return key is not None and _held_files.get(key, 0) > 0
+
+
+def _hold(path: str) -> tuple[int, int] | None:
+    key = None if path == ":memory:" else _file_key(path)
+    if key is not None:
+        with _held_lock:
+            _held_files[key] = _held_files.get(key, 0) + 1
+    return key
+
+
+def _release(key: tuple[int, int] | None) -> None:
+    if key is None:
+        return
+    with _held_lock:
+        count = _held_files.get(key, 0) - 1
+        if count > 0:
+            _held_files[key] = count
+        else:
+            _held_files.pop(key, None)
+
+
+os.register_at_fork(after_in_child=_count_fork)
+
+
 class Database:
     """One SQLite file shared safely with other tools: its connection, schema and
     transactions.
@@ -67,14 +122,17 @@ class Database:
         self._unindexed = 0
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
+        self._forks = _forks
         self.commit_key = (
             f":memory:{id(self)}" if self.path == ":memory:" else commits.file_key(self.path)
         )
         # Called once a write has waited a second for another writer's lock (the CLI says so).
         self.on_wait: OnWait | None = None
         self.readonly = readonly or (self.path != ":memory:" and _is_readonly(self.path))
+        self._held: tuple[int, int] | None = None
         self._prepare_path()
         self._open()
+        self._held = _hold(self.path)
 
     # -- connection -------------------------------------------------------
 
@@ -84,7 +142,7 @@ class Database:
         path = Path(self.path)
         if path.is_dir():
             raise StoreError(f"{self.path} is a directory, not a database file", self.path)
-        if path.exists():
+        if path.exists() and not _held_here(path):
             with path.open("rb") as f:
                 head = f.read(len(SQLITE_HEADER))
             if head and head != SQLITE_HEADER:
@@ -118,6 +176,7 @@ class Database:
             raise StoreError(f"cannot open {self.path}: {e}", self.path) from e
         self._conn = conn
         self._pid = os.getpid()
+        self._forks = _forks
         try:
             self._check_schema(conn)
             if not self.readonly:
@@ -226,16 +285,21 @@ class Database:
         """This process's connection; reopened after a fork, never shared across one."""
         if self._conn is None:
             raise StoreError(f"{self.path} is closed", self.path)
-        if self._pid != os.getpid():
+        if self._forks != _forks:  # a fork happened since we opened: check the pid
             # A connection inherited through fork() must not be used: open our own.
-            self._conn = None
-            self._depth = 0
-            self._lock = threading.RLock()
-            self._open()
-            assert self._conn is not None
+            if self._pid == os.getpid():
+                self._forks = _forks  # we are the parent
+            else:
+                self._conn = None
+                self._depth = 0
+                self._lock = threading.RLock()
+                self._open()
+                assert self._conn is not None
         return self._conn
 
     def close(self) -> None:
+        _release(self._held)
+        self._held = None
         with self._lock:
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
@@ -250,57 +314,13 @@ class Database:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.path!r})"
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> _Transaction:
         """One atomic write transaction (`BEGIN IMMEDIATE`); nested calls join it.
 
         A nested block runs in a savepoint, so an error caught inside the outer
         block undoes only the nested part.
         """
-        with self._lock:
-            conn = self.connection
-            if self.readonly:
-                raise StoreReadOnly(f"{self.path} is read-only; nothing was written", self.path)
-            if self._depth:
-                name = f"minna_{self._depth}"
-                conn.execute(f"SAVEPOINT {name}")
-                self._depth += 1
-                try:
-                    yield conn
-                except BaseException:
-                    conn.execute(f"ROLLBACK TO {name}")
-                    conn.execute(f"RELEASE {name}")
-                    raise
-                else:
-                    conn.execute(f"RELEASE {name}")
-                finally:
-                    self._depth -= 1
-                return
-            try:
-                begin_immediate(conn, self.timeout, self.on_wait)
-            except sqlite3.DatabaseError as e:
-                raise _translate(e, self.path) from e
-            self._depth = 1
-            changes = conn.total_changes
-            try:
-                yield conn
-                # Look at the index backlog only every FTS_BATCH of our own changes (rows
-                # and the triggers' updates): two queries per commit cost ~10% of a move.
-                self._unindexed += conn.total_changes - changes
-                if self._unindexed >= fulltext.FTS_BATCH:
-                    fulltext.index_backlog(conn, fulltext.FTS_BATCH)
-                    self._unindexed = 0
-                conn.execute("COMMIT")
-                if conn.total_changes != changes:
-                    commits.signal_for(self.commit_key).bump()  # wake this process's waiters
-            except sqlite3.DatabaseError as e:
-                _rollback(conn)
-                raise _translate(e, self.path) from e
-            except BaseException:
-                _rollback(conn)
-                raise
-            finally:
-                self._depth = 0
+        return _Transaction(self)
 
     @property
     def in_write(self) -> bool:
@@ -351,6 +371,83 @@ def _restore_triggers(
     for name, table, sql in triggers:
         if name not in left and table in tables and name.lower() not in dropped and sql:
             conn.execute(sql)
+
+
+class _Transaction:
+    """The context manager of Database.transaction(): a class, not a generator, because
+    it wraps every task move and a generator-based one costs three times as much."""
+
+    __slots__ = ("changes", "db", "lock", "savepoint")
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.lock = db._lock  # the one we take (a fork replaces db._lock: see connection)
+        self.savepoint: str | None = None
+        self.changes = 0
+
+    def __enter__(self) -> sqlite3.Connection:
+        db = self.db
+        self.lock.acquire()
+        try:
+            conn = db.connection
+            if db.readonly:
+                raise StoreReadOnly(f"{db.path} is read-only; nothing was written", db.path)
+            if db._depth:
+                self.savepoint = f"minna_{db._depth}"
+                conn.execute(f"SAVEPOINT {self.savepoint}")
+                db._depth += 1
+                return conn
+            try:
+                begin_immediate(conn, db.timeout, db.on_wait)
+            except sqlite3.DatabaseError as e:
+                raise _translate(e, db.path) from e
+            db._depth = 1
+            self.changes = conn.total_changes
+            return conn
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: object
+    ) -> None:
+        db = self.db
+        try:
+            conn = db.connection
+            if self.savepoint is not None:
+                try:
+                    if kind is not None:
+                        conn.execute(f"ROLLBACK TO {self.savepoint}")
+                    conn.execute(f"RELEASE {self.savepoint}")
+                finally:
+                    db._depth -= 1
+                return
+            try:
+                if kind is not None:
+                    _rollback(conn)
+                    if isinstance(error, sqlite3.DatabaseError):
+                        raise _translate(error, db.path) from error
+                    return
+                try:
+                    # Look at the index backlog only every FTS_BATCH of our own changes (rows
+                    # and the triggers' updates): two queries per commit cost ~10% of a move.
+                    db._unindexed += conn.total_changes - self.changes
+                    if db._unindexed >= fulltext.FTS_BATCH:
+                        fulltext.index_backlog(conn, fulltext.FTS_BATCH)
+                        db._unindexed = 0
+                    conn.execute("COMMIT")
+                    if conn.total_changes != self.changes:
+                        commits.signal_for(db.commit_key).bump()  # wake this process's waiters
+                except sqlite3.DatabaseError as e:
+                    _rollback(conn)
+                    raise _translate(e, db.path) from e
+                except BaseException:
+                    _rollback(conn)
+                    raise
+            finally:
+                db._depth = 0
+        finally:
+            self.lock.release()
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

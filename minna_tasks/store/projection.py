@@ -10,67 +10,106 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..records import JSON_ATTRIBUTES, Task, as_integer, load_json
+from ..records import Task, load_json
 from ..states import TaskState
 from . import dependencies
+from .fields import FIELDS, IMPLIED, JSON, SOURCE, Field, replay_records
 from .machines import MACHINE_DDL
 
 ENTITY_TYPE = "task"
 
-# attribute -> (column type in the projection, default for a task that lacks it)
+# attribute -> (column type in the projection, default for a task that lacks it), as SQL
 TASK_ATTRIBUTES: dict[str, tuple[str, str]] = {
-    "title": ("TEXT", "NULL"),
-    "description": ("TEXT", "''"),
-    "status": ("TEXT", "NULL"),
-    "priority": ("INTEGER", "0"),
-    "attempts": ("INTEGER", "0"),
-    "max_attempts": ("INTEGER", "3"),
-    "payload": ("TEXT", "NULL"),
-    "result": ("TEXT", "NULL"),
-    "error": ("TEXT", "NULL"),
-    "owner": ("TEXT", "NULL"),
-    "lease_expires_at": ("TEXT", "NULL"),
+    name: (f.column_type, f.sql_default) for name, f in FIELDS.items()
 }
-# The fields of 0.1, which the first migration's DDL is built from (later ones add theirs).
-BASE_ATTRIBUTES = dict(TASK_ATTRIBUTES)
-# The claim's fencing token: the memory id of the status row that claimed the task, set
-# while a worker holds it (see fencing.py). Added by migration 3.
-TASK_ATTRIBUTES["claim_token"] = ("INTEGER", "NULL")
+# The fields of 0.1 (later migrations add the others, e.g. claim_token in migration 3).
+BASE_ATTRIBUTES = {name: kind for name, kind in TASK_ATTRIBUTES.items() if name != "claim_token"}
 
 
 def default_value(name: str) -> Any:
     """The value of a field its task has no triple for (an int, a str or None)."""
-    kind, default = TASK_ATTRIBUTES[name]
-    if default == "NULL":
-        return None
-    return int(default) if kind == "INTEGER" else default.strip("'")
+    return FIELDS[name].default
 
 
 # The claim index's columns, and the state it covers (the default machine's queue).
 QUEUE_COLUMNS = ("status", "priority")
 QUEUE_STATE = TaskState.PENDING.value
+# Every trigger this module has ever made (a later migration drops and remakes them).
+TRIGGERS = ("task_current_add", "task_current_remove", "task_current_fields") + tuple(
+    f"task_current_{name}" for name in QUEUE_COLUMNS
+)
 
 
-def _column_value(attribute: str, expr: str) -> str:
-    kind, default = TASK_ATTRIBUTES[attribute]
-    if kind == "INTEGER":
-        return f"coalesce(CAST({expr} AS INTEGER), {default})"
-    return expr
+def _implying(name: str) -> dict[str, str | None]:
+    """Status value -> what it implies for field `name` (SOURCE or a constant)."""
+    return {status: found[name] for status, found in IMPLIED.items() if name in found}
 
 
-def _projection_ddl(attributes: Mapping[str, tuple[str, str]] = BASE_ATTRIBUTES) -> str:
-    """The task projection, its triggers and a backfill from any existing triples.
-
-    Built from the constant attribute tables above, never from input.
-    """
-    columns = ",\n".join(
-        f"        {name} {kind} NOT NULL DEFAULT {default}"
-        if kind == "INTEGER"
-        else f"        {name} {kind} DEFAULT {default}"
-        for name, (kind, default) in attributes.items()
+def _status_case(name: str) -> str:
+    """SQL for the status trigger: the stored value of field `name` after the new row."""
+    field = FIELDS[name]
+    whens = " ".join(
+        f"WHEN '{status}' THEN {field.sql('new.source' if given == SOURCE else 'NULL')}"
+        for status, given in _implying(name).items()
     )
-    parts = [
-        f"""
+    return f"CASE CAST(new.value AS TEXT) {whens} ELSE {name} END"
+
+
+def _latest(field: Field, entity: str, until: str = "") -> str:
+    """SQL: the stored value of `field` from the entity's triples (the backfill's replay),
+    of those written by `until` when given."""
+    implying = _implying(field.name)
+    until = f" AND m.created_at <= {until}" if until else ""
+    if not implying:
+        raw = (
+            f"(SELECT value FROM memories m WHERE m.entity = {entity}"
+            f" AND m.attribute = '{field.name}'{until} ORDER BY m.id DESC LIMIT 1)"
+        )
+        return field.sql(raw)
+    statuses = ", ".join(f"'{s}'" for s in implying)
+    case = (
+        "CASE CAST(m.value AS TEXT) "
+        + " ".join(
+            f"WHEN '{status}' THEN {'m.source' if given == SOURCE else 'NULL'}"
+            for status, given in implying.items()
+        )
+        + " END"
+    )
+    raw = (
+        f"(SELECT CASE WHEN m.attribute = '{field.name}' THEN m.value ELSE {case} END"
+        f" FROM memories m WHERE m.entity = {entity} AND (m.attribute = '{field.name}'"
+        f" OR (m.attribute = 'status' AND CAST(m.value AS TEXT) IN ({statuses}))){until}"
+        " ORDER BY m.id DESC LIMIT 1)"
+    )
+    return field.sql(raw)
+
+
+def _as_of_sql() -> str:
+    """The Datasette canned query `tasks_as_of`: every task as it stood at `:when`."""
+    when = "(strftime('%Y-%m-%dT%H:%M:%f', :when) || '000+00:00')"
+    columns: tuple[str, ...] = ("title", "status", "priority", "attempts", "max_attempts")
+    columns += ("owner", "lease_expires_at", "error")
+    selected = ",\n  ".join(
+        f"{_latest(FIELDS[name], 'e.name', when)} AS {name}" for name in columns
+    )
+    nulls = ", ".join(f"NULL AS {name}" for name in columns)
+    return (
+        f"SELECT * FROM (\nSELECT\n  e.name AS id,\n  {selected}\nFROM entities e\n"
+        f"WHERE e.entity_type = '{ENTITY_TYPE}'\nORDER BY e.id\n) WHERE status IS NOT NULL\n"
+        "UNION ALL\nSELECT 'cannot read ' || quote(:when) || ' as a time: give e.g."
+        f" 2026-01-31 12:00, 2026-01-31T12:00:00+02:00 or now' AS id, {nulls}\n"
+        "WHERE strftime('%Y-%m-%dT%H:%M:%f', :when) IS NULL"
+    )
+
+
+def _table_ddl() -> str:
+    columns = ",\n".join(
+        f"        {name} {f.column_type}"
+        + (" NOT NULL" if f.column_type == "INTEGER" and f.default is not None else "")
+        + f" DEFAULT {f.sql_default}"
+        for name, f in FIELDS.items()
+    )
+    return f"""
     CREATE TABLE IF NOT EXISTS task_current (
         seq INTEGER PRIMARY KEY,
         id TEXT NOT NULL UNIQUE,
@@ -82,10 +121,30 @@ def _projection_ddl(attributes: Mapping[str, tuple[str, str]] = BASE_ATTRIBUTES)
     -- that moves between the other states never touch it (fewer pages per commit).
     CREATE INDEX IF NOT EXISTS task_current_queue ON task_current (priority DESC, seq)
     WHERE status = '{QUEUE_STATE}';
+"""
+
+
+def _rules_ddl() -> str:
+    """The triggers that keep task_current by the rule of fields.py, and a backfill.
+
+    Built from the constant FIELDS and IMPLIED, never from input.
+    """
+    listed = ", ".join(f"'{name}'" for name in FIELDS)
+    latest_at = (
+        "(SELECT created_at FROM memories m WHERE m.entity = {e}"
+        f" AND m.attribute IN ({listed}) ORDER BY m.id DESC LIMIT 1)"
+    )
+    names = ", ".join(FIELDS)
+    replayed = ", ".join(_latest(f, "new.name") for f in FIELDS.values())
+    parts = [
+        f"""
+    -- A task whose triples came first (another tool's plain SQL) is replayed from them.
     CREATE TRIGGER IF NOT EXISTS task_current_add AFTER INSERT ON entities
     WHEN new.entity_type = '{ENTITY_TYPE}' BEGIN
-        INSERT OR IGNORE INTO task_current (id, created_at, updated_at)
-        VALUES (new.name, new.created_at, new.created_at);
+        INSERT INTO task_current (id, {names}, created_at, updated_at)
+        SELECT new.name, {replayed}, new.created_at,
+            coalesce({latest_at.format(e="new.name")}, new.created_at)
+        WHERE NOT EXISTS (SELECT 1 FROM task_current WHERE id = new.name);
     END;
     CREATE TRIGGER IF NOT EXISTS task_current_remove AFTER DELETE ON entities
     WHEN old.entity_type = '{ENTITY_TYPE}' BEGIN
@@ -94,21 +153,32 @@ def _projection_ddl(attributes: Mapping[str, tuple[str, str]] = BASE_ATTRIBUTES)
 """
     ]
     # Three triggers: status and priority (the claim index's columns) each update only
-    # their own column; every other field shares one trigger, so an insert evaluates
+    # their columns; every other field shares one trigger, so an insert evaluates
     # three WHEN clauses, not eleven, and a title change never touches the claim index.
-    for name in QUEUE_COLUMNS:
-        parts.append(
-            f"""
-    CREATE TRIGGER IF NOT EXISTS task_current_{name} AFTER INSERT ON memories
-    WHEN new.attribute = '{name}' BEGIN
-        UPDATE task_current SET {name} = {_column_value(name, "new.value")},
+    status_sets = ",\n            ".join(
+        f"{name} = {_status_case(name)}" for name in FIELDS if _implying(name)
+    )
+    parts.append(
+        f"""
+    CREATE TRIGGER IF NOT EXISTS task_current_status AFTER INSERT ON memories
+    WHEN new.attribute = 'status' BEGIN
+        UPDATE task_current SET status = {FIELDS["status"].sql("new.value")},
+            {status_sets},
+            updated_at = new.created_at
+        WHERE id = new.entity;
+    END;
+    CREATE TRIGGER IF NOT EXISTS task_current_priority AFTER INSERT ON memories
+    WHEN new.attribute = 'priority' BEGIN
+        UPDATE task_current SET priority = {FIELDS["priority"].sql("new.value")},
             updated_at = new.created_at
         WHERE id = new.entity;
     END;
 """
-        )
-    parts.append(_fields_trigger(attributes))
-    sets = ",\n        ".join(f"{a} = {_latest(a)}" for a in attributes)
+    )
+    parts.append(_fields_trigger(FIELDS))
+    sets = ",\n        ".join(
+        f"{f.name} = {_latest(f, 'task_current.id')}" for f in FIELDS.values()
+    )
     parts.append(
         f"""
     INSERT OR IGNORE INTO task_current (id, created_at, updated_at)
@@ -116,25 +186,23 @@ def _projection_ddl(attributes: Mapping[str, tuple[str, str]] = BASE_ATTRIBUTES)
     WHERE entity_type = '{ENTITY_TYPE}' ORDER BY id;
     UPDATE task_current SET
         {sets},
-        updated_at = coalesce((SELECT max(created_at) FROM memories m
-                               WHERE m.entity = task_current.id), created_at);
+        updated_at = coalesce({latest_at.format(e="task_current.id")}, created_at);
 """
     )
     return "".join(parts)
 
 
-def _fields_trigger(attributes: Mapping[str, tuple[str, str]]) -> str:
-    """The trigger that keeps every field but the claim index's columns."""
-    others = [name for name in attributes if name not in QUEUE_COLUMNS]
+def _fields_trigger(names: Iterable[str]) -> str:
+    """The trigger that keeps every field of `names` but the claim index's columns."""
+    others = [name for name in names if name not in QUEUE_COLUMNS]
     cases = ",\n            ".join(
         f"{name} = CASE WHEN new.attribute = '{name}'"
-        f" THEN {_column_value(name, 'new.value')} ELSE {name} END"
+        f" THEN {FIELDS[name].sql('new.value')} ELSE {name} END"
         for name in others
     )
-    listed = ", ".join(f"'{name}'" for name in others)
     return f"""
     CREATE TRIGGER IF NOT EXISTS task_current_fields AFTER INSERT ON memories
-    WHEN new.attribute IN ({listed}) BEGIN
+    WHEN new.attribute IN ({", ".join(f"'{name}'" for name in others)}) BEGIN
         UPDATE task_current SET
             {cases},
             updated_at = new.created_at
@@ -143,37 +211,30 @@ def _fields_trigger(attributes: Mapping[str, tuple[str, str]]) -> str:
 """
 
 
-def _latest(a: str) -> str:
-    """The backfill's value of field `a`: its newest triple, as the triggers store it."""
-    k, d = TASK_ATTRIBUTES[a]
-    latest = (
-        "(SELECT value FROM memories m WHERE m.entity = task_current.id"
-        f" AND m.attribute = '{a}' ORDER BY m.id DESC LIMIT 1)"
-    )
-    if k == "INTEGER":
-        return f"coalesce(CAST({latest} AS INTEGER), {d})"
-    return latest if d == "NULL" else f"coalesce({latest}, {d})"
-
-
-# Migration 3: the claim's fencing token, a nullable column kept by the fields trigger
-# (rebuilt with it) and backfilled from any claim_token triples already written.
-CLAIM_TOKEN_DDL = f"""
+# Migration 3: the claim's fencing token, a nullable column (migration 4 remakes the
+# triggers with it and replays it from any claim_token triples already written).
+CLAIM_TOKEN_DDL = """
     ALTER TABLE task_current ADD COLUMN claim_token INTEGER DEFAULT NULL;
-    DROP TRIGGER IF EXISTS task_current_fields;
-    {_fields_trigger(TASK_ATTRIBUTES)}
-    UPDATE task_current SET claim_token = {_latest("claim_token")};
 """
 
-# 2: the state machine the file holds (see machines.py). 3: the claim token.
+# 1: the projection table, its claim index, triggers and backfill.
+# 2: the state machine the file holds (see machines.py).
+# 3: the claim token (see fencing.py).
 # 4: dependency counts, their triggers and the ready-only claim index (dependencies.py).
+# 5: one rule for the fields (fields.py): values cast as the column's type, a status
+#    row implies owner, lease and claim token; the triggers are remade and every row
+#    replayed.
 TASK_MIGRATIONS: tuple[str, ...] = (
-    _projection_ddl(),
+    _table_ddl() + _rules_ddl(),
     MACHINE_DDL,
     CLAIM_TOKEN_DDL,
     dependencies.MIGRATION,
+    "".join(f"DROP TRIGGER IF EXISTS {name};\n" for name in TRIGGERS) + _rules_ddl(),
 )
 
-COLUMNS = ("id", *TASK_ATTRIBUTES, "created_at", "updated_at")
+AS_OF_SQL = _as_of_sql()
+COLUMNS = ("id", *FIELDS, "created_at", "updated_at")
+JSON_FIELDS = tuple(name for name, f in FIELDS.items() if f.kind == JSON)
 # After the task's columns, its dependency count (read by TaskStore, not by task_from_row).
 SELECT_TASK = f"SELECT {', '.join(COLUMNS)}, {dependencies.COUNT_COLUMN} FROM task_current"
 INSERT_TASK_ROW = (
@@ -182,6 +243,8 @@ INSERT_TASK_ROW = (
 QUEUE_SQL = (
     SELECT_TASK + f" WHERE status = '{QUEUE_STATE}'{dependencies.READY} ORDER BY priority DESC, seq"
 )
+NEXT_SQL = QUEUE_SQL + " LIMIT 1"
+SELECT_BY_ID = SELECT_TASK + " WHERE id = ?"
 
 
 def row_values(task: Task, payload_json: str | None) -> tuple[Any, ...]:
@@ -193,25 +256,33 @@ def replayed_row(
     task_id: str, created_at: str, facts: Iterable[Mapping[str, Any]]
 ) -> tuple[Any, ...]:
     """The projection row the triggers would build from these facts, in COLUMNS order."""
-    values: dict[str, Any] = {"id": task_id, "created_at": created_at, "updated_at": created_at}
-    for name in TASK_ATTRIBUTES:
-        values[name] = default_value(name)
-    for fact in facts:
-        name = fact["attribute"]
-        if name in TASK_ATTRIBUTES:
-            value = fact["value"]
-            if TASK_ATTRIBUTES[name][0] == "INTEGER":
-                value = as_integer(value, default_value(name))
-            values[name] = value
-            values["updated_at"] = fact["created_at"]
-    return tuple(values[name] for name in COLUMNS)
+    stored, updated = replay_records(facts)
+    return row_from_stored(task_id, stored, created_at, updated or created_at)
+
+
+def row_from_stored(
+    task_id: str, stored: Mapping[str, Any], created_at: str, updated_at: str
+) -> tuple[Any, ...]:
+    """A projection row, in COLUMNS order, from stored field values."""
+    return (task_id, *(stored[name] for name in FIELDS), created_at, updated_at)
 
 
 def task_from_row(row: Sequence[Any]) -> Task:
     """A Task from a projection row selected with SELECT_TASK."""
     values = dict(zip(COLUMNS, row[: len(COLUMNS)], strict=True))
-    for name in JSON_ATTRIBUTES:
+    for name in JSON_FIELDS:
         values[name] = load_json(values[name])
     if values["description"] is None:
         values["description"] = ""
-    return Task(**values)
+    return make_task(values)
+
+
+def make_task(values: dict[str, Any]) -> Task:
+    """A Task from a complete dict of its fields, which it keeps as its own attributes.
+
+    Skips the frozen dataclass's __init__ (one object.__setattr__ per field): the
+    moves build two Tasks each, and this is a tenth of their Python time.
+    """
+    task = object.__new__(Task)
+    object.__setattr__(task, "__dict__", values)
+    return task

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from .. import defaults, views
@@ -30,12 +30,12 @@ from ..errors import (
 )
 from ..events import Event
 from ..memory import MinnaMemory, to_timestamp, utcnow
+from ..memory.api import MemoryRow
+from ..memory.values import format_micros, now_micros
 from ..records import (
-    JSON_ATTRIBUTES,
     Fact,
     Task,
     Transition,
-    as_integer,
     check_int,
     check_lease,
     check_text,
@@ -45,19 +45,23 @@ from ..records import (
 from ..states import StateMachine
 from ..wording import is_in
 from . import changes as feed
-from . import dependencies, fencing, machines, waiting
+from . import dependencies, fencing, fields, machines, waiting
 from .names import free_ids, id_owner, id_taken, owners
 from .projection import (
     COLUMNS,
     ENTITY_TYPE,
     INSERT_TASK_ROW,
+    JSON_FIELDS,
+    NEXT_SQL,
     QUEUE_SQL,
     QUEUE_STATE,
+    SELECT_BY_ID,
     SELECT_TASK,
     TASK_ATTRIBUTES,
     TASK_MIGRATIONS,
-    default_value,
+    make_task,
     replayed_row,
+    row_from_stored,
     row_values,
     task_from_row,
 )
@@ -156,8 +160,9 @@ class TaskStore:
     # -- reading ------------------------------------------------------------
 
     def _row(self, task_id: str) -> Task | None:
-        # In a write transaction on PostgreSQL the row is locked (a guarded move).
-        sql = SELECT_TASK + " WHERE id = ?" + self.memory.for_update()
+        # In a write transaction on PostgreSQL the row is locked (a guarded move);
+        # SQLite's clause is "" (its writers already take turns).
+        sql = SELECT_BY_ID + self.memory.for_update()
         row = self.memory.connection.execute(sql, (task_id,)).fetchone()
         return None if row is None else self._task(row)
 
@@ -322,35 +327,24 @@ class TaskStore:
         with self.memory.reading() as conn:
             self._require(task_id)
             rows = conn.execute(
-                "SELECT attribute, value, created_at FROM memories"
+                "SELECT attribute, value, source, created_at FROM memories"
                 " WHERE entity = ? AND created_at <= ? ORDER BY id",
                 (task_id, stamp),
             ).fetchall()
             created = conn.execute(
                 "SELECT created_at FROM entities WHERE name = ?", (task_id,)
             ).fetchone()
-        values: dict[str, Any] = {}
-        updated = None
+        stored, updated = fields.replay(rows)
+        if stored["status"] is None or updated is None:
+            raise TaskNotFound(task_id, when=stamp)
         deps: tuple[str, ...] = ()
-        for attribute, value, at in rows:
-            if attribute in TASK_ATTRIBUTES:
-                values[attribute] = value
-                updated = at
-            elif attribute == dependencies.LOG_ATTRIBUTE:
+        for attribute, value, _, _ in rows:
+            if attribute == dependencies.LOG_ATTRIBUTE:
                 with suppress(ValueError):  # another tool's malformed triple: keep the last
                     deps = dependencies.parse_log_value(value)
-        if "status" not in values or updated is None:
-            raise TaskNotFound(task_id, when=stamp)
-        row = [task_id]
-        for name, (kind, default) in TASK_ATTRIBUTES.items():
-            value = values.get(name)
-            if kind == "INTEGER":
-                value = as_integer(value, default_value(name))
-            elif value is None and default == "''":
-                value = ""
-            row.append(value)
-        row.extend([created[0] if created else updated, updated])
-        task = task_from_row(tuple(row))
+        task = task_from_row(
+            row_from_stored(task_id, stored, created[0] if created else updated, updated)
+        )
         if not deps:
             return task
         with self.memory.reading() as conn:
@@ -613,43 +607,75 @@ class TaskStore:
     ) -> Task:
         """Append the status row and the triples of the event's effects (inside a
         transaction); returns the task as it now stands."""
-        stamp = utcnow()
-        facts: builtins.list[Fact] = []
+        now = now_micros()
+        stamp = format_micros(now)
+        tid = task.id
+        rows: builtins.list[MemoryRow] = []  # whole memories rows: one executemany
+        # The store writes typed values (text, integers) that the rule of fields.py keeps
+        # as they are, so `changes` is what the triggers now hold, without reading it back.
+        changes: dict[str, Any] = {"updated_at": stamp}
         if result_json is not None:
-            facts.append((task.id, "result", result_json, actor, None))
+            rows.append((tid, "result", result_json, actor, 1.0, None, stamp))
+            changes["result"] = load_json(result_json)
         if error is not None:
-            facts.append((task.id, "error", str(error), actor, None))
+            error = changes["error"] = str(error)
+            rows.append((tid, "error", error, actor, 1.0, None, stamp))
         if event.attempts == "reset":
-            facts.append((task.id, "attempts", 0, actor, event.name))
+            rows.append((tid, "attempts", 0, actor, 1.0, event.name, stamp))
+            changes["attempts"] = 0
         elif attempts is not None and attempts != task.attempts:
-            facts.append((task.id, "attempts", attempts, actor, None))
+            rows.append((tid, "attempts", attempts, actor, 1.0, None, stamp))
+            changes["attempts"] = attempts
+        to_state = event.target
+        rows.append((tid, "status", to_state, actor, 1.0, note, stamp))
+        changes["status"] = to_state
+        changes.update(fields.implied(to_state, actor))
+        # Owner and lease, as the event says: written only where the status row does not
+        # already imply them (fields.py), e.g. a claim writes its lease but not its owner.
         if event.holder == "take":
-            lease = _after(stamp, lease_seconds)
-            facts.append((task.id, "owner", actor, actor, None))
-            facts.append((task.id, "lease_expires_at", lease, actor, None))
+            wanted: tuple[tuple[str, str | int | None], ...] = (
+                ("owner", actor),
+                ("lease_expires_at", _after(now, lease_seconds)),
+            )
         elif event.holder == "drop":
-            if task.owner is not None:
-                facts.append((task.id, "owner", None, actor, None))
-            if task.lease_expires_at is not None:
-                facts.append((task.id, "lease_expires_at", None, actor, None))
-            if task.claim_token is not None:
-                facts.append(fencing.token_fact(task.id, None, actor))
-        facts.append((task.id, "status", event.target, actor, note))
-        task = self._append(task, facts, stamp)
+            wanted = (("owner", None), ("lease_expires_at", None), ("claim_token", None))
+        else:
+            wanted = (
+                ("owner", task.owner),
+                ("lease_expires_at", task.lease_expires_at),
+                ("claim_token", task.claim_token),
+            )
+        after: builtins.list[MemoryRow] = []
+        for name, value in wanted:
+            if (changes[name] if name in changes else getattr(task, name)) != value:
+                after.append((tid, name, value, actor, 1.0, None, stamp))
+                changes[name] = value
         if event.holder == "take":
-            # The claim's token is the id of its status row, just appended (ids only grow).
-            token = fencing.token_fact(task.id, self.memory.last_id(), actor)
-            task = self._append(task, [token], stamp)
-        return task
+            # The claim's token is the id of its status row (ids only grow): the rows up
+            # to it go first, the status row alone to learn its id.
+            status_row = rows.pop()
+            if rows:
+                self.memory.append_rows(rows)
+            token = changes["claim_token"] = self.memory.append_row(status_row)
+            rows = [*after, (tid, fencing.ATTRIBUTE, token, actor, 1.0, None, stamp)]
+        else:
+            rows.extend(after)
+        self.memory.append_rows(rows)
+        return make_task({**task.__dict__, **changes})
 
     def _append(self, task: Task, facts: Sequence[Fact], stamp: str) -> Task:
-        """Write `facts` (inside a transaction) and return `task` with them applied: the
-        same values the projection's triggers now hold, without reading them back."""
+        """Write `facts` (inside a transaction) and return `task` with them applied by the
+        one rule (fields.py): the values the projection's triggers now hold, unread.
+        (_move computes the same for its own typed writes, faster.)"""
         self.memory.append(facts, stamp)
-        changes: dict[str, Any] = {"updated_at": stamp}
-        for _, attribute, value, _, _ in facts:
-            changes[attribute] = load_json(value) if attribute in JSON_ATTRIBUTES else value
-        return replace(task, **changes)
+        changes: dict[str, Any] = {}
+        for _, attribute, value, source, _ in facts:
+            fields.apply(changes, attribute, value, source)
+        for name in JSON_FIELDS:
+            if name in changes:
+                changes[name] = load_json(changes[name])
+        changes["updated_at"] = stamp
+        return make_task({**task.__dict__, **changes})
 
     def _apply(
         self,
@@ -730,7 +756,8 @@ class TaskStore:
         sql, args = self._queue_query()
         with self.memory.transaction() as conn:
             # PostgreSQL: the first row no other claim holds (FOR UPDATE SKIP LOCKED).
-            row = conn.execute(sql + " LIMIT 1" + self.memory.for_update(True), args).fetchone()
+            next_sql = NEXT_SQL if sql is QUEUE_SQL else sql + " LIMIT 1"
+            row = conn.execute(next_sql + self.memory.for_update(True), args).fetchone()
             if row is None:
                 return None
             return self._move(self._task(row), step, worker, "claimed", lease_seconds=lease)
@@ -767,11 +794,11 @@ class TaskStore:
             task = self._require(task_id)
             fencing.check_token(task, token, self.machine)
             self._check_holder(task, worker)
-            stamp = utcnow()
+            now = now_micros()
             return self._append(
                 task,
-                [(task_id, "lease_expires_at", _after(stamp, lease), worker, "heartbeat")],
-                stamp,
+                [(task_id, "lease_expires_at", _after(now, lease), worker, "heartbeat")],
+                format_micros(now),
             )
 
     def release(
@@ -949,9 +976,6 @@ def _check_fits(conn: Any, machine: StateMachine) -> None:
         raise MachineInUse(stranded)
 
 
-def _after(stamp: str, seconds: float) -> str:
-    return (
-        (datetime.fromisoformat(stamp) + timedelta(seconds=seconds))
-        .astimezone(UTC)
-        .isoformat(timespec="microseconds")
-    )
+def _after(now: int, seconds: float) -> str:
+    """The timestamp `seconds` after `now` (microseconds since the epoch)."""
+    return format_micros(now + round(seconds * 1_000_000))
