@@ -289,11 +289,11 @@ def pg_integrity(url: str) -> str:
             conn.execute("SELECT name, created_at FROM entities WHERE entity_type = 'task'")
         )
         facts: dict[str, list[dict[str, object]]] = {}
-        for entity, attribute, value, created_at in conn.execute(
-            "SELECT entity, attribute, value, created_at FROM memories ORDER BY id"
+        for entity, attribute, value, source, created_at in conn.execute(
+            "SELECT entity, attribute, value, source, created_at FROM memories ORDER BY id"
         ):
             facts.setdefault(entity, []).append(
-                {"attribute": attribute, "value": value, "created_at": created_at}
+                {"attribute": attribute, "value": value, "source": source, "created_at": created_at}
             )
     if set(current) != set(entities):
         problems.append(f"projection rows {sorted(set(current) ^ set(entities))[:5]} unmatched")

@@ -8,6 +8,7 @@ as on SQLite, whose columns keep each value's own type.
 
 from __future__ import annotations
 
+from ...store.fields import FIELDS, IMPLIED, INTEGER, SOURCE
 from ...store.projection import ENTITY_TYPE, QUEUE_COLUMNS, QUEUE_STATE, TASK_ATTRIBUTES
 from . import dependencies
 
@@ -118,41 +119,79 @@ def _pg_type(kind: str) -> str:
 
 
 def _column_value(name: str, expr: str) -> str:
-    kind, default = TASK_ATTRIBUTES[name]
-    if kind == "INTEGER":
+    """The stored value of field `name` from a JSONB raw value (fields.py's rule: SQLite's
+    CAST to the column's type, coalesced with the field's default)."""
+    field = FIELDS[name]
+    default = field.sql_default
+    if field.kind == INTEGER:
         return f"minna_as_integer({expr}, {default})"
-    return f"({expr} #>> '{{}}')"
+    text = f"({expr} #>> '{{}}')"
+    return text if field.default is None else f"coalesce({text}, {default})"
+
+
+def _implied_value(name: str, given: str | None, source: str) -> str:
+    """What a status row implies for field `name`: its source (a text) or a constant."""
+    return _column_value(name, f"to_jsonb({source})" if given == SOURCE else "NULL::jsonb")
+
+
+def _status_sets(value: str, source: str) -> str:
+    """The SET items a status row adds for the fields its status implies (IMPLIED)."""
+    names = list(dict.fromkeys(n for found in IMPLIED.values() for n in found))
+    out = []
+    for name in names:
+        whens = " ".join(
+            f"WHEN '{status}' THEN {_implied_value(name, found[name], source)}"
+            for status, found in IMPLIED.items()
+            if name in found
+        )
+        out.append(f"{name} = CASE {value} {whens} ELSE {name} END")
+    return ", ".join(out)
+
+
+def _latest(name: str, entity: str) -> str:
+    """The backfill's stored value of field `name`: its newest triple, or the newest
+    status row that implies it, whichever came last (fields.replay's rule)."""
+    implying = {s: found[name] for s, found in IMPLIED.items() if name in found}
+    if not implying:
+        raw = (
+            f"(SELECT value FROM memories m WHERE m.entity = {entity}"
+            f" AND m.attribute = '{name}' ORDER BY m.id DESC LIMIT 1)"
+        )
+        return _column_value(name, raw)
+    statuses = ", ".join(f"'{s}'" for s in implying)
+    case = " ".join(
+        f"WHEN '{s}' THEN {'to_jsonb(m.source)' if g == SOURCE else 'NULL::jsonb'}"
+        for s, g in implying.items()
+    )
+    raw = (
+        f"(SELECT CASE WHEN m.attribute = '{name}' THEN m.value"
+        f" ELSE CASE m.value #>> '{{}}' {case} END END"
+        f" FROM memories m WHERE m.entity = {entity} AND (m.attribute = '{name}'"
+        f" OR (m.attribute = 'status' AND m.value #>> '{{}}' IN ({statuses})))"
+        " ORDER BY m.id DESC LIMIT 1)"
+    )
+    return _column_value(name, raw)
 
 
 def _projection_ddl() -> str:
-    """task_current, its triggers and a backfill, from TASK_ATTRIBUTES (as SQLite's)."""
+    """task_current, its triggers and a backfill, from fields.py's rule (as SQLite's)."""
     columns = ",\n".join(
         f"        {name} {_pg_type(kind)} NOT NULL DEFAULT {default}"
         if kind == "INTEGER" and default != "NULL"
         else f"        {name} {_pg_type(kind)} DEFAULT {default}"
         for name, (kind, default) in TASK_ATTRIBUTES.items()
     )
+    implied = _status_sets(_column_value("status", "NEW.value"), "NEW.source")
     cases = "\n".join(
         f"""        WHEN '{name}' THEN
             UPDATE task_current SET {name} = {_column_value(name, "NEW.value")},
+                {implied + "," if name == "status" else ""}
                 updated_at = NEW.created_at
             WHERE id = NEW.entity;"""
         for name in TASK_ATTRIBUTES
     )
     listed = ", ".join(f"'{name}'" for name in TASK_ATTRIBUTES)
-    latest = (
-        "(SELECT value FROM memories m WHERE m.entity = task_current.id"
-        " AND m.attribute = '{a}' ORDER BY m.id DESC LIMIT 1)"
-    )
-    sets = ",\n        ".join(
-        f"{a} = "
-        + (
-            _column_value(a, latest.format(a=a))
-            if k == "INTEGER"
-            else f"coalesce({_column_value(a, latest.format(a=a))}, {d})"
-        )
-        for a, (k, d) in TASK_ATTRIBUTES.items()
-    )
+    sets = ",\n        ".join(f"{a} = {_latest(a, 'task_current.id')}" for a in TASK_ATTRIBUTES)
     queue_columns = ", ".join(QUEUE_COLUMNS)
     return f"""
     CREATE TABLE IF NOT EXISTS task_current (
