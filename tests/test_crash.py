@@ -25,6 +25,7 @@ from .reliability_workers import (
     ROOT,
     integrity,
     projection_errors,
+    settle,
     start,
     wait_for,
     walk_errors,
@@ -104,6 +105,7 @@ def test_sigkill_loop_workers_200_times(db_path: Path, tmp_path: Path) -> None:
                     kill(pid)
                     kills += 1
                 # Only this round's dead workers may hold tasks; recover gives them back.
+                settle(store)
                 held = store.list(status=HELD)
                 assert {t.owner for t in held} <= set(names)
                 back = store.recover(now=later())

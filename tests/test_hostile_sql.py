@@ -129,6 +129,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/engines/postgres/schema.py", "<module>"): (
         "DDL built from the constant SEARCH_TEXT"
     ),
+    ("minna_tasks/engines/postgres/schema.py", "_latest"): (
+        "the backfill's SQL, built from the constant FIELDS and IMPLIED (as SQLite's)"
+    ),
     ("minna_tasks/engines/postgres/schema.py", "_projection_ddl"): (
         "the projection DDL, built from the constant TASK_ATTRIBUTES (as SQLite's)"
     ),
