@@ -1,5 +1,5 @@
-"""Waiting for work on PostgreSQL: LISTEN on the channel the projection's trigger
-NOTIFYs at every status change (any process, any host), instead of polling.
+"""Waiting for work on PostgreSQL: LISTEN on the channel a trigger NOTIFYs at every
+committed write to the memories (any process, any host), instead of polling.
 
 The same surface as the SQLite change detector: `changed()` (no waiting), `wait(timeout,
 stop)` and `close()`. The LISTEN is in place before the first look at the queue, so a
@@ -22,7 +22,7 @@ STOP_CHECK = 0.05
 
 
 class PostgresChangeDetector:
-    """Tells whether any status changed since it last looked (see the module docstring)."""
+    """Tells whether the store changed since it last looked (see the module docstring)."""
 
     def __init__(self, memory: Any) -> None:
         from .schema import CHANNEL
@@ -55,7 +55,7 @@ class PostgresChangeDetector:
             raise StoreError(f"{self.path}: lost the change listener ({e})", self.path) from None
 
     def changed(self) -> bool:
-        """True once for each batch of status changes since the last call (no waiting)."""
+        """True once for each batch of changes since the last call (no waiting)."""
         return self._drain(0)
 
     def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:

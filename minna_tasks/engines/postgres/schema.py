@@ -1,6 +1,7 @@
 """The PostgreSQL schema: the memory tables, the task projection and its PL/pgSQL
-triggers (built from the same TASK_ATTRIBUTES rule as SQLite's), full-text search and
-the NOTIFY that wakes waiting workers. All DDL is built from constants, never input.
+triggers (built from the same fields rule as SQLite's, store/fields.py), full-text
+search, and the NOTIFY that wakes waiting workers. All DDL is built from constants,
+never input.
 
 A memory's `value` is JSONB, so a number stored comes back a number and a text a text,
 as on SQLite, whose columns keep each value's own type.
@@ -12,7 +13,7 @@ from ...store.fields import FIELDS, IMPLIED, INTEGER, SOURCE
 from ...store.projection import ENTITY_TYPE, QUEUE_COLUMNS, QUEUE_STATE, TASK_ATTRIBUTES
 from . import dependencies
 
-# The channel status changes are announced on (the payload is the new status).
+# The channel every committed memory write is announced on (waiting workers LISTEN).
 CHANNEL = "minna_tasks"
 
 # One advisory lock key (any constant bigint) for migrations: they run one at a time.
