@@ -43,6 +43,18 @@ def cli(db: Path, *args: str) -> str:
     return out
 
 
+def interrupt(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """Ctrl-C, then the rest of its output once it ended; a process that does not end
+    is killed and reaped all the same (no leftover for the next test), and fails."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.communicate(timeout=DEADLINE)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise AssertionError(f"{proc.args} did not end within {DEADLINE:g}s of SIGINT") from None
+
+
 def stats(db: Path) -> dict[str, int]:
     with TaskStore(db) as store:
         return store.stats()
@@ -163,10 +175,9 @@ def test_watch_json_prints_each_change_by_other_processes_in_order(db_path: Path
         cli(db_path, "claim", "--worker", "w")  # a third
         cli(db_path, "move", first, "review", "--actor", "w")
         assert watch.stdout is not None
-        lines = [watch.stdout.readline() for _ in range(4)]
+        lines = [watch.stdout.readline() for _ in range(4)]  # it is running: Ctrl-C now
     finally:
-        watch.send_signal(signal.SIGINT)
-        rest, err = watch.communicate(timeout=DEADLINE)
+        rest, err = interrupt(watch)
     assert (watch.returncode, rest, err) == (0, "", "")
     changes = [json.loads(line) for line in lines]
     assert [(c["task_id"], c["from_state"], c["to_state"]) for c in changes] == [
@@ -183,9 +194,29 @@ def test_watch_json_prints_each_change_by_other_processes_in_order(db_path: Path
         assert resumed.stdout is not None
         again = [json.loads(resumed.stdout.readline()) for _ in range(2)]
     finally:
-        resumed.send_signal(signal.SIGINT)
-        resumed.communicate(timeout=DEADLINE)
+        interrupt(resumed)
     assert again == changes[2:]
+
+
+def test_ctrl_c_ends_watch_even_when_started_with_sigint_ignored(db_path: Path) -> None:
+    # A `&` job of a non-interactive shell starts with SIGINT ignored; Python then
+    # raises no KeyboardInterrupt, yet `kill -INT` must still end the watch.
+    with TaskStore(db_path) as store:
+        store.add("one")
+    ignoring = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", CLI]
+    watch = subprocess.Popen(
+        [*ignoring, "--db", str(db_path), "watch", "--since", "2000-01-01"],
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert watch.stdout is not None
+        assert "t-1" in watch.stdout.readline()  # running, its handler in place
+    finally:
+        rest, err = interrupt(watch)
+    assert (watch.returncode, rest, err) == (0, "", "")
 
 
 def test_watch_ends_when_its_reader_goes_away(db_path: Path) -> None:
