@@ -9,7 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from minna_tasks import MinnaMemory, TaskStore
+from minna_tasks import MinnaMemory
 
 # Holds the write lock (RESERVED, rollback journal) of a new file until told to commit.
 HOLDER = textwrap.dedent(
@@ -37,7 +37,8 @@ def test_switching_to_wal_waits_for_a_writer_instead_of_failing(tmp_path: Path) 
         text=True,
     )
     try:
-        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout is not None
+        assert holder.stdin is not None
         assert holder.stdout.readline() == "held\n"
         # Release the lock from a second process a moment after our open has started.
         releaser = subprocess.Popen(
