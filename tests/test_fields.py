@@ -25,7 +25,7 @@ from minna_tasks.records import load_json
 from minna_tasks.store.fields import FIELDS
 from minna_tasks.store.projection import COLUMNS, TASK_MIGRATIONS
 
-FIXTURE = Path(__file__).parent / "data" / "written-by-0.1.db"
+FIXTURE = Path(__file__).parent / "data" / "written-by-0.1.sqlite"
 FAR = "9999-12-31T00:00:00+00:00"
 STATES = ("pending", "in_progress", "review", "completed", "failed")
 ODD_TEXT = (
