@@ -24,6 +24,7 @@ import click
 
 from minna_tasks import MinnaTasksError, Task, TaskStore, Transition, defaults
 from minna_tasks.dbpath import resolve_db
+from minna_tasks.engines import is_postgres_url
 from minna_tasks.errors import StoreError
 from minna_tasks.memory import DEFAULT_TIMEOUT
 
@@ -60,7 +61,7 @@ class App:
         refused, never created (a read writes nothing), and a file we may not write
         is opened read-only."""
         if self._store is None:
-            if not create and "://" not in self.db:  # a file, not a server URL
+            if not create and not is_postgres_url(self.db):  # a file, not a server URL
                 path = Path(self.db)
                 if not path.exists():
                     raise StoreError(

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from minna_tasks import MinnaTasksError, defaults
+from minna_tasks.engines import is_postgres_url
 
 from .app import App, pass_app, table
 from .run import Progress, RunConfig, run_workers
@@ -72,7 +73,7 @@ def demo(app: App) -> None:
         store.depend(tasks[waits].id, tasks[on].id, actor="demo")
     click.echo(f"Added {len(tasks)} tasks to {store.path}; running them with one worker...")
     config = RunConfig(
-        db=store.path,
+        db=app.db,  # the location itself: store.path masks a URL's password
         command=[sys.executable, "-c", WORKER],
         verify=[sys.executable, "-c", VERIFY],
         lease=30,
@@ -109,13 +110,17 @@ def demo_hints(db_path: str, db_option: str, tasks: tuple[str, str]) -> list[tup
     flaky, broken = tasks
     db = shlex.quote(db_path)
     cli = _program("minna-tasks") + ("" if db_option == defaults.DB_PATH else f" --db {db}")
-    meta = shlex.quote(str(Path(db_path).with_name("datasette.json")))
     steps = [
         (f"{cli} history {flaky}", "failed verification once, then passed"),
         (f"{cli} show {broken}", "used up its attempts: see its error"),
         (f"{cli} list --status failed", ""),
         (f"{cli} graph", "what waits for what, as a Mermaid flowchart"),
         (f"{cli} retry {broken}", "give it another go"),
+    ]
+    if is_postgres_url(db_path):  # Datasette and the file hints are for SQLite
+        return [*steps, (f"psql {db} -c 'select * from tasks'", "the views, in psql")]
+    meta = shlex.quote(str(Path(db_path).with_name("datasette.json")))
+    steps += [
         (f"{cli} views --datasette-metadata {meta}", "titles and canned queries"),
         (f"{_program('datasette')} {db} -m {meta}", "browse the views (the dev extra)"),
         (f"{_program('sqlite-utils')} rows {db} tasks --table", ""),

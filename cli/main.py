@@ -47,7 +47,8 @@ COMMANDS = {
     "--db",
     metavar="PATH",
     help=(
-        "The SQLite file holding the tasks (`~` expanded). Default: $MINNA_DB, "
+        "The SQLite file holding the tasks (`~` expanded), or a postgresql:// URL. "
+        "Default: $MINNA_DB, "
         f"else $MINNA_DB_PATH, else {DEFAULT_DB}."
     ),
 )

@@ -28,6 +28,7 @@ from typing import Any
 import click
 
 from minna_tasks import Task, TaskStore, defaults, state_machine_loop
+from minna_tasks.engines import is_postgres_url
 from minna_tasks.loop import default_worker
 
 from .app import USER_ERRORS, App, describe, safe_text
@@ -77,7 +78,7 @@ def task_env(task: Task, db: str, worker: str) -> dict[str, str]:
             "MINNA_TASK_PAYLOAD": json.dumps(task.payload, ensure_ascii=False),
             "MINNA_TASK_ATTEMPT": str(task.attempts + 1),
             "MINNA_WORKER": worker,
-            "MINNA_DB": os.path.abspath(db),
+            "MINNA_DB": db if is_postgres_url(db) else os.path.abspath(db),
         }
     )
     return env

@@ -18,7 +18,7 @@ import anyio
 from .errors import MinnaTasksError
 from .store import TaskStore
 from .store.changes import touched
-from .store.waiting import ChangeDetector
+from .store.waiting import Detector, change_detector
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ async def _relay(
     store: TaskStore,
     notify: Notify,
     stop: threading.Event,
-    detector: ChangeDetector,
+    detector: Detector,
     cursor: int,
 ) -> None:
     """Until stopped: after each change to the file, `notify` the ids of the tasks that
@@ -53,7 +53,7 @@ async def relaying(store: TaskStore, notify: Notify) -> AsyncIterator[None]:
     """Relay changes for as long as the block (the server's lifespan) lasts."""
     stop = threading.Event()
     # The starting point is taken before the server answers anything: no change is missed.
-    with ChangeDetector(store.memory) as detector:
+    with change_detector(store.memory) as detector:
         _, cursor = touched(store)
         async with anyio.create_task_group() as group:
             group.start_soon(_relay, store, notify, stop, detector, cursor)

@@ -32,6 +32,7 @@ import anyio.to_thread
 
 from . import defaults
 from .dbpath import ENV_VARS, resolve_db
+from .engines import is_postgres_url
 from .errors import MinnaTasksError, StoreError, TaskNotFound
 from .records import Task
 from .store import TaskStore
@@ -647,8 +648,8 @@ def served_path(db_path: str) -> str:
     mistake. The default path and the environment variables keep "created on
     first use".
     """
-    if db_path == ":memory:":
-        return db_path
+    if db_path == ":memory:" or is_postgres_url(db_path):
+        return db_path  # a server's database, not a file
     path = Path(db_path)
     implicit = db_path == defaults.DB_PATH or db_path in [os.environ.get(v) for v in ENV_VARS]
     if not implicit and not path.is_absolute() and not path.exists():

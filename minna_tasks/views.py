@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from .engines import is_postgres_url
+from .errors import StoreError
 from .memory import MinnaMemory
 
 VIEWS: dict[str, str] = {
@@ -64,6 +66,8 @@ def ensure_views(memory: MinnaMemory) -> None:
     Called by TaskStore on every writable open, so it must be cheap: when the
     views are current it runs one read of `sqlite_master` and writes nothing.
     """
+    if memory.engine != "sqlite":
+        return  # the other engines create their views in their own migrations
     if _stale(memory.connection):
         # Several processes may open the file at once: BEGIN IMMEDIATE serialises
         # them, and create_view(replace=True) re-reads the schema under the lock,
@@ -157,6 +161,12 @@ def write_datasette_metadata(
 
     Written atomically (temp file, then rename), so a reader never sees half of it.
     """
+    if is_postgres_url(os.fspath(database)):
+        raise StoreError(
+            f"Datasette reads SQLite files only; {database} is a PostgreSQL database "
+            "(its views are there for psql and pandas)",
+            os.fspath(database),
+        )
     text = json.dumps(datasette_metadata(database), indent=2, ensure_ascii=False) + "\n"
     from .atomic import write_atomically
 

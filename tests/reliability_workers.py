@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from minna_tasks import StateMachine, Task, TaskStore, state_machine_loop
+from minna_tasks.engines import is_postgres_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -159,7 +160,31 @@ def wait_for(path: Path, proc: subprocess.Popen[str], seconds: float = 60) -> No
         time.sleep(0.002)
 
 
+def settle(store: TaskStore, seconds: float = 60) -> None:
+    """Wait until the killed workers' work is final. On SQLite it is once they are dead;
+    a PostgreSQL server may still be finishing a COMMIT a killed client sent, so wait
+    until no other client session is left on the database."""
+    if store.memory.engine != "postgresql":
+        return
+    deadline = time.monotonic() + seconds
+    while True:
+        with store.memory.reading() as conn:
+            others = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            ).fetchone()[0]
+        if not others:
+            return
+        assert time.monotonic() < deadline, f"{others} killed client session(s) linger"
+        time.sleep(0.005)
+
+
 def integrity(path: Path) -> str:
+    """PRAGMA integrity_check, or on PostgreSQL the projection against a replay."""
+    if is_postgres_url(str(path)):
+        from tests.pg import pg_integrity
+
+        return pg_integrity(str(path))
     conn = sqlite3.connect(path)
     try:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])

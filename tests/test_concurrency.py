@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from minna_tasks import TaskStore, state_machine_loop
+from minna_tasks.engines import is_postgres_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,6 +28,11 @@ def start(*args: str) -> subprocess.Popen[str]:
 
 
 def integrity(path: Path) -> str:
+    """PRAGMA integrity_check, or on PostgreSQL the projection against a replay."""
+    if is_postgres_url(str(path)):
+        from tests.pg import pg_integrity
+
+        return pg_integrity(str(path))
     conn = sqlite3.connect(path)
     try:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])

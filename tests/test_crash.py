@@ -25,6 +25,7 @@ from .reliability_workers import (
     ROOT,
     integrity,
     projection_errors,
+    settle,
     start,
     wait_for,
     walk_errors,
@@ -104,6 +105,7 @@ def test_sigkill_loop_workers_200_times(db_path: Path, tmp_path: Path) -> None:
                     kill(pid)
                     kills += 1
                 # Only this round's dead workers may hold tasks; recover gives them back.
+                settle(store)
                 held = store.list(status=HELD)
                 assert {t.owner for t in held} <= set(names)
                 back = store.recover(now=later())
@@ -187,6 +189,7 @@ def test_sigkill_during_add_many_leaves_all_or_none(db_path: Path, tmp_path: Pat
     assert 0 in outcomes  # the kills did land inside the call
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("synchronous", ["NORMAL", "FULL"])
 def test_every_reported_commit_survives_sigkill(
     db_path: Path, tmp_path: Path, synchronous: str

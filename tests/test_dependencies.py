@@ -229,6 +229,7 @@ def test_cycles_are_refused_naming_the_cycle_and_writing_nothing(
     assert isinstance(batch.value, MinnaTasksError)
 
 
+@pytest.mark.sqlite_only
 def test_a_dangling_relation_to_a_new_id_takes_part_in_the_cycle_check(
     store: TaskStore, db_path: Path
 ) -> None:
@@ -298,6 +299,7 @@ def test_as_of_gives_the_dependencies_as_they_stood(store: TaskStore) -> None:
 # -- counts kept right ---------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only
 def test_counts_follow_status_changes_made_with_plain_sql(store: TaskStore, db_path: Path) -> None:
     a = store.add("a")
     b = store.add("b", depends_on=[a.id])
@@ -321,6 +323,7 @@ def test_counts_follow_status_changes_made_with_plain_sql(store: TaskStore, db_p
     assert counts_right(store)
 
 
+@pytest.mark.sqlite_only
 def test_claim_is_an_index_seek_on_ready_rows(store: TaskStore) -> None:
     conn = store.memory.connection
     sql, args = store._queue_query()

@@ -72,6 +72,7 @@ def superseded(store: TaskStore, task_id: str = "t-1", worker: str = "w") -> tup
 # -- the store -----------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only
 def test_a_claim_token_is_the_id_of_the_claims_status_row(store: TaskStore, db_path: Path) -> None:
     store.add_many(["a", "b"])
     first = store.claim("w")
@@ -178,6 +179,7 @@ def _forget_tokens(db_path: Path) -> None:
     conn.close()
 
 
+@pytest.mark.sqlite_only
 def test_a_task_claimed_before_tokens_existed_refuses_any_token(
     store: TaskStore, db_path: Path
 ) -> None:
@@ -231,6 +233,7 @@ def test_the_token_is_a_protected_task_field(store: TaskStore) -> None:
         store.remember("t-1", "claim_token", 1)
 
 
+@pytest.mark.sqlite_only
 def test_a_plain_sql_claim_token_triple_reaches_the_projection(
     store: TaskStore, db_path: Path
 ) -> None:
@@ -265,6 +268,7 @@ def _as_before_fencing(db_path: Path) -> None:
     conn.close()
 
 
+@pytest.mark.sqlite_only
 def test_a_file_from_before_fencing_migrates_keeping_its_tasks(db_path: Path) -> None:
     assert len(TASK_MIGRATIONS) >= 3  # the claim token is the third
     with TaskStore(db_path) as store:

@@ -110,6 +110,31 @@ ALLOWED: dict[tuple[str, str], str] = {
         "CREATE VIEW of a constant VIEWS entry, its name quoted with quote_identifier"
     ),
     ("minna_tasks/views.py", "_stale"): "an IN list of '?' placeholders, one per view",
+    ("minna_tasks/engines/postgres/database.py", "PostgresDatabase.transaction"): (
+        "SAVEPOINT/ROLLBACK TO/RELEASE minna_<depth>: an internal int counter"
+    ),
+    ("minna_tasks/engines/postgres/dependencies.py", "<module>"): (
+        "the dependency DDL, built from the constant REL_TYPE"
+    ),
+    ("minna_tasks/engines/postgres/dialect.py", "many"): (
+        "a multi-row INSERT: the store's own constant statement head, its row of"
+        " placeholders repeated; the values are parameters"
+    ),
+    ("minna_tasks/engines/postgres/dialect.py", "translate"): (
+        "the store's own constant SQL with RETURNING id / ON CONFLICT appended"
+    ),
+    ("minna_tasks/engines/postgres/fulltext.py", "_search"): (
+        "plainto_tsquery(?) placeholders and the constant SEARCH_VECTOR; the words are parameters"
+    ),
+    ("minna_tasks/engines/postgres/schema.py", "<module>"): (
+        "DDL built from the constant SEARCH_TEXT"
+    ),
+    ("minna_tasks/engines/postgres/schema.py", "_latest"): (
+        "the backfill's SQL, built from the constant FIELDS and IMPLIED (as SQLite's)"
+    ),
+    ("minna_tasks/engines/postgres/schema.py", "_projection_ddl"): (
+        "the projection DDL, built from the constant TASK_ATTRIBUTES (as SQLite's)"
+    ),
 }
 
 

@@ -196,6 +196,7 @@ def _heartbeats(db: Path, task_id: str) -> int:
         conn.close()
 
 
+@pytest.mark.sqlite_only
 def test_heartbeat_keeps_going_through_a_busy_file(
     db_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -228,6 +229,7 @@ def test_heartbeat_keeps_going_through_a_busy_file(
         assert not [r for r in caplog.records if "lost the lease" in r.getMessage()]
 
 
+@pytest.mark.sqlite_only
 def test_a_lease_that_ran_out_while_the_file_was_busy_stores_no_result(
     db_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -188,6 +188,7 @@ def test_timestamps_are_utc_iso_with_microseconds(memory: MinnaMemory) -> None:
     assert len(stamp.split(".")[1]) == len("123456+00:00")
 
 
+@pytest.mark.sqlite_only
 def test_current_value_uses_index_not_history(memory: MinnaMemory) -> None:
     plan = memory.connection.execute(
         "EXPLAIN QUERY PLAN SELECT value FROM memories WHERE entity = ? AND attribute = ?"

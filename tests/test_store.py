@@ -393,6 +393,7 @@ def test_to_dict_from_dict_round_trip(store: TaskStore) -> None:
     assert Transition.from_dict(step.to_dict()) == step
 
 
+@pytest.mark.sqlite_only
 def test_plain_sqlite_append_is_the_current_status(store: TaskStore, db_path: Path) -> None:
     task = store.add("a")
     conn = sqlite3.connect(db_path)
@@ -470,6 +471,7 @@ def test_directory_and_non_sqlite_paths(tmp_path: Path) -> None:
     assert bad.read_bytes() == b"\x00garbage" * 100
 
 
+@pytest.mark.sqlite_only
 def test_newer_task_schema_refused(db_path: Path) -> None:
     TaskStore(db_path).close()
     conn = sqlite3.connect(db_path)
@@ -503,6 +505,7 @@ def _rebuilt_projection(db_path: Path) -> list[tuple[object, ...]]:
         conn.close()
 
 
+@pytest.mark.sqlite_only
 def test_bulk_writes_build_the_projection_the_triggers_would(
     store: TaskStore, db_path: Path
 ) -> None:

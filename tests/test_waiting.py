@@ -155,6 +155,7 @@ def test_a_task_released_by_another_worker_is_picked_up(store: TaskStore) -> Non
     assert (got[0].id, got[0].owner) == (task.id, "second")
 
 
+@pytest.mark.sqlite_only
 def test_waiting_writes_nothing_and_times_out_with_none(store: TaskStore, db_path: Path) -> None:
     store.add("held elsewhere")
     store.claim("someone")

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from ..engines import is_postgres_url
 from ..errors import (
     AliasTaken,
     DependencyError,
@@ -91,7 +92,22 @@ class MinnaMemory(SessionsAndPreferences):
     Facts are triples in an append-only `memories` table: a new value is a new
     row, recall is newest first, and history is never lost. Sessions and
     preferences come from `SessionsAndPreferences` (memory/context.py).
+    `MinnaMemory("postgresql://...")` is the same memory on a PostgreSQL database.
     """
+
+    # The engine's full-text search (FTS5 here; PostgreSQL's text search there).
+    search_rows = staticmethod(fulltext.search)
+
+    def __new__(cls, path: Any = None, *args: Any, **kwargs: Any) -> MinnaMemory:
+        # A postgresql:// URL selects the PostgreSQL engine: the same class, with the
+        # engine's connection and transactions mixed in (see memory/postgres.py).
+        if is_postgres_url(path):
+            from .postgres import PostgresMemory, postgres_class
+
+            if issubclass(cls, PostgresMemory):
+                return super().__new__(cls)
+            return super().__new__(postgres_class(cls))
+        return super().__new__(cls)
 
     # -- memories -----------------------------------------------------------
 
@@ -205,7 +221,7 @@ class MinnaMemory(SessionsAndPreferences):
         """
         now = datetime.now(UTC)
         with self.reading() as conn:
-            rows = fulltext.search(conn, query, limit)
+            rows = self.search_rows(conn, query, limit)
         columns = MEMORY_COLUMNS.split(", ")
         return [
             to_memory([row[c] for c in columns], DEFAULT_HALF_LIFE_DAYS, now, False) for row in rows

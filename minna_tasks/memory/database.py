@@ -102,6 +102,8 @@ class Database:
     names, or no SQLite header is refused before anything is written.
     """
 
+    engine = "sqlite"
+
     def __init__(
         self,
         path: str | os.PathLike[str] = DEFAULT_PATH,
@@ -320,6 +322,20 @@ class Database:
         block undoes only the nested part.
         """
         return _Transaction(self)
+
+    @property
+    def in_write(self) -> bool:
+        """True inside a write transaction."""
+        return self._depth > 0
+
+    def serialize(self, name: str) -> None:
+        """Inside a write transaction: wait for other writers serialized under `name`.
+        Nothing to do on SQLite, whose write transactions already run one at a time."""
+
+    def for_update(self, skip_locked: bool = False) -> str:
+        """The clause a read of rows about to change ends with: none on SQLite, where the
+        write transaction already excludes every other writer."""
+        return ""
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..memory import to_timestamp
 from ..records import Transition, check_int, check_text
-from .waiting import ChangeDetector
+from .waiting import change_detector
 
 if TYPE_CHECKING:
     from .task_store import TaskStore
@@ -32,8 +32,8 @@ SELECT m.id, m.entity,
     m.value, m.created_at, m.source, m.context
 FROM memories m
 WHERE m.attribute = 'status' AND m.id > :after AND m.id <= :upto
-    AND (:task IS NULL OR m.entity = :task)
-    AND (:time IS NULL OR m.created_at > :time)
+    AND (CAST(:task AS TEXT) IS NULL OR m.entity = :task)
+    AND (CAST(:time AS TEXT) IS NULL OR m.created_at > :time)
     AND EXISTS (SELECT 1 FROM task_current t WHERE t.id = m.entity)
 ORDER BY m.id
 LIMIT :limit
@@ -62,7 +62,8 @@ def _read(
     """Up to `limit` changes after the cursor, and the cursor to continue from."""
     top = int(conn.execute("SELECT coalesce(max(id), 0) FROM memories").fetchone()[0])
     args: dict[str, Any] = {"after": after, "upto": top, "task": task_id, "time": time}
-    rows = conn.execute(_SELECT, {**args, "limit": limit}).fetchall()
+    # No limit is -1 for SQLite but an error for PostgreSQL: both take a huge one.
+    rows = conn.execute(_SELECT, {**args, "limit": limit if limit >= 0 else 2**62}).fetchall()
     out = [
         Transition(e, prev, to, at, actor, note, cursor=i)
         for i, e, prev, to, at, actor, note in rows
@@ -94,7 +95,7 @@ def watch(
     after, time = parse_since(since)
     if task_id is not None:
         check_text("task_id", task_id)
-    with ChangeDetector(store.memory) as detector:
+    with change_detector(store.memory) as detector:
         if since is None:
             with store.memory.reading() as conn:
                 after = int(conn.execute("SELECT coalesce(max(id), 0) FROM memories").fetchone()[0])

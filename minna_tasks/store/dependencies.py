@@ -35,7 +35,8 @@ LOG_ATTRIBUTE = "depends_on"
 COUNT_COLUMN = "deps"
 
 _OWN = f"r.from_entity = task_current.id AND r.rel_type = '{REL_TYPE}'"
-_IS_DONE = "coalesce({status} IN (SELECT state FROM task_done_states), 0)"
+# 1 or 0 (a CASE, not SQLite's boolean-as-integer, so PostgreSQL runs it too).
+_IS_DONE = "CASE WHEN {status} IN (SELECT state FROM task_done_states) THEN 1 ELSE 0 END"
 # Recount both columns of the rows matched by a WHERE clause, from scratch: whatever
 # order rows and relations arrive in (import, replace, other tools), the count is right.
 _RECOUNT = f"""UPDATE task_current SET
@@ -131,7 +132,9 @@ def edges_of(conn: sqlite3.Connection, task_id: str) -> builtins.list[tuple[str,
         for dep, status in conn.execute(
             "SELECT r.to_entity, d.status FROM relations r"
             " LEFT JOIN task_current d ON d.id = r.to_entity"
-            " WHERE r.from_entity = ? AND r.rel_type = ? GROUP BY r.to_entity ORDER BY min(r.id)",
+            " WHERE r.from_entity = ? AND r.rel_type = ?"
+            # d.status is one value per to_entity; naming it keeps PostgreSQL's GROUP BY rule.
+            " GROUP BY r.to_entity, d.status ORDER BY min(r.id)",
             (task_id, REL_TYPE),
         )
     ]
@@ -218,7 +221,7 @@ def count_errors(conn: sqlite3.Connection) -> builtins.list[tuple[str, int, int,
                     (SELECT count(DISTINCT r.to_entity) FROM relations r
                      LEFT JOIN task_current d ON d.id = r.to_entity
                      WHERE {_OWN} AND {_IS_DONE.format(status="d.status")} = 0) AS right_open
-                FROM task_current)
+                FROM task_current) AS counts
             WHERE deps != right_deps OR open_deps != right_open"""
         )
     ]

@@ -160,7 +160,10 @@ class TaskStore:
     # -- reading ------------------------------------------------------------
 
     def _row(self, task_id: str) -> Task | None:
-        row = self.memory.connection.execute(SELECT_BY_ID, (task_id,)).fetchone()
+        # In a write transaction on PostgreSQL the row is locked (a guarded move);
+        # SQLite's clause is "" (its writers already take turns).
+        sql = SELECT_BY_ID + self.memory.for_update()
+        row = self.memory.connection.execute(sql, (task_id,)).fetchone()
         return None if row is None else self._task(row)
 
     def _task(self, row: Sequence[Any]) -> Task:
@@ -414,6 +417,7 @@ class TaskStore:
         tasks: builtins.list[Task] = []
         seen: set[str] = set()
         with self.memory.transaction() as conn:
+            self.memory.serialize("add")  # new ids are numbered from the newest one
             stamp = utcnow()
             next_seq = conn.execute(
                 "SELECT coalesce(max(seq), 0) + 1 FROM task_current"
@@ -751,7 +755,9 @@ class TaskStore:
         step = self.machine.event(self.machine.initial, self.machine.claimed, "claim")
         sql, args = self._queue_query()
         with self.memory.transaction() as conn:
-            row = conn.execute(NEXT_SQL if sql is QUEUE_SQL else sql + " LIMIT 1", args).fetchone()
+            # PostgreSQL: the first row no other claim holds (FOR UPDATE SKIP LOCKED).
+            next_sql = NEXT_SQL if sql is QUEUE_SQL else sql + " LIMIT 1"
+            row = conn.execute(next_sql + self.memory.for_update(True), args).fetchone()
             if row is None:
                 return None
             return self._move(self._task(row), step, worker, "claimed", lease_seconds=lease)
@@ -825,9 +831,13 @@ class TaskStore:
         stamp = to_timestamp(now) if now is not None else utcnow()
         held = self.machine.held
         with self.memory.transaction() as conn:
+            # PostgreSQL: lock the rows (a concurrent recover or move waits, then finds the
+            # task no longer expired). Not SKIP LOCKED: the row of a worker killed mid-move
+            # stays locked until the server notices, and must not be passed over.
+            lock = self.memory.for_update()
             rows = conn.execute(
                 SELECT_TASK + f" WHERE status IN ({', '.join('?' * len(held))})"
-                " AND (lease_expires_at IS NULL OR lease_expires_at < ?) ORDER BY seq",
+                " AND (lease_expires_at IS NULL OR lease_expires_at < ?) ORDER BY seq" + lock,
                 (*held, stamp),
             ).fetchall()
             recovered = []

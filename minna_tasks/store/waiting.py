@@ -17,13 +17,14 @@ import threading
 import time
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from ..errors import StoreError
 from ..memory import MinnaMemory, commits
 from ..records import Task
 
 if TYPE_CHECKING:
+    from ..engines.postgres.listen import PostgresChangeDetector
     from .task_store import TaskStore
 
 # The data_version poll backs off from the first to the second interval while idle.
@@ -118,6 +119,20 @@ class ChangeDetector:
         self.close()
 
 
+# What waiting code uses: changed(), wait(timeout, stop), close(), a context manager.
+Detector: TypeAlias = "ChangeDetector | PostgresChangeDetector"
+
+
+def change_detector(memory: MinnaMemory) -> Detector:
+    """The engine's change detector: data_version polling on SQLite, LISTEN/NOTIFY on
+    PostgreSQL (the same changed / wait / close)."""
+    if memory.engine == "postgresql":
+        from ..engines.postgres.listen import PostgresChangeDetector
+
+        return PostgresChangeDetector(memory)
+    return ChangeDetector(memory)
+
+
 def claim_waiting(
     store: TaskStore,
     worker: str,
@@ -129,7 +144,7 @@ def claim_waiting(
     for up to `wait` seconds (or until `stop` is set); None when the time is up."""
     wait = check_wait(wait)
     deadline = time.monotonic() + wait
-    with ChangeDetector(store.memory) as changes:
+    with change_detector(store.memory) as changes:
         while True:
             task = store.claim(worker, lease_seconds)
             if task is not None:
@@ -154,7 +169,7 @@ class Follower:
 
     def next_task(self) -> Task | None:
         """The next claimed task, or None once `stop` is set."""
-        with ChangeDetector(self.store.memory) as changes:
+        with change_detector(self.store.memory) as changes:
             ready = True
             while not self.stop.is_set():
                 due = lease_due(self.store)

@@ -1,0 +1,29 @@
+"""MinnaMemory on PostgreSQL: `MinnaMemory("postgresql://...")` builds one of these.
+
+Every memory method is MinnaMemory's own, over the PostgreSQL connection and
+transactions of engines/postgres; only full-text search differs (PostgreSQL's text
+search instead of FTS5).
+"""
+
+from __future__ import annotations
+
+from ..engines.postgres import fulltext
+from ..engines.postgres.database import PostgresDatabase
+
+
+class PostgresMemory(PostgresDatabase):
+    """Mixed in before a MinnaMemory class (see `postgres_class`)."""
+
+    search_rows = staticmethod(fulltext.search)
+
+
+_CLASSES: dict[type, type] = {}
+
+
+def postgres_class(base: type) -> type:
+    """`base` (MinnaMemory or a subclass) on PostgreSQL: the same name, the engine mixed in."""
+    if base not in _CLASSES:
+        _CLASSES[base] = type(
+            base.__name__, (PostgresMemory, base), {"__module__": base.__module__}
+        )
+    return _CLASSES[base]
