@@ -10,7 +10,6 @@ it writes anything, then writes all of it in one transaction.
 from __future__ import annotations
 
 import json
-import math
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ from . import defaults
 from .atomic import write_atomically
 from .errors import ImportFormatError, MinnaTasksError, TaskExists
 from .memory import utcnow
-from .memory.values import fits_int64, is_utf8
+from .memory.values import is_utf8, unstorable
 from .records import Task
 from .states import StateMachine
 from .store import TaskStore, dependencies
@@ -275,7 +274,7 @@ def _check_fact(where: str, n: int, fact: Any) -> None:
         raise _fail(
             where, f"history[{n}].value", f"must be a string, number or null, not {_kind(value)}"
         )
-    problem = _unstorable(value)
+    problem = unstorable(value)
     if problem:
         raise _fail(where, f"history[{n}].value", problem)
     for key in ("attribute", "source", "context"):
@@ -297,17 +296,6 @@ def _check_fact(where: str, n: int, fact: Any) -> None:
 
 
 _GOOD_TIMES: set[str] = set()
-
-
-def _unstorable(value: Any) -> str | None:
-    """Why SQLite could not keep this JSON value exactly, or None when it can."""
-    if isinstance(value, int) and not fits_int64(value):
-        return f"is an integer beyond 64 bits ({value}); SQLite cannot store it (use a string)"
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"must be a finite number, not {value}"  # SQLite keeps NaN as NULL
-    if not is_utf8(value):
-        return "is not valid UTF-8 text"
-    return None
 
 
 def _replay(history: list[dict[str, Any]]) -> dict[str, Any]:

@@ -144,7 +144,19 @@ def test_a_closed_pipe_ends_any_command_quietly(tmp_path: Path) -> None:
     db = tmp_path / "many.db"
     with TaskStore(db) as store:
         store.add_many([f"task number {i} with a title long enough" for i in range(3000)])
-    for command in (["list"], ["export", "-"], ["list", "--json"]):
+        busy = store.add("claimed and handed back often", priority=1)
+        for _ in range(600):  # a history longer than a pipe's buffer
+            store.claim("w")
+            store.release(busy.id, "w")
+    since = "2000-01-01T00:00:00+00:00"
+    for command in (
+        ["list"],
+        ["export", "-"],
+        ["list", "--json"],
+        ["history", busy.id],
+        ["memory", "recall", "--limit", "100000"],
+        ["watch", "--since", since],
+    ):
         proc = subprocess.Popen(
             [SCRIPT, "--db", str(db), *command],
             stdout=subprocess.PIPE,
@@ -157,9 +169,9 @@ def test_a_closed_pipe_ends_any_command_quietly(tmp_path: Path) -> None:
         proc.stdout.close()
         err = proc.stderr.read()
         proc.stderr.close()
-        assert proc.wait(timeout=60) == 0, err
+        assert proc.wait(timeout=60) == 0, (command, err)
         assert first
-        assert err == ""
+        assert err == "", command
 
 
 # -- 5. read commands never write ----------------------------------------------------------

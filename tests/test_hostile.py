@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from mcp.client import Client
 from minna_tasks_cli.main import cli
@@ -322,8 +322,18 @@ def _expected_facts(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+# A priority beyond 64 bits, as the field and as its triple: once an OverflowError.
+_OVERFLOWING = {
+    **_task_item(
+        "n-1", [{"attribute": "priority", "value": 9.223372036854776e18, "created_at": STAMP}]
+    ),
+    "priority": 9.223372036854776e18,
+}
+
+
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(document=DOCUMENTS)
+@example(document=_document([_OVERFLOWING]))
 def test_fuzzed_json_import_is_exact_or_refused_with_the_file_unchanged(document: Any) -> None:
     with tempfile.TemporaryDirectory() as folder:
         db, path = Path(folder) / "t.db", Path(folder) / "doc.json"
@@ -347,6 +357,51 @@ def test_fuzzed_json_import_is_exact_or_refused_with_the_file_unchanged(document
             exported = {t["id"]: t["history"] for t in json.loads(again.read_text())["tasks"]}
             for item in document["tasks"]:
                 assert exported[item["id"]] == _expected_facts(item["history"])
+
+
+def test_restore_refuses_an_integer_beyond_64_bits_naming_the_task(tmp_path: Path) -> None:
+    """TaskStore.restore (the import's bulk writer) checks nothing up front: a value SQLite
+    refuses becomes an ImportFormatError naming the task and triple, not an OverflowError."""
+    db = tmp_path / "t.db"
+    record = {
+        "id": "n-1",
+        "created_at": STAMP,
+        "facts": _task_item(
+            "n-1", [{"attribute": "priority", "value": 2**63, "created_at": STAMP}]
+        )["history"],
+    }
+    with TaskStore(db) as store:
+        store.add("already here")
+        before = dump(db)
+        with pytest.raises(MinnaTasksError) as caught:
+            store.restore([record])
+        assert str(caught.value) == (
+            "task n-1: history[1].value ('priority') is an integer beyond 64 bits "
+            "(9223372036854775808); SQLite cannot store it (use a string); nothing was written"
+        )
+        assert dump(db) == before
+
+
+def test_cli_import_of_a_priority_beyond_64_bits_is_one_error_line(tmp_path: Path) -> None:
+    path = tmp_path / "doc.json"
+    path.write_text(json.dumps(_document([_OVERFLOWING])))
+    db = tmp_path / "t.db"
+    with TaskStore(db) as store:
+        store.add("already here")
+    before = dump(db)
+    # The fields rule reads the triple as SQLite's CAST does (clamped to 2**63 - 1): the
+    # field given beside it is not what the history says.
+    expected = (
+        "Error: task n-1: priority is 9.223372036854776e+18 but its history ends with "
+        "9223372036854775807\n"
+    )
+    result = CliRunner().invoke(cli, ["--db", str(db), "import", str(path)])
+    assert (result.exit_code, result.stdout, result.stderr) == (1, "", expected)
+    done = subprocess.run(
+        [CLI, "--db", str(db), "import", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", expected)
+    assert dump(db) == before
 
 
 # -- the command line ---------------------------------------------------------------

@@ -29,7 +29,7 @@ from .schema import (
     run_migration,
     statements,
 )
-from .waiting import OnWait, begin_immediate
+from .waiting import OnWait, begin_immediate, enter_wal
 
 DEFAULT_PATH = DB_PATH  # defined once, in minna_tasks/defaults.py
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -180,8 +180,9 @@ class Database:
         try:
             self._check_schema(conn)
             if not self.readonly:
-                # Only now, with the file known to be ours (or empty), change its mode.
-                conn.execute("PRAGMA journal_mode=WAL")
+                # Only now, with the file known to be ours (or empty), change its mode
+                # (the busy timeout is already set: sqlite3.connect sets it).
+                enter_wal(conn, self.timeout)
                 conn.execute(f"PRAGMA synchronous={self.synchronous}")
                 conn.execute("PRAGMA foreign_keys=ON")
                 self._migrate(conn)

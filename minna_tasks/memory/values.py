@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime
 
@@ -63,6 +64,17 @@ def is_utf8(text: object) -> bool:
 def fits_int64(value: int) -> bool:
     """True when SQLite can store this integer exactly (it has 64 bits)."""
     return INT64_MIN <= value <= INT64_MAX
+
+
+def unstorable(value: object) -> str | None:
+    """Why SQLite could not keep this (JSON) value exactly, or None when it can."""
+    if isinstance(value, int) and not isinstance(value, bool) and not fits_int64(value):
+        return f"is an integer beyond 64 bits ({value}); SQLite cannot store it (use a string)"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, not {value}"  # SQLite keeps NaN as NULL
+    if not is_utf8(value):
+        return "is not valid UTF-8 text"
+    return None
 
 
 def check_text(name: str, value: object, *, empty: bool = False) -> str:

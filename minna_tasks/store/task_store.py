@@ -45,7 +45,7 @@ from ..records import (
 from ..states import StateMachine
 from ..wording import is_in
 from . import changes as feed
-from . import dependencies, fencing, fields, machines, waiting
+from . import dependencies, fencing, fields, machines, unstorable, waiting
 from .names import free_ids, id_owner, id_taken, owners
 from .projection import (
     COLUMNS,
@@ -924,29 +924,38 @@ class TaskStore:
             )
             # Bulk order as in _insert: the triples first (no projection row yet for the
             # triggers to update), then each task's finished row, then the entities.
-            self.memory.append_rows(
-                (
-                    r["id"],
-                    f["attribute"],
-                    f["value"],
-                    f.get("source"),
-                    1.0,
-                    f.get("context"),
-                    f["created_at"],
-                )
-                for r in chosen
-                for f in r["facts"]
-            )
-            conn.executemany(
-                INSERT_TASK_ROW,
-                (replayed_row(r["id"], r["created_at"], r["facts"]) for r in chosen),
-            )
-            conn.executemany(
-                "INSERT INTO entities (name, entity_type, created_at) VALUES (?, ?, ?)",
-                [(r["id"], ENTITY_TYPE, r["created_at"]) for r in chosen],
-            )
+            try:
+                self._restore_rows(chosen)
+            except (OverflowError, UnicodeEncodeError) as e:
+                # A value SQLite cannot keep: say which task and triple (nothing is written).
+                raise unstorable.refusal(chosen) or e from None
             dependencies.restore_edges(conn, chosen, utcnow())
         return written
+
+    def _restore_rows(self, chosen: Sequence[Mapping[str, Any]]) -> None:
+        """restore's bulk writes (in its transaction): triples, projection rows, entities."""
+        conn = self.memory.connection
+        self.memory.append_rows(
+            (
+                r["id"],
+                f["attribute"],
+                f["value"],
+                f.get("source"),
+                1.0,
+                f.get("context"),
+                f["created_at"],
+            )
+            for r in chosen
+            for f in r["facts"]
+        )
+        conn.executemany(
+            INSERT_TASK_ROW,
+            (replayed_row(r["id"], r["created_at"], r["facts"]) for r in chosen),
+        )
+        conn.executemany(
+            "INSERT INTO entities (name, entity_type, created_at) VALUES (?, ?, ?)",
+            [(r["id"], ENTITY_TYPE, r["created_at"]) for r in chosen],
+        )
 
     def facts(self, task_id: str) -> builtins.list[dict[str, Any]]:
         """Every triple of a task in log order (for export)."""

@@ -119,8 +119,12 @@ class ShellWorker:
             errors="replace",
             start_new_session=True,
         ) as proc:
-            self.busy.set()
             try:
+                self.busy.set()
+                # A SIGINT while CMD was starting found us not busy yet: it only set stop.
+                # Checked after busy is set, so one or the other always interrupts CMD.
+                if self.stop.is_set():
+                    raise KeyboardInterrupt
                 out, err = proc.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
                 _kill(proc)
