@@ -140,7 +140,7 @@ def demo_hints(db_path: str, db_option: str, tasks: tuple[str, str]) -> list[tup
 
 
 # The notebook lives in the repository (an editable install from a clone has it).
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "explore.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "explore.ipynb"
 
 
 def _program(name: str) -> str:
