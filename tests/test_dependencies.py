@@ -268,8 +268,26 @@ def test_dependencies_are_relations_and_log_triples(store: TaskStore) -> None:
         store.remember(b.id, "depends_on", "[]")
     store.memory.relate(a.id, b.id, "see_also")  # other relations between tasks are fine
     store.memory.add_entity("report", "concept")
-    store.memory.relate("report", a.id, "depends_on")  # and depends_on between other things
+    store.memory.add_entity("thing", "concept")
+    store.memory.relate("report", "thing", "depends_on")  # and depends_on between other things
     assert store.get(a.id).depends_on == ()
+
+
+@pytest.mark.parametrize(
+    ("from_entity", "to_entity"),
+    [("TASK", "thing"), ("TASK", "t-99"), ("thing", "TASK"), ("t-99", "TASK")],
+)
+def test_relate_refuses_depends_on_touching_one_task(
+    store: TaskStore, db_path: Path, from_entity: str, to_entity: str
+) -> None:
+    """A depends_on with a task at either end, whatever (or wherever) the other end is,
+    would be counted as open by the triggers and block the task forever."""
+    a = store.add("a")
+    store.memory.add_entity("thing", "concept")
+    ends = [a.id if end == "TASK" else end for end in (from_entity, to_entity)]
+    with unchanged(db_path), pytest.raises(DependencyError, match=f"{a.id} is a task"):
+        store.memory.relate(ends[0], ends[1], "depends_on")
+    assert store.claim("w").id == a.id  # still claimable
 
 
 def test_as_of_gives_the_dependencies_as_they_stood(store: TaskStore) -> None:

@@ -32,11 +32,13 @@ MemoryRow = tuple[str, str, Value, str | None, float, str | None, str]
 TASK_RELATIONS = frozenset({"depends_on"})
 
 
-def _both_tasks(conn: sqlite3.Connection, a: str, b: str) -> bool:
-    row = conn.execute(
-        "SELECT count(*) FROM entities WHERE name IN (?, ?) AND entity_type = ?", (a, b, TASK_TYPE)
-    ).fetchone()
-    return int(row[0]) == len({a, b})
+def _tasks_among(conn: sqlite3.Connection, a: str, b: str) -> list[str]:
+    """Which of `a`, `b` are tasks (a task relation touching one would block it forever)."""
+    rows = conn.execute(
+        "SELECT name FROM entities WHERE name IN (?, ?) AND entity_type = ? ORDER BY name",
+        (a, b, TASK_TYPE),
+    ).fetchall()
+    return [str(row[0]) for row in rows]
 
 
 # The entity types the documented Minna MCP server accepts. The library itself takes
@@ -404,10 +406,12 @@ class MinnaMemory(SessionsAndPreferences):
             utcnow(),
         )
         with self.transaction() as conn:
-            if rel_type in TASK_RELATIONS and _both_tasks(conn, from_entity, to_entity):
+            tasks = _tasks_among(conn, from_entity, to_entity) if rel_type in TASK_RELATIONS else []
+            if tasks:
+                which = " and ".join(tasks) + (" are tasks" if len(tasks) > 1 else " is a task")
                 raise DependencyError(
-                    f"{from_entity} and {to_entity} are tasks: their {rel_type} relations change"
-                    " only through the task commands (add --after, depend, undepend)"
+                    f"{which}: their {rel_type} relations change only through the task"
+                    " commands (add --after, depend, undepend)"
                 )
             cursor = conn.execute(
                 "INSERT INTO relations (from_entity, to_entity, rel_type, created_at)"
