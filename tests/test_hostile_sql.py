@@ -81,7 +81,6 @@ ALLOWED: dict[tuple[str, str], str] = {
         "an IN list of '?' placeholders, one per held state of the machine"
     ),
     ("minna_tasks/store/names.py", "owners"): "IN lists of '?' placeholders per chunk of names",
-    ("minna_tasks/store/machines.py", "file_machine"): "a file URI with ?mode=ro, which is not SQL",
     ("minna_tasks/store/task_store.py", "TaskStore.iter"): (
         "an IN list of '?' placeholders (one per checked status) and constant clauses"
     ),

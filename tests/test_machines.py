@@ -520,3 +520,19 @@ def test_a_0_1_file_with_tasks_refuses_a_machine_that_would_strand_them(tmp_path
         TaskStore(db, machine=three())
     with TaskStore(db) as store:  # nothing was recorded: the default machine still rules
         assert store.machine == StateMachine()
+
+
+def test_file_machine_reads_without_writing(tmp_path: Path) -> None:
+    """The machine is read through the engine, read-only: the file stays as it was, and
+    a missing or empty file gives the default machine without being made a database."""
+    from minna_tasks.store import file_machine
+
+    db = tmp_path / "m.db"
+    assert file_machine(str(db)) == StateMachine()
+    assert not db.exists()
+    db.touch()
+    assert file_machine(str(db)) == StateMachine()
+    assert db.stat().st_size == 0
+    TaskStore(db, machine=three()).close()
+    with unchanged(db):
+        assert file_machine(str(db)) == three()

@@ -4,6 +4,7 @@ credentials and roles. The shared behaviour is the conformance suite (conftest.p
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -559,3 +560,27 @@ def test_a_waiting_claim_wakes_on_notify_and_writes_nothing_meanwhile(pg_url: st
         assert task is not None
         assert task.title == "late"
         assert waited < 20  # woken by the NOTIFY, long before the wait ran out
+
+
+def test_the_machine_commands_read_a_postgresql_stores_own_machine(pg_url: str) -> None:
+    """`diagram`, `machine show` and `import` read the machine through the engine: a
+    server URL is not a file path, so it must not fall back to the default machine."""
+    from click.testing import CliRunner
+    from minna_tasks_cli.main import cli
+
+    from minna_tasks import StateMachine
+    from minna_tasks.store import file_machine
+
+    custom = StateMachine(
+        {"todo": ["doing"], "doing": ["done", "todo"], "done": []}, initial="todo"
+    )
+    assert custom != StateMachine()
+    TaskStore(pg_url, machine=custom).close()
+    before = pg_dump(pg_url)
+    assert file_machine(pg_url) == custom
+    drawn = CliRunner().invoke(cli, ["--db", pg_url, "diagram"])
+    assert (drawn.exit_code, drawn.stdout) == (0, custom.to_mermaid())
+    shown = CliRunner().invoke(cli, ["--db", pg_url, "machine", "show"])
+    assert shown.exit_code == 0, shown.stderr
+    assert StateMachine.from_dict(json.loads(shown.stdout)) == custom
+    assert pg_dump(pg_url) == before  # only read

@@ -217,7 +217,7 @@ class Database:
                     self.path,
                 )
         if self.readonly and version < SCHEMA_VERSION:
-            raise StoreError(
+            raise StoreReadOnly(
                 f"{self.path} is read-only and has schema version {version}; "
                 f"open it writable once to upgrade it to {SCHEMA_VERSION}",
                 self.path,
@@ -265,7 +265,7 @@ class Database:
         if version == len(migrations):
             return
         if self.readonly:
-            raise StoreError(
+            raise StoreReadOnly(
                 f"{self.path} is read-only and its {name} schema is at version {version}; "
                 "open it writable once to upgrade it",
                 self.path,

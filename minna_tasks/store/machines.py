@@ -7,7 +7,9 @@ import json
 import sqlite3
 from pathlib import Path
 
-from ..errors import InvalidStateMachine, StoreError
+from ..engines import is_postgres_url
+from ..errors import InvalidStateMachine, StoreError, StoreReadOnly
+from ..memory import MinnaMemory
 from ..states import StateMachine
 
 # A TASK_MIGRATIONS step: one row per machine the file has had; the newest one rules.
@@ -70,18 +72,20 @@ def states_in_use(conn: sqlite3.Connection) -> dict[str, int]:
 
 
 def file_machine(path: str) -> StateMachine:
-    """The machine of the file at `path`, read without writing (the default one for a file
-    that does not exist or has none recorded yet)."""
-    if not Path(path).exists():
-        return StateMachine()
-    uri = Path(path).absolute().as_uri() + "?mode=ro"
+    """The machine of the store at `path` (a file or a server URL), read without writing
+    (the default one for a file that does not exist, is empty or has none recorded yet)."""
+    if not is_postgres_url(path) and (not Path(path).is_file() or Path(path).stat().st_size == 0):
+        return StateMachine()  # nothing to read, and a read creates nothing
     try:
-        conn = sqlite3.connect(uri, uri=True)
-    except sqlite3.Error as e:
-        raise StoreError(f"cannot open {path}: {e}", path) from None
+        memory = MinnaMemory(path, readonly=True)
+    except StoreReadOnly:
+        # An older schema cannot be read read-only: open it as the read commands do (which
+        # upgrade a store they may write) rather than guess at a machine.
+        memory = MinnaMemory(path)
     try:
-        return read(conn, path) or StateMachine()
+        with memory.reading() as conn:
+            return read(conn, memory.path) or StateMachine()
     except sqlite3.DatabaseError as e:
         raise StoreError(f"cannot read the state machine of {path}: {e}", path) from None
     finally:
-        conn.close()
+        memory.close()

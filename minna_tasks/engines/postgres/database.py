@@ -300,7 +300,7 @@ class PostgresDatabase:
     def _run_migrations(self, name: str, migrations: Sequence[str], seen: int) -> None:
         """Apply migrations[seen:] under an advisory lock (one migrator at a time)."""
         if self.readonly:
-            raise StoreError(
+            raise StoreReadOnly(
                 f"{self.path} is read-only and its {name} schema is at version {seen}; "
                 "open it writable once to upgrade it",
                 self.path,
