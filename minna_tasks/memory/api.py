@@ -29,7 +29,9 @@ INSERT_MEMORY = (
 MemoryRow = tuple[str, str, Value, str | None, float, str | None, str]
 # Relations between tasks that the task layer keeps (with counts and a log): `relate`
 # refuses them, as TaskStore.remember refuses a task's own fields.
-TASK_RELATIONS = frozenset({"depends_on"})
+# The relation (and log attribute) a task waits for another by; the task layer's one name.
+DEPENDS_ON = "depends_on"
+TASK_RELATIONS = frozenset({DEPENDS_ON})
 
 
 def _tasks_among(conn: sqlite3.Connection, a: str, b: str) -> list[str]:
@@ -146,10 +148,6 @@ class MinnaMemory(SessionsAndPreferences):
         """Append pre-checked (entity, attribute, value, source, context) facts, all
         stamped `created_at`, inside the caller's open transaction."""
         self.append_rows((e, a, v, s, confidence, c, created_at) for e, a, v, s, c in facts)
-
-    def last_id(self) -> int:
-        """The id of the memory this connection appended last (inside its transaction)."""
-        return int(self.connection.execute("SELECT last_insert_rowid()").fetchone()[0])
 
     def append_row(self, row: MemoryRow) -> int:
         """Append one whole pre-checked row inside the caller's open transaction; returns

@@ -26,11 +26,12 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import DependencyCycle, DependencyError, TaskNotFound
+from ..memory.api import DEPENDS_ON
 from ..records import Fact, Task, check_text
 from ..states import StateMachine
 
-REL_TYPE = "depends_on"
-LOG_ATTRIBUTE = "depends_on"
+REL_TYPE = DEPENDS_ON
+LOG_ATTRIBUTE = DEPENDS_ON
 # The column SELECT_TASK reads after the projection's own columns.
 COUNT_COLUMN = "deps"
 

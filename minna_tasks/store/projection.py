@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ..memory.api import TASK_TYPE
 from ..records import Task, load_json
 from ..states import TaskState
 from . import dependencies
 from .fields import FIELDS, IMPLIED, JSON, SOURCE, Field, replay_records
 from .machines import MACHINE_DDL
 
-ENTITY_TYPE = "task"
+ENTITY_TYPE = TASK_TYPE  # tasks are Minna entities of this type
 
 # attribute -> (column type in the projection, default for a task that lacks it), as SQL
 TASK_ATTRIBUTES: dict[str, tuple[str, str]] = {

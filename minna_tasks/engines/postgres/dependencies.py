@@ -7,7 +7,9 @@ covers ready rows only.
 
 from __future__ import annotations
 
-REL_TYPE = "depends_on"
+from ...memory.api import DEPENDS_ON
+
+REL_TYPE = DEPENDS_ON
 
 MIGRATION = f"""
     CREATE TABLE IF NOT EXISTS task_done_states (state TEXT PRIMARY KEY);

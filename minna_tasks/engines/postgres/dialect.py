@@ -83,14 +83,9 @@ def _placeholders(sql: str) -> tuple[str, int]:
     return "".join(out), count
 
 
-# SQLite's last row id of this connection: the store asks it for the memory just appended.
-_LAST_ID = re.compile(r"SELECT last_insert_rowid\(\)", re.IGNORECASE)
-
-
 @lru_cache(maxsize=512)
 def translate(sql: str) -> Statement:
     """The PostgreSQL form of one statement of the store's SQL."""
-    sql = _LAST_ID.sub("SELECT currval(pg_get_serial_sequence('memories', 'id'))", sql)
     sql = _CATALOGUE.sub(
         r"SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = current_schema()"
         r" AND tablename = '\1'",
