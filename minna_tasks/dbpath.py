@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from .defaults import DB_PATH as DEFAULT_PATH
+from .engines import is_postgres_url
 
 # In order of precedence after an explicit --db; MINNA_DB_PATH is the Minna server's name.
 ENV_VARS = ("MINNA_DB", "MINNA_DB_PATH")
@@ -18,6 +19,6 @@ def resolve_db(given: str | os.PathLike[str] | None = None) -> str:
     text = os.fspath(given) if given is not None and os.fspath(given) != "" else None
     if text is None:
         text = next((os.environ[v] for v in ENV_VARS if os.environ.get(v)), DEFAULT_PATH)
-    if "://" in text:
+    if is_postgres_url(text):
         return text
     return os.path.expanduser(text)

@@ -242,6 +242,20 @@ def test_tilde_is_expanded_in_db_and_minna_db(tmp_path: Path) -> None:
     assert list(work.iterdir()) == []  # no folder named ~
 
 
+def test_only_a_postgresql_url_escapes_path_handling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """resolve_db and the engines agree on what a server URL is (one rule): any other
+    text, even with `://` in it, is a file path and has its `~` expanded."""
+    from minna_tasks.dbpath import resolve_db
+    from minna_tasks.engines import is_postgres_url
+
+    monkeypatch.setenv("HOME", "/home/someone")
+    for url in ("postgresql://u@h/db", "POSTGRES://h/db?x=~"):
+        assert resolve_db(url) == url
+        assert is_postgres_url(resolve_db(url))
+    assert resolve_db("~/a://b.db") == "/home/someone/a://b.db"
+    assert not is_postgres_url(resolve_db("~/a://b.db"))
+
+
 def test_the_file_is_db_then_minna_db_then_minna_db_path(tmp_path: Path) -> None:
     for name in ("flag", "env", "path"):
         with TaskStore(tmp_path / f"{name}.db") as store:
