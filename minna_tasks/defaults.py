@@ -10,3 +10,5 @@ LEASE_SECONDS = 300.0
 MAX_ATTEMPTS = 3
 # What an import does with a task whose id exists already.
 ON_CONFLICT = ("error", "skip", "replace")
+# What the MCP server can serve: every tool, the task tools only, or the memory tools only.
+MCP_TOOL_SETS = ("all", "tasks", "memory")

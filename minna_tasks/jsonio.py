@@ -13,7 +13,7 @@ import json
 import os
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -23,7 +23,6 @@ from .atomic import write_atomically
 from .errors import ImportFormatError, MinnaTasksError, TaskExists
 from .memory import utcnow
 from .memory.values import is_utf8, unstorable
-from .records import Task
 from .states import StateMachine
 from .store import TaskStore, dependencies
 from .store import fields as task_fields
@@ -34,8 +33,7 @@ BATCH = 5000
 
 Progress = Callable[[int], None]
 
-# An exported task: Task's fields, then its history.
-TASK_FIELDS = tuple(f.name for f in fields(Task))
+# An exported task's history: the keys of each of its facts.
 FACT_KEYS = ("attribute", "value", "source", "context", "created_at")
 FACT_KEY_SET = frozenset(FACT_KEYS)
 
@@ -118,12 +116,6 @@ def _check_target(target: Path) -> None:
 
 
 # -- import -------------------------------------------------------------------
-
-
-def read_document(path: str | os.PathLike[str], states: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Read and validate a whole document; returns restore() records or raises
-    ImportFormatError naming the task index and field."""
-    return validate_document(_load(path), states, name=str(path))
 
 
 def read_export(

@@ -37,7 +37,7 @@ from .errors import MinnaTasksError, StoreError, TaskNotFound
 from .records import Task
 from .store import TaskStore
 
-TOOL_SETS = ("all", "tasks", "memory")
+TOOL_SETS = defaults.MCP_TOOL_SETS
 
 try:
     import anyio
@@ -736,7 +736,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--db",
         help=(
-            f"the SQLite file (default: $MINNA_DB, else $MINNA_DB_PATH, else {defaults.DB_PATH})"
+            "the SQLite file, or a postgresql:// URL "
+            f"(default: $MINNA_DB, else $MINNA_DB_PATH, else {defaults.DB_PATH})"
         ),
     )
     parser.add_argument(

@@ -16,8 +16,6 @@ from .memory.values import check_int as check_int
 from .memory.values import check_text as check_text
 from .states import TaskState
 
-JSON_ATTRIBUTES = ("payload", "result")
-
 
 def load_json(text: Any) -> Any:
     """JSON text as its value; anything else (plain text another tool wrote, NaN,

@@ -182,3 +182,20 @@ def test_console_script_memory_commands(tmp_path: Path) -> None:
     bad = script("entity", "add", "x", "agent")
     assert (bad.returncode, bad.stdout) == (1, "")
     assert bad.stderr.startswith("Error: unknown entity type 'agent'")
+
+
+def test_commands_that_print_a_value_also_print_json(db: Path) -> None:
+    """entity add, pref set|get, session add and verify print what the MCP tools return."""
+    assert as_json(db, "memory", "entity", "add", "Jack", "person") == {"entity_id": 1}
+    assert invoke(db, "memory", "entity", "add", "Jack", "person", "--alias", "jj").stdout == "1\n"
+    pref = {"category": "writing", "key": "tone", "value": "plain"}
+    assert as_json(db, "memory", "pref", "set", "writing", "tone", "plain") == pref
+    assert as_json(db, "memory", "pref", "get", "writing", "tone") == pref
+    assert invoke(db, "memory", "pref", "get", "writing", "tone").stdout == "plain\n"
+    summary = as_json(db, "memory", "session", "add", "s1", "did things", "--entity-id", "Jack")
+    assert list(summary) == ["summary_id"]
+    assert isinstance(summary["summary_id"], int)
+    memory_id = int(invoke(db, "memory", "store", "Jack", "role", "dev").stdout)
+    verified = as_json(db, "memory", "verify", str(memory_id))
+    assert verified["memory_id"] == memory_id
+    assert verified["verified_at"] == TaskStore(db).memory.recall(entity="Jack")[0]["verified_at"]

@@ -276,7 +276,3 @@ def history_rows(steps: Sequence[Transition]) -> list[list[Any]]:
 
 def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(f)
-
-
-def env_db() -> str:
-    return resolve_db()

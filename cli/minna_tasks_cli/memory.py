@@ -170,10 +170,12 @@ def memory_who(app: App, name: str, as_json: bool) -> None:
 
 @memory.command(name="verify")
 @click.argument("memory_id", type=int)
+@json_option
 @pass_app
-def memory_verify(app: App, memory_id: int) -> None:
+def memory_verify(app: App, memory_id: int, as_json: bool) -> None:
     """Re-confirm a fact: its confidence decays again from now. Prints the time."""
-    click.echo(app.store(create=False).memory.verify(memory_id))
+    verified_at = app.store(create=False).memory.verify(memory_id)
+    _value({"memory_id": memory_id, "verified_at": verified_at}, "verified_at", as_json)
 
 
 @memory.command(name="conflicts")
@@ -225,12 +227,16 @@ ENTITY_COLUMNS = ("id", "name", "entity_type", "aliases", "created_at")
 @click.argument("name")
 @click.argument("entity_type", metavar="TYPE")
 @click.option("--alias", "aliases", multiple=True, help="Another name for it (repeatable).")
+@json_option
 @pass_app
-def entity_add(app: App, name: str, entity_type: str, aliases: tuple[str, ...]) -> None:
+def entity_add(
+    app: App, name: str, entity_type: str, aliases: tuple[str, ...], as_json: bool
+) -> None:
     """Add an entity of TYPE (person, project, concept, topic or preference), or aliases to
     an existing one, and print its id. Tasks are made by `minna-tasks add`."""
     memory = app.store().memory
-    click.echo(memory.add_entity(name, check_entity_type(entity_type), list(aliases)))
+    entity_id = memory.add_entity(name, check_entity_type(entity_type), list(aliases))
+    _value({"entity_id": entity_id}, "entity_id", as_json)
 
 
 @entity.command(name="get")
@@ -274,22 +280,25 @@ def pref() -> None:
 @click.argument("category")
 @click.argument("key")
 @click.argument("value")
+@json_option
 @pass_app
-def pref_set(app: App, category: str, key: str, value: str) -> None:
+def pref_set(app: App, category: str, key: str, value: str, as_json: bool) -> None:
     """Set the preference CATEGORY KEY to VALUE."""
-    click.echo(app.store().memory.set_preference(category, key, value))
+    stored = app.store().memory.set_preference(category, key, value)
+    _value({"category": category, "key": key, "value": stored}, "value", as_json)
 
 
 @pref.command(name="get")
 @click.argument("category")
 @click.argument("key")
+@json_option
 @pass_app
-def pref_get(app: App, category: str, key: str) -> None:
+def pref_get(app: App, category: str, key: str, as_json: bool) -> None:
     """Print the value of the preference CATEGORY KEY."""
     value = app.store(create=False).memory.get_preference(category, key)
     if value is None:
         raise MinnaTasksError(f"no preference {key!r} in category {category!r}")
-    click.echo(value)
+    _value({"category": category, "key": key, "value": value}, "value", as_json)
 
 
 @pref.command(name="list")
@@ -320,13 +329,20 @@ def session() -> None:
     multiple=True,
     help="An entity the session was about: its id or name (repeatable).",
 )
+@json_option
 @pass_app
 def session_add(
-    app: App, session_id: str, summary: str, topics: tuple[str, ...], entity_ids: tuple[str, ...]
+    app: App,
+    session_id: str,
+    summary: str,
+    topics: tuple[str, ...],
+    entity_ids: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Keep a session's summary and print its id."""
     ids: list[int | str] = [int(e) if e.isdecimal() else e for e in entity_ids]
-    click.echo(app.store().memory.summarize_session(session_id, summary, list(topics), ids))
+    summary_id = app.store().memory.summarize_session(session_id, summary, list(topics), ids)
+    _value({"summary_id": summary_id}, "summary_id", as_json)
 
 
 @session.command(name="list")
@@ -351,6 +367,14 @@ def _fields(record: Mapping[str, Any]) -> None:
     for key, value in record.items():
         text = ", ".join(value) if isinstance(value, list) else value
         click.echo(f"{key + ':':<{width + 1}} {'-' if text in (None, '') else text}")
+
+
+def _value(record: Mapping[str, Any], shown: str, as_json: bool) -> None:
+    """Print the whole record as JSON, or just its `shown` field as plain text."""
+    if as_json:
+        emit_json(dict(record))
+    else:
+        click.echo(record[shown])
 
 
 def _rows(rows: Sequence[Mapping[str, Any]], as_json: bool) -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import click
 
+from minna_tasks.defaults import MCP_TOOL_SETS
+
 from .app import App, pass_app
 
 
 @click.command()
 @click.option(
     "--tools",
-    type=click.Choice(["all", "tasks", "memory"]),
+    type=click.Choice(MCP_TOOL_SETS),
     default="all",
     show_default=True,
     help="Which tools to serve: tasks (the task tools and resources), memory (exactly the "

@@ -10,7 +10,7 @@ cannot move the task its successor now holds. The token is a task field
 from __future__ import annotations
 
 from ..errors import ClaimSuperseded
-from ..records import Fact, Task, check_int
+from ..records import Task, check_int
 from ..states import StateMachine
 
 ATTRIBUTE = "claim_token"
@@ -32,8 +32,3 @@ def check_token(task: Task, token: int | None, machine: StateMachine) -> None:
         task.claim_token,
         machine.allowed(task.status),
     )
-
-
-def token_fact(task_id: str, token: int | None, actor: str | None) -> Fact:
-    """The triple that sets (or, with None, clears) a task's claim token."""
-    return (task_id, ATTRIBUTE, token, actor, None)

@@ -27,11 +27,6 @@ TASK_ATTRIBUTES: dict[str, tuple[str, str]] = {
 BASE_ATTRIBUTES = {name: kind for name, kind in TASK_ATTRIBUTES.items() if name != "claim_token"}
 
 
-def default_value(name: str) -> Any:
-    """The value of a field its task has no triple for (an int, a str or None)."""
-    return FIELDS[name].default
-
-
 # The claim index's columns, and the state it covers (the default machine's queue).
 QUEUE_COLUMNS = ("status", "priority")
 QUEUE_STATE = TaskState.PENDING.value

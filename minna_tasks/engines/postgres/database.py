@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any, Self
 
 from ...errors import MinnaTasksError, StoreBusy, StoreError, StoreReadOnly
+from ...install_hint import postgres_install_hint
 from .. import mask_url
 from .dialect import MANY_ROWS, adapt, many, translate
 
@@ -29,7 +30,7 @@ def _psycopg() -> Any:
         import psycopg
     except ImportError:
         raise StoreError(
-            "the PostgreSQL backend needs psycopg: pip install 'minna-tasks[postgres]'", ""
+            f"the PostgreSQL backend needs psycopg: {postgres_install_hint()}", ""
         ) from None
     return psycopg
 
