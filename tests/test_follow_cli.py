@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -109,8 +110,9 @@ def test_sigkill_in_the_middle_leaves_nothing_recover_cannot_return(
     db_path: Path, tmp_path: Path
 ) -> None:
     cli(db_path, "init")
-    ready = tmp_path / "ready"
-    run = start(db_path, "run", "--follow", "--workers", "2", "--", f'touch "{ready}"; sleep 600')
+    ready, pids = tmp_path / "ready", tmp_path / "pids"
+    command = f'echo $$ >> "{pids}"; touch "{ready}"; exec sleep 600'
+    run = start(db_path, "run", "--follow", "--workers", "2", "--", command)
     try:
         task_id = cli(db_path, "add", "doomed attempt").strip()
         cli(db_path, "add", "waiting")
@@ -118,6 +120,10 @@ def test_sigkill_in_the_middle_leaves_nothing_recover_cannot_return(
     finally:
         os.killpg(run.pid, signal.SIGKILL)
         run.communicate(timeout=DEADLINE)
+        # Each CMD runs in a session of its own, so the kill of run's group leaves them.
+        for pid in pids.read_text().split() if pids.exists() else ():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     cli(db_path, "recover", "--now", later)
     with TaskStore(db_path) as store:
