@@ -36,7 +36,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/memory/database.py", "_Transaction.__exit__"): (
         "ROLLBACK TO/RELEASE minna_<depth>: an internal int counter"
     ),
-    ("minna_tasks/memory/waiting.py", "begin_immediate"): (
+    ("minna_tasks/memory/locking.py", "begin_immediate"): (
         "PRAGMA busy_timeout= int() of the store's float timeout, in milliseconds"
     ),
     ("minna_tasks/memory/api.py", "MinnaMemory.recall"): (

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Self
 
 from ..defaults import DB_PATH
+from ..engines.sqlite.changes import SqliteFeed
 from ..errors import (
     MinnaTasksError,
     StoreBusy,
@@ -21,6 +22,7 @@ from ..errors import (
     StoreReadOnly,
 )
 from . import commits, fulltext
+from .locking import OnWait, begin_immediate, enter_wal
 from .schema import (
     FTS_MIGRATIONS,
     MIGRATIONS,
@@ -29,7 +31,6 @@ from .schema import (
     run_migration,
     statements,
 )
-from .waiting import OnWait, begin_immediate, enter_wal
 
 DEFAULT_PATH = DB_PATH  # defined once, in minna_tasks/defaults.py
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -355,6 +356,10 @@ class Database:
                     _rollback(conn)
             except sqlite3.DatabaseError as e:
                 raise _translate(e, self.path) from e
+
+    def change_feed(self) -> SqliteFeed:
+        """This engine's change detection and status feed (engines/feed.py)."""
+        return SqliteFeed(self.path, self.timeout, commits.signal_for(self.commit_key))
 
 
 def _restore_triggers(

@@ -80,6 +80,15 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE preferences ADD PRIMARY KEY (category, key);
     ALTER TABLE sessions ADD COLUMN IF NOT EXISTS entity_ids TEXT NOT NULL DEFAULT '[]';
     """,
+    # The change feed's order (engines/postgres/changes.py): each memory records the
+    # transaction that wrote it, since BIGSERIAL ids are drawn at insert time, not at
+    # commit, so id order is not commit order under concurrent writers. Rows from before
+    # this step keep 0 (all committed long ago: they come first, in id order).
+    """
+    ALTER TABLE memories ADD COLUMN IF NOT EXISTS txid xid8 NOT NULL DEFAULT '0';
+    ALTER TABLE memories ALTER COLUMN txid SET DEFAULT pg_current_xact_id();
+    CREATE INDEX IF NOT EXISTS memories_feed ON memories (txid, id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
