@@ -216,3 +216,41 @@ def test_several_writer_processes_one_watcher_every_change_seen_once(pg_url: str
     for p in printed:
         by_task.setdefault(p["task_id"], []).append(p["to_state"])
     assert all(states[0] == "pending" for states in by_task.values())
+
+
+def test_a_store_from_before_the_feed_migration_keeps_its_data_and_its_feed(
+    pg_url: str,
+) -> None:
+    """A database written before memory step 3 (no txid) and tasks step 5 (the recount
+    guard): opened again, both migrate, every change stays in the feed, and changes
+    made afterwards come after the old ones."""
+    with TaskStore(pg_url) as store:
+        first = store.add("a")
+        second = store.add("b", depends_on=[first.id])
+        store.claim("w")
+        before = store.changes()
+    with open_transaction(pg_url) as conn:  # back to the schema of the previous release
+        conn.execute("ALTER TABLE memories DROP COLUMN txid")
+        conn.execute("DROP FUNCTION task_deps_recount(TEXT[])")
+        conn.execute("ALTER FUNCTION task_deps_recount_listed(TEXT[]) RENAME TO task_deps_recount")
+        conn.execute("UPDATE schema_components SET version = 2 WHERE name = 'memory'")
+        conn.execute("UPDATE schema_components SET version = 4 WHERE name = 'tasks'")
+        conn.commit()
+    with TaskStore(pg_url) as store:
+        assert store.changes() == before
+        assert [c.cursor for c in store.changes()] == [c.cursor for c in before]
+        task = store.get(first.id)
+        assert task is not None
+        store.transition(task.id, "review", actor="w", token=task.claim_token)
+        store.transition(task.id, "completed", actor="w")
+        after = store.changes(since=before[-1].cursor)
+        assert store.get(second.id).blocked_by == ()  # the recount still counts
+        assert store.claim("w2").id == second.id
+    assert [(c.task_id, c.to_state) for c in after] == [
+        (first.id, "review"),
+        (first.id, "completed"),
+    ]
+    with open_transaction(pg_url) as conn:
+        versions = dict(conn.execute("SELECT name, version FROM schema_components").fetchall())
+    assert versions["memory"] >= 3
+    assert versions["tasks"] >= 5
