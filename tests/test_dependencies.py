@@ -24,7 +24,7 @@ from minna_tasks import (
 )
 from minna_tasks.memory import MinnaMemory, utcnow
 from minna_tasks.store import TASK_MIGRATIONS
-from minna_tasks.store.dependencies import count_errors
+from minna_tasks.store.projection import queue_sql
 
 from .conftest import unchanged
 
@@ -41,8 +41,7 @@ def complete(store: TaskStore, task_id: str) -> None:
 
 
 def counts_right(store: TaskStore) -> bool:
-    with store.memory.reading() as conn:
-        return count_errors(conn) == []
+    return store.memory.task_ops.count_errors() == []
 
 
 def diamond(store: TaskStore) -> tuple[str, str, str, str]:
@@ -344,7 +343,7 @@ def test_counts_follow_status_changes_made_with_plain_sql(store: TaskStore, db_p
 @pytest.mark.sqlite_only
 def test_claim_is_an_index_seek_on_ready_rows(store: TaskStore) -> None:
     conn = store.memory.connection
-    sql, args = store._queue_query()
+    sql, args = queue_sql(store.machine.initial)
     plan = " ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
     assert "USING INDEX task_current_queue" in plan
     assert "relations" not in plan

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ..engines.sqlite import dependencies as dependency_ddl
 from ..memory.api import TASK_TYPE
 from ..records import Task, load_json
 from ..states import TaskState
-from . import dependencies
 from .fields import FIELDS, IMPLIED, JSON, SOURCE, Field, replay_records
 from .machines import MACHINE_DDL
 
@@ -23,8 +23,6 @@ ENTITY_TYPE = TASK_TYPE  # tasks are Minna entities of this type
 TASK_ATTRIBUTES: dict[str, tuple[str, str]] = {
     name: (f.column_type, f.sql_default) for name, f in FIELDS.items()
 }
-# The fields of 0.1 (later migrations add the others, e.g. claim_token in migration 3).
-BASE_ATTRIBUTES = {name: kind for name, kind in TASK_ATTRIBUTES.items() if name != "claim_token"}
 
 
 # The claim index's columns, and the state it covers (the default machine's queue).
@@ -224,7 +222,7 @@ TASK_MIGRATIONS: tuple[str, ...] = (
     _table_ddl() + _rules_ddl(),
     MACHINE_DDL,
     CLAIM_TOKEN_DDL,
-    dependencies.MIGRATION,
+    dependency_ddl.MIGRATION,
     "".join(f"DROP TRIGGER IF EXISTS {name};\n" for name in TRIGGERS) + _rules_ddl(),
 )
 
@@ -232,15 +230,24 @@ AS_OF_SQL = _as_of_sql()
 COLUMNS = ("id", *FIELDS, "created_at", "updated_at")
 JSON_FIELDS = tuple(name for name, f in FIELDS.items() if f.kind == JSON)
 # After the task's columns, its dependency count (read by TaskStore, not by task_from_row).
-SELECT_TASK = f"SELECT {', '.join(COLUMNS)}, {dependencies.COUNT_COLUMN} FROM task_current"
+SELECT_TASK = f"SELECT {', '.join(COLUMNS)}, deps FROM task_current"
 INSERT_TASK_ROW = (
     f"INSERT INTO task_current ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 )
 QUEUE_SQL = (
-    SELECT_TASK + f" WHERE status = '{QUEUE_STATE}'{dependencies.READY} ORDER BY priority DESC, seq"
+    SELECT_TASK + f" WHERE status = '{QUEUE_STATE}' AND open_deps = 0 ORDER BY priority DESC, seq"
 )
-NEXT_SQL = QUEUE_SQL + " LIMIT 1"
+_QUEUE_ANY = SELECT_TASK + " WHERE status = ? AND open_deps = 0 ORDER BY priority DESC, seq"
 SELECT_BY_ID = SELECT_TASK + " WHERE id = ?"
+
+
+def queue_sql(initial: str) -> tuple[str, list[Any]]:
+    """The claim-order query of the ready tasks in state `initial`, and its parameters.
+    For the claim index's state the state is a literal: SQLite uses a partial index only
+    when the query visibly implies its WHERE."""
+    if initial == QUEUE_STATE:
+        return QUEUE_SQL, []
+    return _QUEUE_ANY, [initial]
 
 
 def row_values(task: Task, payload_json: str | None) -> tuple[Any, ...]:
