@@ -99,6 +99,14 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/engines/sqlite/tasks.py", "SqliteTasks.open_edges"): (
         "an IN list of '?' placeholders, one per done state of the machine"
     ),
+    ("minna_tasks/engines/sqlite/tasks.py", "SqliteTasks.index_queue"): (
+        "the claim index's constant DDL with projection.queue_where (the state quoted)"
+    ),
+    ("minna_tasks/store/projection.py", "queue_where"): (
+        "the machine's queue state as an SQL string literal, its quotes doubled (sql_text):"
+        " a partial index is used only for a query whose text implies its WHERE"
+    ),
+    ("minna_tasks/store/projection.py", "queue_sql"): "SELECT_TASK + queue_where + ORDER BY",
     ("minna_tasks/engines/sqlite/dependencies.py", "<module>"): (
         "the migration, recount and count check from the constant REL_TYPE"
     ),

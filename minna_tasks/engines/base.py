@@ -128,6 +128,12 @@ class TaskOperations(Protocol):
 
     def task_exists(self, task_id: str) -> bool: ...
 
+    def queue_indexed(self, initial: str) -> bool:
+        """Whether the claim index covers the ready tasks in `initial`."""
+
+    def index_queue(self, initial: str) -> bool:
+        """Make the claim index cover the machine's queue state; True if it was rebuilt."""
+
     # history and as-of reads
     def status_log(self, task_id: str, log_attribute: str) -> list[Any]: ...
 

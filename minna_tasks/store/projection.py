@@ -8,6 +8,7 @@ built from the constant TASK_ATTRIBUTES below, never from input.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from ..engines.sqlite import dependencies as dependency_ddl
@@ -234,20 +235,30 @@ SELECT_TASK = f"SELECT {', '.join(COLUMNS)}, deps FROM task_current"
 INSERT_TASK_ROW = (
     f"INSERT INTO task_current ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 )
-QUEUE_SQL = (
-    SELECT_TASK + f" WHERE status = '{QUEUE_STATE}' AND open_deps = 0 ORDER BY priority DESC, seq"
-)
-_QUEUE_ANY = SELECT_TASK + " WHERE status = ? AND open_deps = 0 ORDER BY priority DESC, seq"
 SELECT_BY_ID = SELECT_TASK + " WHERE id = ?"
 
 
-def queue_sql(initial: str) -> tuple[str, list[Any]]:
-    """The claim-order query of the ready tasks in state `initial`, and its parameters.
-    For the claim index's state the state is a literal: SQLite uses a partial index only
-    when the query visibly implies its WHERE."""
-    if initial == QUEUE_STATE:
-        return QUEUE_SQL, []
-    return _QUEUE_ANY, [initial]
+def sql_text(value: str) -> str:
+    """`value` as an SQL string literal (quotes doubled), for the few places where a
+    machine's state must be part of the statement's text rather than a parameter."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def queue_where(state: str) -> str:
+    """The claim index's WHERE for a machine whose queue (initial) state is `state`."""
+    return f"status = {sql_text(state)} AND open_deps = 0"
+
+
+@lru_cache(maxsize=16)
+def queue_sql(initial: str) -> str:
+    """The claim-order query of the ready tasks in state `initial`. The state is a literal,
+    not a parameter: a planner uses the partial claim index (which covers the machine's
+    queue state, see TaskOperations.index_queue) only when the query visibly implies
+    the index's WHERE."""
+    return f"{SELECT_TASK} WHERE {queue_where(initial)} ORDER BY priority DESC, seq"
+
+
+QUEUE_SQL = queue_sql(QUEUE_STATE)
 
 
 def row_values(task: Task, payload_json: str | None) -> tuple[Any, ...]:

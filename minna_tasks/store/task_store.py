@@ -134,6 +134,7 @@ class TaskStore:
                 machines.record(ops, machine, utcnow(), actor, note or "replaced")
             done = dependencies.done_states(machine)
             dependencies.sync_done_states(ops, done)  # recounts when the done state moved
+            ops.index_queue(machine.initial)
         self.machine, self._done = machine, done
         return machine
 
@@ -178,10 +179,15 @@ class TaskStore:
         )
 
     def _sync_done_states(self) -> None:
-        """Record which states satisfy a dependency (the open counts count against them)."""
-        if self._ops.done_states() != set(self._done):
+        """Record which states satisfy a dependency (the open counts count against them),
+        and make the claim index cover the machine's queue state."""
+        ops, initial = self._ops, self.machine.initial
+        with self.memory.reading():
+            current = ops.done_states() == set(self._done) and ops.queue_indexed(initial)
+        if not current:
             with self.memory.transaction():
-                dependencies.sync_done_states(self._ops, self._done)
+                dependencies.sync_done_states(ops, self._done)
+                ops.index_queue(initial)
 
     def _require(self, task_id: str) -> Task:
         check_text("task_id", task_id)

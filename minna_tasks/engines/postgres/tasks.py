@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 
+from ...store.projection import sql_text
 from ..sqlite.tasks import SqliteTasks
 from .dependencies import RECOUNT_COUNTED
 
@@ -26,6 +27,14 @@ class PostgresTasks(SqliteTasks):
 
     def _skip_locked(self) -> str:
         return self.db.for_update(skip_locked=True)
+
+    def queue_indexed(self, initial: str) -> bool:
+        row = self.db.connection.execute(
+            "SELECT indexdef FROM pg_catalog.pg_indexes WHERE schemaname = current_schema()"
+            " AND indexname = 'task_current_queue'"
+        ).fetchone()
+        # PostgreSQL shows the WHERE as it parsed it: ((status = 'x'::text) AND ...).
+        return row is not None and f"(status = {sql_text(initial)}::text)" in str(row[0])
 
     def _recount_counted(self) -> None:
         self.db.connection.execute(RECOUNT_COUNTED)

@@ -20,6 +20,7 @@ from ...store.projection import (
     SELECT_BY_ID,
     SELECT_TASK,
     queue_sql,
+    queue_where,
 )
 from ..base import Connected
 from . import dependencies as deps_sql
@@ -99,15 +100,15 @@ class SqliteTasks:
 
     def next_claimable(self, initial: str) -> Any:
         """The first ready row of the queue in claim order, or None (a claim takes it)."""
-        sql, args = queue_sql(initial)
-        return self.db.connection.execute(sql + " LIMIT 1" + self._skip_locked(), args).fetchone()
+        sql = queue_sql(initial) + " LIMIT 1" + self._skip_locked()
+        return self.db.connection.execute(sql).fetchone()
 
     def queue(self, initial: str, limit: int | None) -> builtins.list[Any]:
         """Ready rows of the queue in claim order."""
-        sql, args = queue_sql(initial)
+        sql, args = queue_sql(initial), builtins.list[Any]()
         if limit is not None:
             sql += " LIMIT ?"
-            args = [*args, limit]
+            args.append(limit)
         return builtins.list(self.db.connection.execute(sql, args))
 
     def rows(
@@ -165,6 +166,26 @@ class SqliteTasks:
     def task_exists(self, task_id: str) -> bool:
         sql = "SELECT 1 FROM task_current WHERE id = ?"
         return self.db.connection.execute(sql, (task_id,)).fetchone() is not None
+
+    def index_queue(self, initial: str) -> bool:
+        """Make the claim index cover the ready tasks in `initial` (the machine's queue
+        state) if it covers another; returns whether it was rebuilt."""
+        if self.queue_indexed(initial):
+            return False
+        conn = self.db.connection
+        conn.execute("DROP INDEX IF EXISTS task_current_queue")
+        conn.execute(
+            "CREATE INDEX task_current_queue ON task_current (priority DESC, seq) WHERE "
+            + queue_where(initial)
+        )
+        return True
+
+    def queue_indexed(self, initial: str) -> bool:
+        """Whether the claim index covers the ready tasks in `initial`."""
+        row = self.db.connection.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'task_current_queue'"
+        ).fetchone()
+        return row is not None and str(row[0]).endswith(queue_where(initial))
 
     # -- history ------------------------------------------------------------------
 
