@@ -206,7 +206,7 @@ def _memory_tools(store: TaskStore, readers: _Readers, run: Any) -> MemoryTools:
 
 
 def _task_with_history(store: TaskStore, task_id: str) -> dict[str, Any]:
-    with store.memory.reading():  # one snapshot: the fields and the history agree
+    with store.snapshot():  # one snapshot: the fields and the history agree
         task = store.get(task_id)
         history = store.history(task_id)
     return {**task.to_dict(), "history": [t.to_dict() for t in history]}
@@ -574,7 +574,7 @@ def _add_resources(server: MCPServer, readers: _Readers) -> None:
     async def stats() -> str:
         def counts() -> str:
             reader = readers.get()
-            with reader.memory.reading():  # one snapshot: the counts agree
+            with reader.snapshot():  # one snapshot: the counts agree
                 return _dumps({**reader.stats(), "readiness": reader.readiness()})
 
         return await _off_loop(counts)
