@@ -8,8 +8,9 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from ..defaults import DB_PATH
 from ..engines.sqlite.changes import SqliteFeed
@@ -31,6 +32,9 @@ from .schema import (
     run_migration,
     statements,
 )
+
+if TYPE_CHECKING:
+    from ..engines.base import TaskOperations
 
 DEFAULT_PATH = DB_PATH  # defined once, in minna_tasks/defaults.py
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -337,6 +341,13 @@ class Database:
         """The clause a read of rows about to change ends with: none on SQLite, where the
         write transaction already excludes every other writer."""
         return ""
+
+    @cached_property
+    def task_ops(self) -> TaskOperations:
+        """The task operations on this engine (engines/sqlite/tasks.py)."""
+        from ..engines.sqlite.tasks import SqliteTasks
+
+        return SqliteTasks(self)
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:

@@ -7,6 +7,9 @@ search instead of FTS5).
 
 from __future__ import annotations
 
+from functools import cached_property
+
+from ..engines.base import TaskOperations
 from ..engines.postgres import fulltext
 from ..engines.postgres.database import PostgresDatabase
 
@@ -15,6 +18,13 @@ class PostgresMemory(PostgresDatabase):
     """Mixed in before a MinnaMemory class (see `postgres_class`)."""
 
     search_rows = staticmethod(fulltext.search)
+
+    @cached_property
+    def task_ops(self) -> TaskOperations:
+        """The task operations on this engine (engines/postgres/tasks.py)."""
+        from ..engines.postgres.tasks import PostgresTasks
+
+        return PostgresTasks(self)
 
 
 _CLASSES: dict[type, type] = {}
