@@ -37,12 +37,12 @@ async def _relay(
 ) -> None:
     """Until stopped: after each change to the file, `notify` the ids of the tasks that
     changed (nothing when only other memories changed)."""
-    held = False
+    held = 0  # the feed keeps changes back (see engines/feed.py Batch.held)
     while not stop.is_set():
         try:
             wait = HELD_RECHECK if held else WAIT_SLICE
             if await anyio.to_thread.run_sync(detector.wait, wait, stop) or held:
-                task_ids, position, held = touched(store, position)
+                task_ids, position, held, _ = touched(store, position)
                 if task_ids:
                     await notify(task_ids)
         except MinnaTasksError as e:  # e.g. the file is busy: try again, never stop serving

@@ -128,8 +128,7 @@ ALLOWED: dict[tuple[str, str], str] = {
         "the store's own constant SQL with RETURNING id / ON CONFLICT appended"
     ),
     ("minna_tasks/engines/postgres/changes.py", "<module>"): (
-        "the constant AFTER condition spliced into the feed's two queries; positions are"
-        " parameters"
+        "the constant AFTER condition spliced into the feed's two queries; positions are parameters"
     ),
     ("minna_tasks/engines/postgres/fulltext.py", "_search"): (
         "plainto_tsquery(?) placeholders and the constant SEARCH_VECTOR; the words are parameters"

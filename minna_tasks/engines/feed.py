@@ -26,9 +26,12 @@ class Batch(NamedTuple, Generic[T]):
 
     rows: list[T]
     position: Position
-    # Committed rows exist past `position` that an older transaction, still open, keeps
-    # back (PostgreSQL): read again soon, since its end may bring no notification.
-    held: bool = False
+    # PostgreSQL: the newest transaction among committed rows that an older one, still
+    # open, keeps back (0: none), and the oldest transaction the read found open (rows
+    # of transactions below it were all readable). Held rows: read again soon, since
+    # the open transaction's end may bring no notification.
+    held: int = 0
+    horizon: int = 0
 
 
 class ChangeDetector(Protocol):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Generator
 from datetime import datetime
+from time import monotonic, sleep
 from typing import TYPE_CHECKING
 
 from ..engines.feed import Batch, ChangeFeed, ChangeRow, Position
@@ -31,6 +32,10 @@ WATCH_TIMEOUT = 1.0
 # How soon a watch reads again while an open transaction holds committed changes back
 # (its end may come with no notification of its own).
 HELD_RECHECK = 0.02
+# How long a one-shot read waits for transactions still open to end when they hold
+# back changes committed before it (PostgreSQL), so that a reader sees what it (or
+# anyone) committed before it asked; after that it returns what is readable.
+HOLD_WAIT = 2.0
 
 
 def parse_since(since: Since) -> tuple[int, str | None]:
@@ -74,7 +79,16 @@ def changes(
     feed = store.memory.change_feed()
     with store.memory.reading() as conn:
         after = feed.position(conn, cursor)
-        return _transitions(feed.status_changes(conn, after, time, task_id, cap).rows)
+    first = batch = _read(store, feed, after, time, task_id, cap)
+    deadline, pause = monotonic() + HOLD_WAIT, 0.001
+    # Wait (briefly) until every change committed before the first read is readable.
+    while first.held and len(batch.rows) != cap and batch.horizon <= first.held:
+        if monotonic() > deadline:
+            break
+        sleep(pause)
+        pause = min(pause * 2, 0.05)
+        batch = _read(store, feed, after, time, task_id, cap)
+    return _transitions(batch.rows)
 
 
 def watch(

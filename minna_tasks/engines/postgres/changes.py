@@ -46,8 +46,8 @@ SELECT m.entity FROM memories m
 WHERE {AFTER} AND EXISTS (SELECT 1 FROM task_current t WHERE t.id = m.entity)
 GROUP BY m.entity ORDER BY min(m.txid), min(m.id)
 """
-# Whether committed rows wait behind the horizon (an open transaction holds them back).
-HELD = "SELECT EXISTS (SELECT 1 FROM memories WHERE txid >= %s::text::xid8)"
+# The newest committed row held back behind the horizon (an open transaction holds it).
+HELD = "SELECT coalesce(max(txid)::text::bigint, 0) FROM memories WHERE txid >= %s::text::xid8"
 CURSOR_TXID = "SELECT txid::text::bigint FROM memories WHERE id <= %s ORDER BY id DESC LIMIT 1"
 
 
@@ -78,25 +78,25 @@ class PostgresFeed:
         horizon = int(_one(conn, HORIZON))
         return (horizon, 0), {"x": after[0], "id": after[1], "horizon": horizon}
 
-    def _held(self, conn: Any, done: Position) -> bool:
-        return bool(_one(conn, HELD, (done[0],)))
+    def _held(self, conn: Any, done: Position) -> int:
+        return int(_one(conn, HELD, (done[0],)))
 
     def status_changes(
         self, conn: Any, after: Position, time: str | None, task_id: str | None, limit: int
     ) -> Batch[ChangeRow]:
         done, args = self._horizon(conn, after)
         if after >= done:
-            return Batch([], after, self._held(conn, done))
+            return Batch([], after, self._held(conn, done), done[0])
         args.update(task=task_id, time=time, limit=None if limit < 0 else limit)
         found = conn.raw.execute(STATUS_CHANGES, args).fetchall()
         rows: list[ChangeRow] = [tuple(r[:7]) for r in found]
         if found and len(found) == limit:  # more may follow: go on from the last row
-            return Batch(rows, (int(found[-1][7]), int(found[-1][0])))
-        return Batch(rows, max(after, done), self._held(conn, done))
+            return Batch(rows, (int(found[-1][7]), int(found[-1][0])), 0, done[0])
+        return Batch(rows, max(after, done), self._held(conn, done), done[0])
 
     def touched(self, conn: Any, after: Position) -> Batch[str]:
         done, args = self._horizon(conn, after)
         if after >= done:
-            return Batch([], after, self._held(conn, done))
+            return Batch([], after, self._held(conn, done), done[0])
         rows = conn.raw.execute(TOUCHED, args).fetchall()
-        return Batch([row[0] for row in rows], max(after, done), self._held(conn, done))
+        return Batch([row[0] for row in rows], max(after, done), self._held(conn, done), done[0])
