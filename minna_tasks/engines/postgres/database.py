@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 # parent's socket by garbage-collecting them.
 _INHERITED: list[Any] = []
 
+# libpq's PGRES_TUPLES_OK: a statement that returns rows (possibly none).
+_TUPLES_OK = 2
+
 
 def _psycopg() -> Any:
     try:
@@ -54,14 +57,21 @@ class Cursor:
     def rowcount(self) -> int:
         return int(self._cursor.rowcount)
 
+    @property
+    def _has_rows(self) -> bool:
+        # psycopg's `description` builds a Column per column at every access (~40 us
+        # for a task row): ask the result itself whether it returned rows.
+        res = self._cursor.pgresult
+        return bool(res is not None and (res.nfields or res.status == _TUPLES_OK))
+
     def fetchone(self) -> Any:
-        return self._cursor.fetchone() if self._cursor.description else None
+        return self._cursor.fetchone() if self._has_rows else None
 
     def fetchall(self) -> list[Any]:
-        return list(self._cursor.fetchall()) if self._cursor.description else []
+        return list(self._cursor.fetchall()) if self._has_rows else []
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self._cursor) if self._cursor.description else iter(())
+        return iter(self._cursor) if self._has_rows else iter(())
 
 
 class Connection:

@@ -360,5 +360,6 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
         CLAIM_TOKEN_DDL,
         dependencies.MIGRATION + VIEWS_DDL,
         RECOUNT_SKIPS_NOTHING_DDL,
+        dependencies.PLANS_KEPT,
     ),
 }
