@@ -141,6 +141,9 @@ class PostgresDatabase:
         self._unindexed = 0
         self._conn: Connection | None = None
         self._pid = os.getpid()
+        # A change listener's connection between waits (listen.py), with its process id.
+        self._listener: tuple[int, Any] | None = None
+        self._listener_lock = threading.Lock()
         self._open()
 
     # -- connection -------------------------------------------------------
@@ -193,6 +196,31 @@ class PostgresDatabase:
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.raw.close()
             self._conn = None
+        listener = self.take_listener()
+        if listener is not None:
+            listener.close()
+
+    def take_listener(self) -> Any:
+        """The connection a change listener left for the next one, or None (see listen.py);
+        never one inherited through fork()."""
+        with self._listener_lock:
+            kept, self._listener = self._listener, None
+        if kept is None:
+            return None
+        pid, conn = kept
+        if pid != os.getpid():
+            _INHERITED.append(conn)
+            return None
+        return conn
+
+    def keep_listener(self, conn: Any) -> bool:
+        """Keep a listener's connection (its LISTEN undone) for the next wait; False when
+        one is kept already or the memory is closed (the caller closes it then)."""
+        with self._listener_lock:
+            if self._listener is not None or self._conn is None:
+                return False
+            self._listener = (os.getpid(), conn)
+            return True
 
     def __enter__(self) -> Self:
         return self

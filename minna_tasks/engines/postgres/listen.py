@@ -4,7 +4,8 @@ committed write to the memories (any process, any host), instead of polling.
 The same surface as the SQLite change detector: `changed()` (no waiting), `wait(timeout,
 stop)` and `close()`. The LISTEN is in place before the first look at the queue, so a
 commit between that look and the wait is never missed: its notification is queued on
-this connection until read.
+this connection until read. Between waits the memory keeps the connection, not
+listening (nothing queues up for it), for the next wait.
 """
 
 from __future__ import annotations
@@ -29,8 +30,18 @@ class PostgresChangeDetector:
 
         psycopg = _psycopg()
         self.path = memory.path
+        self._memory = memory
+        self._conn: Any = None
+        kept = memory.take_listener()
+        if kept is not None:
+            try:
+                kept.execute(f"LISTEN {CHANNEL}")
+                self._conn = kept
+                return
+            except psycopg.Error:
+                kept.close()  # broken meanwhile: open a new one
         try:
-            self._conn: Any = psycopg.connect(
+            self._conn = psycopg.connect(
                 memory.url, autocommit=True, application_name="minna-tasks listen"
             )
             self._conn.execute(f"LISTEN {CHANNEL}")
@@ -70,9 +81,21 @@ class PostgresChangeDetector:
                 return True
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Stop listening. The connection, its LISTEN undone and what it received
+        dropped, is kept by the memory for the next wait: a new connection per wait
+        cost ~2.9 ms of CPU (2.5 of it the server starting a backend)."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.execute("UNLISTEN *")
+            for _ in conn.notifies(timeout=0):
+                pass
+        except Exception:  # noqa: BLE001 - a broken connection is not worth keeping
+            conn.close()
+            return
+        if not self._memory.keep_listener(conn):
+            conn.close()
 
     def __enter__(self) -> PostgresChangeDetector:
         return self
