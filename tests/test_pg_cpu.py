@@ -61,7 +61,8 @@ def test_waits_reuse_one_listener_connection_and_still_wake(pg_url: str) -> None
             until(lambda: listeners(pg_url), "the waiter to listen")
             add_from_another_process(pg_url, f"job {i}")  # a commit from another backend
             waiter.join(DEADLINE)
-            assert got["task"] is not None and got["task"].title == f"job {i}"
+            assert got["task"] is not None
+            assert got["task"].title == f"job {i}"
             store.transition(got["task"].id, "review", actor="w", token=got["task"].claim_token)
             # One listener backend for every wait so far: kept, not reopened.
             assert len(listeners(pg_url)) == 1
@@ -80,7 +81,8 @@ def test_a_kept_listener_does_not_listen_between_waits(pg_url: str) -> None:
         (pid, _), *_ = listeners(pg_url)
         kept = store.memory.take_listener()
         try:
-            assert kept is not None and kept.info.backend_pid == pid
+            assert kept is not None
+            assert kept.info.backend_pid == pid
             assert kept.execute("SELECT count(*) FROM pg_listening_channels()").fetchone() == (0,)
             store.add("meanwhile")
             assert list(kept.notifies(timeout=0.2)) == []
@@ -88,7 +90,8 @@ def test_a_kept_listener_does_not_listen_between_waits(pg_url: str) -> None:
             assert store.memory.keep_listener(kept)
         # And the next wait listens again: it is woken by a commit.
         task = store.claim("w", wait=DEADLINE)  # "meanwhile" is there already
-        assert task is not None and task.title == "meanwhile"
+        assert task is not None
+        assert task.title == "meanwhile"
 
 
 def test_dependency_functions_are_plpgsql_and_still_count(pg_url: str) -> None:
@@ -105,9 +108,11 @@ def test_dependency_functions_are_plpgsql_and_still_count(pg_url: str) -> None:
         assert languages["task_deps_dependents"] == "plpgsql"
         assert languages["task_deps_recount_listed"] == "plpgsql"
         claimed = store.claim("w")
-        assert claimed is not None and claimed.id == a.id
+        assert claimed is not None
+        assert claimed.id == a.id
         assert store.claim("w") is None  # b waits for a
         store.transition(a.id, "review", actor="w", token=claimed.claim_token)
         store.transition(a.id, "completed", actor="w", token=claimed.claim_token)
         nxt = store.claim("w")
-        assert nxt is not None and nxt.id == b.id
+        assert nxt is not None
+        assert nxt.id == b.id
