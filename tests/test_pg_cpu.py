@@ -79,7 +79,8 @@ def test_a_kept_listener_does_not_listen_between_waits(pg_url: str) -> None:
     with TaskStore(pg_url) as store:
         assert store.claim("w", wait=0.05) is None
         (pid, _), *_ = listeners(pg_url)
-        kept = store.memory.take_listener()
+        memory: Any = store.memory  # a PostgreSQL memory (engines/postgres/database.py)
+        kept = memory.take_listener()
         try:
             assert kept is not None
             assert kept.info.backend_pid == pid
@@ -87,7 +88,7 @@ def test_a_kept_listener_does_not_listen_between_waits(pg_url: str) -> None:
             store.add("meanwhile")
             assert list(kept.notifies(timeout=0.2)) == []
         finally:
-            assert store.memory.keep_listener(kept)
+            assert memory.keep_listener(kept)
         # And the next wait listens again: it is woken by a commit.
         task = store.claim("w", wait=DEADLINE)  # "meanwhile" is there already
         assert task is not None
@@ -99,7 +100,7 @@ def test_dependency_functions_are_plpgsql_and_still_count(pg_url: str) -> None:
         a = store.add("a")
         b = store.add("b", depends_on=[a.id])
         with psycopg.connect(pg_url, autocommit=True) as conn:
-            languages = dict(
+            languages: dict[str, str] = dict(
                 conn.execute(
                     "SELECT p.proname, l.lanname FROM pg_proc p JOIN pg_language l"
                     " ON l.oid = p.prolang WHERE p.proname LIKE 'task_deps_%'"
