@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -326,8 +326,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument("--url", help="a server's database to create scratch databases on")
     parser.add_argument("--out", type=Path, help="JSON file to write")
+    parser.add_argument("--rounds", type=int, help="rounds per figure (default 3)")
+    parser.add_argument(
+        "--tasks-per-worker", type=int, help="tasks per worker process in the loops (default 25)"
+    )
     args = parser.parse_args(argv)
     sizes = Sizes.quick() if args.quick else Sizes()
+    if args.rounds:
+        sizes = replace(sizes, rounds=args.rounds)
+    if args.tasks_per_worker:
+        sizes = replace(sizes, tasks_per_worker=args.tasks_per_worker)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from tests.pg import Cluster, start_cluster
 
