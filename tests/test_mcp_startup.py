@@ -26,9 +26,8 @@ from mcp.server.mcpserver import MCPServer
 from mcp.shared.message import SessionMessage
 from mcp.types import InitializeResult, ListToolsResult, jsonrpc_message_adapter
 
-from minna_tasks import TaskStore
+from minna_tasks import TaskStore, mcp_handshake
 from minna_tasks.install_hint import mcp_install_hint
-from minna_tasks import mcp_handshake
 from minna_tasks.mcp_handshake import early_reply
 from minna_tasks.mcp_server import TOOL_SETS, build_server
 
@@ -63,12 +62,15 @@ def initialize(version: str, request_id: int | str = 1, **params: Any) -> dict[s
     }
 
 
+DEFAULT_CLIENT = DEFAULT_CLIENT_INFO.model_dump(mode="json", exclude_none=True)
+
+
 def discover(
     version: str = "2026-07-28",
     request_id: int | str = 0,
     capabilities: Any = None,
-    client_info: Any = DEFAULT_CLIENT_INFO.model_dump(mode="json", exclude_none=True),
-    **meta: Any,
+    client_info: Any = DEFAULT_CLIENT,
+    meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A `server/discover` as the SDK's `Client` sends it (the 2026-07-28 envelope)."""
     envelope: dict[str, Any] = {
@@ -81,7 +83,7 @@ def discover(
         "jsonrpc": "2.0",
         "id": request_id,
         "method": "server/discover",
-        "params": {"_meta": {**envelope, **meta}},
+        "params": {"_meta": {**envelope, **(meta or {})}},
     }
 
 
@@ -198,13 +200,13 @@ def test_the_envelope_keys_are_the_sdks() -> None:
 UNUSUAL_DISCOVERS = [
     discover("2025-11-25"),  # a handshake version in the envelope: the SDK's -32022
     discover(UNSUPPORTED),
-    discover(2026),
+    discover(2026),  # type: ignore[arg-type]
     discover(capabilities={"tasks": {}}),
     discover(capabilities={"roots": {"listChanged": "yes"}}),
     discover(client_info={"name": "x"}),
     discover(client_info={"name": "x", "version": "1", "icons": []}),
-    discover(**{"progressToken": 1}),
-    discover(**{"io.modelcontextprotocol/logLevel": "debug"}),
+    discover(meta={"progressToken": 1}),
+    discover(meta={"io.modelcontextprotocol/logLevel": "debug"}),
     {**discover(), "id": True},
     {**discover(), "params": {}},  # no envelope: not a 2026 request at all
     {k: v for k, v in discover().items() if k != "params"},
