@@ -674,3 +674,17 @@ def test_the_file_minna_tasks_0_1_wrote_takes_dependencies(tmp_path: Path) -> No
         assert [t.id for t in store.list() if t.id in before] == list(before)
         assert all(store.get(t) == before[t] for t in before)
         assert counts_right(store)
+
+
+def test_count_errors_finds_a_wrong_count_and_changes_nothing(db_path: Any) -> None:
+    """The count check recounts with the engine's one recount and writes nothing."""
+    with TaskStore(db_path) as store:
+        a = store.add("a")
+        b = store.add("b", depends_on=[a.id])
+        assert store.memory.task_ops.count_errors() == []
+        with store.memory.transaction() as conn:  # another tool's wrong write
+            conn.execute("UPDATE task_current SET open_deps = 5 WHERE id = ?", (b.id,))
+        assert store.memory.task_ops.count_errors() == [(b.id, 1, 5, 1, 1)]
+        with store.memory.reading() as conn:
+            row = conn.execute("SELECT open_deps FROM task_current WHERE id = ?", (b.id,))
+            assert row.fetchone()[0] == 5  # found, not fixed

@@ -130,6 +130,7 @@ class Database:
         self.commit_key = (
             f":memory:{id(self)}" if self.path == ":memory:" else commits.file_key(self.path)
         )
+        self._signal = commits.signal_for(self.commit_key)  # taken again after a fork
         # Called once a write has waited a second for another writer's lock (the CLI says so).
         self.on_wait: OnWait | None = None
         self.readonly = readonly or (self.path != ":memory:" and _is_readonly(self.path))
@@ -298,6 +299,7 @@ class Database:
                 self._conn = None
                 self._depth = 0
                 self._lock = threading.RLock()
+                self._signal = commits.signal_for(self.commit_key)  # the child's signals
                 self._open()
                 assert self._conn is not None
         return self._conn
@@ -449,7 +451,7 @@ class _Transaction:
                         db._unindexed = 0
                     conn.execute("COMMIT")
                     if conn.total_changes != self.changes:
-                        commits.signal_for(db.commit_key).bump()  # wake this process's waiters
+                        db._signal.bump()  # wake this process's waiters
                 except sqlite3.DatabaseError as e:
                     _rollback(conn)
                     raise _translate(e, db.path) from e

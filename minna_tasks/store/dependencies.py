@@ -13,6 +13,10 @@ any change that moves them: a relation added or removed, a task's status
 entering or leaving a done state (also when another tool writes it with plain
 SQL), a task row appearing or vanishing. The claim index covers only rows with
 `open_deps = 0`, so claiming stays an index seek however many tasks wait.
+
+This module keeps the rules (checks, cycles, the log); the SQL is the engine's: the
+triggers in engines/<engine>/dependencies.py, the reads and writes in its
+`TaskOperations` (engines/base.py).
 """
 
 from __future__ import annotations
