@@ -102,8 +102,9 @@ def sdk_versions() -> ModuleType | None:
         loaded.loader.exec_module(module)
     except (ImportError, OSError, SyntaxError, ValueError):
         return None
-    names = ("HANDSHAKE_PROTOCOL_VERSIONS", "LATEST_HANDSHAKE_VERSION", "MODERN_PROTOCOL_VERSIONS")
-    if not all(hasattr(module, name) for name in names):
+    if not hasattr(module, "HANDSHAKE_PROTOCOL_VERSIONS") or not hasattr(
+        module, "LATEST_HANDSHAKE_VERSION"
+    ):
         return None
     return module
 
@@ -219,9 +220,10 @@ def _plain_discover(message: Any, versions: ModuleType) -> bool:
     if not isinstance(meta, dict) or not required <= set(meta) <= {*required, CLIENT_INFO_KEY}:
         return False
     version = meta[PROTOCOL_VERSION_KEY]
+    served: tuple[str, ...] = getattr(versions, "MODERN_PROTOCOL_VERSIONS", ())
     return (
         isinstance(version, str)
-        and version in versions.MODERN_PROTOCOL_VERSIONS
+        and version in served
         and (CLIENT_INFO_KEY not in meta or _plain_client_info(meta[CLIENT_INFO_KEY]))
         and _plain_capabilities(meta[CLIENT_CAPABILITIES_KEY])
     )
