@@ -26,9 +26,18 @@ def masked_argv(argv: Sequence[str]) -> list[str] | None:
     argument holds a password (then the title needs no change)."""
     if not any(_URL_START.search(arg) for arg in argv):
         return None
-    from minna_tasks.engines import mask_url
+    from urllib.parse import quote
 
-    masked = [_mask_argument(arg, mask_url) for arg in argv]
+    from minna_tasks.engines import MASK, mask_url
+
+    def mask(url: str) -> str:
+        masked = mask_url(url)
+        if MASK in masked or quote(MASK) in masked:
+            return masked
+        # Fail closed: a URL that may hold a password mask_url did not find goes whole.
+        return _blanked(url) if _MAY_HOLD_PASSWORD.match(url) else url
+
+    masked = [_mask_argument(arg, mask) for arg in argv]
     return None if masked == list(argv) else masked
 
 
@@ -43,7 +52,8 @@ def _mask_argument(arg: str, mask: Callable[[str], str]) -> str:
 
 
 def _blanked(arg: str) -> str:
-    """The argument with everything from its first URL on replaced (the interim title)."""
+    """The argument with everything from its first URL on replaced by a mask, when the
+    URL may hold a password (the interim title, and the fallback)."""
     found = _URL_START.search(arg)
     if found is None or not _MAY_HOLD_PASSWORD.search(arg):
         return arg
