@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -16,7 +17,7 @@ from urllib.parse import quote
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from minna_tasks_cli.proctitle import masked_argv
+from minna_tasks_cli.proctitle import SETPROCTITLE_REQUIREMENT, masked_argv
 
 from minna_tasks import TaskStore
 
@@ -296,6 +297,11 @@ def test_without_setproctitle_it_says_so_once_and_works(
     assert "~/.pgpass" in warning
     assert "MINNA_DB" in warning
     assert SECRET not in done.stdout + done.stderr
+
+
+def test_setproctitle_is_in_the_postgres_extra() -> None:
+    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    assert SETPROCTITLE_REQUIREMENT in pyproject["project"]["optional-dependencies"]["postgres"]
 
 
 def test_without_setproctitle_and_no_password_nothing_is_said(tmp_path: Path) -> None:

@@ -63,6 +63,9 @@ def _blanked(arg: str) -> str:
 def hide_passwords(argv: Sequence[str] | None = None) -> bool:
     """Set the process title to the command line with passwords masked; True when it did.
 
+    A URL that may hold a password is first blanked whole, before `minna_tasks` is
+    imported, then shown with only its password masked (mask_url).
+
     Without setproctitle, say once on stderr that the password shows in the process list
     and how to avoid it, and carry on (a visible password is no reason to fail the command).
     """
@@ -72,8 +75,7 @@ def hide_passwords(argv: Sequence[str] | None = None) -> bool:
     try:
         from setproctitle import setproctitle, setthreadtitle
     except ImportError:
-        if masked_argv(argv) is not None:
-            _say_visible()
+        _say_visible()
         return False
     # setproctitle also renames the thread (the `comm` that pgrep/pkill/top match):
     # keep the name the process started with.
