@@ -45,6 +45,26 @@ def test_url_detection_and_masking() -> None:
     assert mask_url("postgresql://ann@h/q") == "postgresql://ann@h/q"
 
 
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        # libpq reads the credentials up to the first '@' before any '/': a raw '#' or
+        # '?' is part of the password (urlsplit would end the host there).
+        ("postgresql://ann:ab#cd@h/q", "postgresql://ann:****@h/q"),
+        ("postgresql://ann:ab?cd@h:5/q?sslmode=require", "postgresql://ann:****@h:5/q?sslmode=require"),
+        ("postgres://ann:a:b@h/q", "postgres://ann:****@h/q"),
+        ("postgresql://h/q?user=ann&password=p%20w&sslmode=require",
+         "postgresql://h/q?user=ann&password=****&sslmode=require"),
+        # Nothing to mask: the URL exactly as given (no re-encoding).
+        ("postgresql:///tasks?service=q", "postgresql:///tasks?service=q"),
+        ("postgresql://ann@h/q?application_name=a%20b", "postgresql://ann@h/q?application_name=a%20b"),
+        ("postgresql://h/db@x", "postgresql://h/db@x"),
+    ],
+)  # fmt: skip
+def test_a_password_is_masked_where_libpq_reads_one(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
 def test_one_cycle_and_the_views(pg_url: str) -> None:
     with TaskStore(pg_url) as store:
         task = store.add("hello", payload={"n": 1}, priority=2)
