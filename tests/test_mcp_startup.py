@@ -31,21 +31,11 @@ from minna_tasks.install_hint import mcp_install_hint
 from minna_tasks.mcp_handshake import early_reply
 from minna_tasks.mcp_server import TOOL_SETS, build_server
 
+from .test_mcp_server import TASK_TOOLS
 from .test_mcp_stdio import MINNA_TASKS, run, text
 
 CLIENT_VERSIONS = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"]
 UNSUPPORTED = "1999-01-01"
-TASK_TOOLS = {
-    "add_task",
-    "claim_task",
-    "transition_task",
-    "list_tasks",
-    "get_task",
-    "heartbeat_task",
-    "release_task",
-    "fail_task",
-    "retry_task",
-}
 
 
 def initialize(version: str, request_id: int | str = 1, **params: Any) -> dict[str, Any]:
