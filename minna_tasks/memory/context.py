@@ -5,18 +5,19 @@ The part of MinnaMemory (a subclass of this) kept apart from the fact log in api
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ..engines.memories import MemoryOperations
 from .database import Database
-from .fulltext import dict_rows
 from .records import SessionSummary
 from .values import Value, check_name, check_value, utcnow
 
 
 class SessionsAndPreferences(Database):
     """`summarize_session`/`get_context` and `set_preference`/`get_preferences`."""
+
+    memories: MemoryOperations  # the engine's memory operations (set by MinnaMemory)
 
     # -- sessions -------------------------------------------------------------
 
@@ -32,30 +33,17 @@ class SessionsAndPreferences(Database):
         row = (
             check_name("session_id", session_id),
             _text("summary", summary),
-            json.dumps([check_name("topic", t) for t in _listed("topics", topics)]),
-            json.dumps([_entity_id(e) for e in _listed("entity_ids", entity_ids)]),
+            [check_name("topic", t) for t in _listed("topics", topics)],
+            [_entity_id(e) for e in _listed("entity_ids", entity_ids)],
             utcnow(),
         )
         with self.transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO sessions (session_id, summary, topics, entity_ids, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                row,
-            )
-            return int(cursor.lastrowid or 0)
+            return self.memories.add_session(conn, *row)
 
     def get_context(self, limit: int = 5) -> list[SessionSummary]:
         """The newest session summaries, newest first."""
         with self.reading() as conn:
-            cursor = conn.execute(
-                "SELECT id, session_id, summary, topics, entity_ids, created_at FROM sessions"
-                " ORDER BY id DESC LIMIT ?",
-                (limit,),
-            )
-            rows = list(dict_rows(cursor))
-        for row in rows:
-            row["topics"] = json.loads(row["topics"])
-            row["entity_ids"] = json.loads(row["entity_ids"])
+            rows = self.memories.sessions(conn, limit)
         return [SessionSummary(row) for row in rows]
 
     # -- preferences ----------------------------------------------------------
@@ -67,32 +55,22 @@ class SessionsAndPreferences(Database):
         check_name("key", key)
         if value is None:
             return self.get_preference(category, key)
-        row = (category, key, check_value(value), utcnow())
+        stored = check_value(value)
         with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO preferences (category, key, value, updated_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (category, key) DO UPDATE SET value = excluded.value,"
-                " updated_at = excluded.updated_at",
-                row,
-            )
-        return row[2]
+            self.memories.set_preference(conn, category, key, stored, utcnow())
+        return stored
 
     def get_preference(self, category: str, key: str, default: Value = None) -> Value:
         """The value of the preference (category, key), or `default`."""
         with self.reading() as conn:
-            row = conn.execute(
-                "SELECT value FROM preferences WHERE category = ? AND key = ?", (category, key)
-            ).fetchone()
+            row = self.memories.preference(conn, category, key)
         return default if row is None else row[0]
 
     def get_preferences(self, category: str | None = None) -> list[dict[str, Any]]:
         """Every preference (or one category's): {category, key, value, updated_at},
         by category then key."""
-        sql, args = "SELECT category, key, value, updated_at FROM preferences", []
-        if category is not None:
-            sql, args = sql + " WHERE category = ?", [category]
         with self.reading() as conn:
-            return list(dict_rows(conn.execute(sql + " ORDER BY category, key", args)))
+            return self.memories.preferences(conn, category)
 
 
 def _listed(name: str, items: Sequence[Any] | None) -> Iterator[Any]:

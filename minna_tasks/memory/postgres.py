@@ -1,20 +1,21 @@
 """MinnaMemory on PostgreSQL: `MinnaMemory("postgresql://...")` builds one of these.
 
 Every memory method is MinnaMemory's own, over the PostgreSQL connection and
-transactions of engines/postgres; only full-text search differs (PostgreSQL's text
-search instead of FTS5).
+transactions of engines/postgres and PostgreSQL's memory operations
+(engines/postgres/memories.py).
 """
 
 from __future__ import annotations
 
-from ..engines.postgres import fulltext
+from ..engines.memories import MemoryOperations
 from ..engines.postgres.database import PostgresDatabase
+from ..engines.postgres.memories import PostgresMemories
 
 
 class PostgresMemory(PostgresDatabase):
     """Mixed in before a MinnaMemory class (see `postgres_class`)."""
 
-    search_rows = staticmethod(fulltext.search)
+    memories: MemoryOperations = PostgresMemories()
 
 
 _CLASSES: dict[type, type] = {}
