@@ -1,6 +1,6 @@
 """PostgreSQL's memory operations: SQLite's (the shared SQL, translated by dialect.py),
-but for full-text search (PostgreSQL's own text search) and how a conflict tells one
-value from another (a JSONB value's text, which keeps 1, 1.0 and "1" apart)."""
+but for full-text search (PostgreSQL's own text search) and three spellings: how a
+conflict tells one value from another, a match that ignores case, and bytewise order."""
 
 from __future__ import annotations
 
@@ -14,8 +14,13 @@ from . import fulltext
 class PostgresMemories(SqliteMemories):
     """The memory's storage operations on a PostgreSQL connection (see MemoryOperations)."""
 
-    # SQLite's quote() does not exist here; NULL is counted as a value, as quote() does.
+    # No quote() here: a JSONB value's text keeps 1, 1.0 and "1" apart, and NULL counts
+    # as a value (as quote() counts it).
     DISTINCT_VALUE = "coalesce(m.value::text, 'NULL')"
+    # PostgreSQL's LIKE minds case; SQLite's does not.
+    LIKE = "ILIKE"
+    # Text ordered as SQLite orders it (by bytes), not by the database's locale.
+    BYTEWISE = ' COLLATE "C"'
 
     def search(self, conn: Any, query: str, limit: int) -> list[MemoryRecord]:
         return fulltext.search(conn, query, limit)

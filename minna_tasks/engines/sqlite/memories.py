@@ -35,6 +35,14 @@ COUNT_SQL = {table: f"SELECT count(*) FROM {table}" for table in COUNTED_TABLES}
 class SqliteMemories:
     """The memory's storage operations on a SQLite connection (see MemoryOperations)."""
 
+    # What another engine spells differently (constants, spliced into the shared SQL):
+    # how a value is told apart from another in conflicting() (quote() keeps its type),
+    # a match that ignores case (SQLite's LIKE does), and how text is ordered (SQLite
+    # compares bytes, whatever the locale).
+    DISTINCT_VALUE = "quote(m.value)"
+    LIKE = "LIKE"
+    BYTEWISE = ""
+
     # -- the fact log -------------------------------------------------------
 
     def append(self, conn: Any, row: MemoryRow) -> int:
@@ -75,9 +83,6 @@ class SqliteMemories:
         )
         return bool(cursor.rowcount)
 
-    # How a value is told apart from another in conflicting(): quote() keeps its type.
-    DISTINCT_VALUE = "quote(m.value)"
-
     def conflicting(
         self, conn: Any, entity: str | None, attribute: str | None, skip_type: str
     ) -> list[tuple[str, str]]:
@@ -95,7 +100,7 @@ class SqliteMemories:
             "SELECT m.entity, m.attribute FROM memories m WHERE "
             + " AND ".join(where)
             + f" GROUP BY m.entity, m.attribute HAVING count(DISTINCT {self.DISTINCT_VALUE}) > 1"
-            " ORDER BY m.entity, m.attribute",
+            f" ORDER BY m.entity{self.BYTEWISE}, m.attribute{self.BYTEWISE}",
             args,
         ).fetchall()
         return [(str(name), str(attr)) for name, attr in rows]
@@ -112,7 +117,8 @@ class SqliteMemories:
 
     def entity_types(self, conn: Any) -> dict[str, int]:
         rows = conn.execute(
-            "SELECT entity_type, count(*) FROM entities GROUP BY entity_type ORDER BY entity_type"
+            "SELECT entity_type, count(*) FROM entities GROUP BY entity_type"
+            f" ORDER BY entity_type{self.BYTEWISE}"
         ).fetchall()
         return {str(kind): int(count) for kind, count in rows}
 
@@ -163,8 +169,8 @@ class SqliteMemories:
         if pattern is not None:
             like = "%" + pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             where.append(
-                "(e.name LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM entity_aliases a"
-                " WHERE a.entity_id = e.id AND a.alias LIKE ? ESCAPE '\\'))"
+                f"(e.name {self.LIKE} ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM entity_aliases a"
+                f" WHERE a.entity_id = e.id AND a.alias {self.LIKE} ? ESCAPE '\\'))"
             )
             args += [like, like]
         if entity_type is not None:
@@ -173,13 +179,15 @@ class SqliteMemories:
         sql = "SELECT e.id, e.name, e.entity_type, e.aliases, e.created_at FROM entities e"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        rows = conn.execute(sql + " ORDER BY e.name, e.id LIMIT ?", [*args, limit]).fetchall()
+        order = f" ORDER BY e.name{self.BYTEWISE}, e.id LIMIT ?"
+        rows = conn.execute(sql + order, [*args, limit]).fetchall()
         return [_entity(row) for row in rows]
 
     def of_type(self, conn: Any, names: Sequence[str], entity_type: str) -> list[str]:
         marks = ", ".join("?" * len(names))
         rows = conn.execute(
-            f"SELECT name FROM entities WHERE name IN ({marks}) AND entity_type = ? ORDER BY name",
+            f"SELECT name FROM entities WHERE name IN ({marks}) AND entity_type = ?"
+            f" ORDER BY name{self.BYTEWISE}",
             [*names, entity_type],
         ).fetchall()
         return [str(row[0]) for row in rows]
@@ -265,7 +273,8 @@ class SqliteMemories:
         sql, args = "SELECT category, key, value, updated_at FROM preferences", []
         if category is not None:
             sql, args = sql + " WHERE category = ?", [category]
-        return list(dict_rows(conn.execute(sql + " ORDER BY category, key", args)))
+        order = f" ORDER BY category{self.BYTEWISE}, key{self.BYTEWISE}"
+        return list(dict_rows(conn.execute(sql + order, args)))
 
 
 def _entity(row: Iterable[Any]) -> dict[str, Any]:
