@@ -48,16 +48,21 @@ ALLOWED: dict[tuple[str, str], str] = {
     ),
     ("minna_tasks/engines/sqlite/memories.py", "SqliteMemories.conflicting"): (
         "constant 'm.entity = ?' / 'm.attribute = ?' clauses and the class's constant "
-        "DISTINCT_VALUE expression; values (and the skipped type) are bound"
+        "DISTINCT_VALUE and BYTEWISE; values (and the skipped type) are bound"
     ),
     ("minna_tasks/engines/sqlite/memories.py", "SqliteMemories.entity"): (
         "the constant SELECT_ENTITIES; the name is bound"
     ),
+    ("minna_tasks/engines/sqlite/memories.py", "SqliteMemories.entity_types"): (
+        "the class's constant BYTEWISE collation clause"
+    ),
     ("minna_tasks/engines/sqlite/memories.py", "SqliteMemories.find_entities"): (
-        "WHERE joins constant LIKE / entity_type clauses; the pattern and type are bound"
+        "WHERE joins constant LIKE / entity_type clauses (the class's constant LIKE and "
+        "BYTEWISE); the pattern and type are bound"
     ),
     ("minna_tasks/engines/sqlite/memories.py", "SqliteMemories.of_type"): (
-        "an IN list of '?' placeholders, one per name; names and type are bound"
+        "an IN list of '?' placeholders, one per name, and the class's constant BYTEWISE; "
+        "names and type are bound"
     ),
     ("minna_tasks/engines/sqlite/memories.py", "SqliteMemories.relations"): (
         "column names from the constant RELATION_SIDES (the direction is checked by "
@@ -65,7 +70,8 @@ ALLOWED: dict[tuple[str, str], str] = {
         "placeholders; the names and rel_type are bound"
     ),
     ("minna_tasks/engines/sqlite/memories.py", "SqliteMemories.preferences"): (
-        "appends a constant 'WHERE category = ?'; the value is bound"
+        "appends a constant 'WHERE category = ?' and the class's constant BYTEWISE; the "
+        "value is bound"
     ),
     ("minna_tasks/engines/sqlite/fulltext.py", "_search"): (
         "column lists from the constant MEMORY_COLUMNS; the MATCH text is bound (and quoted "
@@ -138,7 +144,8 @@ ALLOWED: dict[tuple[str, str], str] = {
         "plainto_tsquery(?) placeholders and the constant SEARCH_VECTOR; the words are parameters"
     ),
     ("minna_tasks/engines/postgres/schema.py", "<module>"): (
-        "DDL built from the constant SEARCH_TEXT"
+        "DDL built from the constant SEARCH_TEXT, and CREATE VIEW of each constant view "
+        "name with its constant SELECT (engines/task_views.py)"
     ),
     ("minna_tasks/engines/postgres/schema.py", "_latest"): (
         "the backfill's SQL, built from the constant FIELDS and IMPLIED (as SQLite's)"
@@ -160,7 +167,9 @@ def _is_formatting(node: ast.AST) -> bool:
     if isinstance(node, ast.JoinedStr):
         return any(isinstance(v, ast.FormattedValue) for v in node.values)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-        return node.func.attr == "format" and isinstance(node.func.value, ast.Constant | ast.Name)
+        return node.func.attr in ("format", "format_map") and isinstance(
+            node.func.value, ast.Constant | ast.Name
+        )
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod | ast.Add):
         return isinstance(node.left, ast.Constant | ast.JoinedStr) or isinstance(
             node.right, ast.Constant | ast.JoinedStr
