@@ -25,6 +25,7 @@ CONFORMANCE = frozenset(
         "test_loop",
         "test_memory",
         "test_memory_surface",
+        "test_memory_seam",
         "test_concurrency",
         "test_crash",
         "test_hostile",
