@@ -250,3 +250,18 @@ def test_a_store_opens_with_the_engine_s_memory_operations(db_path: Any) -> None
         task = store.add("seam")
         assert store.memory.current(task.id, "title") == "seam"
         assert [m.entity for m in store.memory.search("seam")] == [task.id]
+
+
+def test_a_01_file_is_searched_counted_and_listed_through_the_seam(tmp_path: Path) -> None:
+    """tests/data/minna-0.1.sqlite (written by 0.1.0, whose trigger indexed every row)."""
+    path = tmp_path / "minna.db"
+    path.write_bytes((ROOT / "tests" / "data" / "minna-0.1.sqlite").read_bytes())
+    with MinnaMemory(path) as memory:
+        assert [(m.entity, m.attribute) for m in memory.search("summarise report")] == [
+            ("t-1", "title")
+        ]
+        stats = memory.stats()
+        assert (stats["entities"], stats["relations"], stats["sessions"]) == (3, 1, 1)
+        assert stats["entity_types"] == {"person": 1, "task": 2}
+        assert [e.name for e in memory.find_entities("J")] == ["Jack"]
+        assert memory.get_entity("jj") == memory.get_entity("Jack")
