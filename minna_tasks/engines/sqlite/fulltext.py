@@ -15,9 +15,8 @@ from typing import Any
 
 from ..memories import MEMORY_COLUMNS
 
-# A search result's columns (a MemoryRecord), from `memories m` and from the union of both.
+# A search result's columns (a MemoryRecord), from `memories m`.
 _COLUMNS = ", ".join(f"m.{c}" for c in MEMORY_COLUMNS)
-_OUTER = ", ".join(MEMORY_COLUMNS)
 
 # Unindexed memories at which a committing write transaction brings the full-text index
 # up to date: the index lags by fewer rows than this, and search() covers the lag.
@@ -70,8 +69,10 @@ def _search(conn: sqlite3.Connection, match: str, limit: int) -> list[Any]:
             " SELECT id, entity, attribute, value FROM memories WHERE id > ?",
             (upto,),
         )
+        # SELECT * (then the rank dropped here): naming the columns outside the union
+        # keeps SQLite from merging the two ordered halves (~35% slower).
         rows = conn.execute(
-            f"SELECT {_OUTER} FROM ("
+            "SELECT * FROM ("
             f" SELECT {_COLUMNS}, f.rank AS fts_rank FROM memories_fts f"
             " JOIN memories m ON m.id = f.rowid WHERE memories_fts MATCH ?1"
             " UNION ALL"
@@ -82,7 +83,7 @@ def _search(conn: sqlite3.Connection, match: str, limit: int) -> list[Any]:
         ).fetchall()
     finally:
         conn.execute("DROP TABLE IF EXISTS temp.memories_fts_tail")
-    return rows
+    return [row[:-1] for row in rows]
 
 
 def indexed_range(conn: sqlite3.Connection) -> tuple[int, int]:
