@@ -2,8 +2,10 @@
 
 Every figure is wall time from spawn, next to a bare `python -c "import sqlite3"`
 started the same way in the same round: `minna-tasks list` on a small file,
-`minna-tasks mcp` until it answers `initialize`, and `run` on an empty queue with
-one and with four workers.
+`minna-tasks mcp` until it answers `initialize` (answered while the SDK still
+loads) and until it answers `server/discover` (the 2026-07-28 protocol's first
+request, which the SDK itself answers), and `run` on an empty queue with one
+and with four workers.
 """
 
 from __future__ import annotations
@@ -32,6 +34,21 @@ INITIALIZE = {
         "clientInfo": {"name": "minna-tasks-benchmarks", "version": "1"},
     },
 }
+DISCOVER = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "server/discover",
+    "params": {
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {
+                "name": "minna-tasks-benchmarks",
+                "version": "1",
+            },
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }
+    },
+}
 
 
 def _median(values: list[float]) -> float:
@@ -55,29 +72,37 @@ def _interleaved(commands: dict[str, list[str]]) -> dict[str, list[float]]:
     return times
 
 
-def _mcp_initialize_ms(db: Path) -> float:
-    """Median time from spawning `minna-tasks mcp` to its answer to `initialize`."""
-    times = []
+def _mcp_answer_ms(db: Path, request: dict[str, object]) -> float:
+    """Time from spawning `minna-tasks mcp` to its answer to `request`."""
+    began = time.perf_counter()
+    with subprocess.Popen(
+        [SCRIPT, "--db", str(db), "mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as proc:
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        proc.stdin.write(json.dumps(request) + "\n")
+        proc.stdin.flush()
+        answer = proc.stdout.readline()
+        elapsed = (time.perf_counter() - began) * 1000
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    if '"result"' not in answer:
+        raise RuntimeError(f"minna-tasks mcp did not answer {request['method']}: {answer!r}")
+    return elapsed
+
+
+def _mcp_rounds(db: Path, bare: list[str]) -> dict[str, list[float]]:
+    """STARTS answers to `initialize` and to `server/discover`, each after a bare start."""
+    times: dict[str, list[float]] = {"bare": [], "initialize": [], "discover": []}
     for _ in range(STARTS):
-        began = time.perf_counter()
-        with subprocess.Popen(
-            [SCRIPT, "--db", str(db), "mcp"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        ) as proc:
-            assert proc.stdin is not None
-            assert proc.stdout is not None
-            proc.stdin.write(json.dumps(INITIALIZE) + "\n")
-            proc.stdin.flush()
-            answer = proc.stdout.readline()
-            times.append((time.perf_counter() - began) * 1000)
-            proc.stdin.close()
-            proc.wait(timeout=60)
-        if '"result"' not in answer:
-            raise RuntimeError(f"minna-tasks mcp did not answer initialize: {answer!r}")
-    return _median(times)
+        times["bare"].append(_wall_ms(bare))
+        times["initialize"].append(_mcp_answer_ms(db, INITIALIZE))
+        times["discover"].append(_mcp_answer_ms(db, DISCOVER))
+    return times
 
 
 def run_startup(res: Results, sizes: Sizes, scratch: Scratch) -> None:
@@ -106,6 +131,21 @@ def run_startup(res: Results, sizes: Sizes, scratch: Scratch) -> None:
         "ms",
         "spawn to answer",
         baseline="start_bare",
+    )
+    res.figure(
+        "start_mcp_discover",
+        "9 startup",
+        "minna-tasks mcp answers server/discover (2026-07-28 clients)",
+        "ms",
+        "spawn to answer",
+        baseline="start_bare",
+    )
+    res.figure(
+        "start_mcp_ratio",
+        "9 startup",
+        "minna-tasks mcp answers initialize / the bare start just before it",
+        "x",
+        "median of pairs",
     )
     res.figure("start_run_1", "9 startup", "run -- true, 1 worker", "ms", "empty queue")
     res.figure(
@@ -148,7 +188,11 @@ def run_startup(res: Results, sizes: Sizes, scratch: Scratch) -> None:
         # The ratio of each start to the bare start just before it, robust to load bursts.
         pairs = zip(times["start_list"], times["start_bare"], strict=True)
         res.add("start_list_ratio", _median([t / b for t, b in pairs]))
-        res.add("start_mcp_initialize", _mcp_initialize_ms(db))
+        mcp = _mcp_rounds(db, bare)
+        res.add("start_mcp_initialize", _median(mcp["initialize"]))
+        res.add("start_mcp_discover", _median(mcp["discover"]))
+        pairs = zip(mcp["initialize"], mcp["bare"], strict=True)
+        res.add("start_mcp_ratio", _median([t / b for t, b in pairs]))
         runs = _interleaved(
             {
                 f"start_run_{n}": [

@@ -55,7 +55,7 @@ def write_document(store: TaskStore, out: IO[str], on_progress: Progress | None 
     One read snapshot covers the whole export, so the document is consistent
     even while workers write to the file.
     """
-    with store.memory.reading():
+    with store.snapshot():
         total = sum(store.stats().values())
         header = {
             "format": FORMAT,
@@ -323,7 +323,7 @@ def restore_records(
     """
     written = 0
     try:
-        with store.memory.transaction():
+        with store.transaction():
             _check_machine(store, records, machine)
             for batch in _batches(records):
                 written += len(store.restore(batch, on_conflict))

@@ -16,6 +16,7 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
+from .mcp_handshake import MEMORY_INSTRUCTIONS
 from .mcp_schemas import (
     ConflictsResult,
     EntitiesResult,
@@ -36,14 +37,6 @@ from .mcp_schemas import (
 )
 from .memory import ENTITY_TYPES, check_entity_type
 from .store import TaskStore
-
-MEMORY_INSTRUCTIONS = """\
-The Minna memory (one SQLite file shared with other tools): memory_store facts about an
-entity (a new value never erases the old one), memory_recall / memory_search them,
-memory_who for everything about one entity; entities, relations, preferences and session
-summaries (memory_summarize_session at the end of a session, memory_get_context at the
-start of the next). Confidence halves every 90 days unless memory_verify re-confirms it.
-"""
 
 # Runs one store call and answers with its JSON (or a tool error with our message).
 Runner = Callable[[Callable[[], Any]], Awaitable[CallToolResult]]

@@ -9,21 +9,21 @@ its arguments, calls one store method and returns JSON. Our own errors (and
 ValueError/TypeError from argument checks) come back as tool errors carrying
 our one-line message; the core guarantees that a refused call wrote nothing.
 
-Run it with `minna-tasks --db FILE mcp` or `python -m minna_tasks.mcp_server --db FILE`.
+Run it with `minna-tasks --db FILE mcp` or `python -m minna_tasks.mcp_server --db FILE`;
+both start in `mcp_stdio`, which answers `initialize` while this module loads.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import queue
 import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from functools import partial
-from pathlib import Path
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
@@ -31,9 +31,16 @@ import anyio
 import anyio.to_thread
 
 from . import defaults
-from .dbpath import ENV_VARS, resolve_db
-from .engines import is_postgres_url
-from .errors import MinnaTasksError, StoreError, TaskNotFound
+from .dbpath import resolve_db
+from .errors import MinnaTasksError, TaskNotFound
+from .mcp_handshake import (
+    SERVER_DESCRIPTION,
+    SERVER_NAME,
+    SERVER_TITLE,
+    instructions,
+    server_version,
+)
+from .mcp_stdio import QUEUED_ANSWERS_WAIT, Stdio, sdk_missing, serve, served_path
 from .records import Task
 from .store import TaskStore
 
@@ -62,7 +69,7 @@ try:
     )
     from pydantic import ValidationError
 
-    from .mcp_memory import MEMORY_INSTRUCTIONS, MEMORY_TOOLS, MemoryTools, add_memory_tools
+    from .mcp_memory import MEMORY_TOOLS, MemoryTools, add_memory_tools
     from .mcp_notify import relaying
     from .mcp_schemas import (
         AnyJSON,
@@ -72,9 +79,7 @@ try:
         TaskWithHistoryResult,
     )
 except ImportError as e:  # the optional `mcp` extra is not installed
-    from .install_hint import mcp_install_hint
-
-    raise MinnaTasksError(f"the MCP server needs the mcp extra: {mcp_install_hint()}") from e
+    raise MinnaTasksError(sdk_missing()) from e
 
 __all__ = [
     "CURRENT_URI",
@@ -84,7 +89,9 @@ __all__ = [
     "TOOL_SETS",
     "build_server",
     "main",
+    "run_stdio",
     "serve",
+    "served_path",
     "task_uri",
 ]
 
@@ -102,18 +109,6 @@ MAX_WAIT_SECONDS = 60
 # Errors a caller can act on: reported as tool errors with our message. Anything
 # else is a bug; the SDK logs it and answers with a generic tool error.
 USER_ERRORS = (MinnaTasksError, ValueError, TypeError)
-
-INSTRUCTIONS = """\
-Durable task state shared with people and other agents (one SQLite file).
-Work a task like this: claim_task(worker) -> do the work -> transition_task(id, "review",
-result=...) -> transition_task(id, "completed") (or "pending" to retry, "failed").
-Call heartbeat_task while a long job runs so the lease does not expire; release_task hands
-a task back untouched; fail_task records a failed attempt (counted: the task is retried
-until its attempts are used up) and retry_task gives a failed task a fresh start. Pass the
-claimed task's claim_token as `token` to every later call about it: once your lease lapsed
-and the task was claimed again, your calls are refused. Every change is kept in the task's
-history (get_task).
-"""
 
 
 def task_uri(task_id: str) -> str:
@@ -211,7 +206,7 @@ def _memory_tools(store: TaskStore, readers: _Readers, run: Any) -> MemoryTools:
 
 
 def _task_with_history(store: TaskStore, task_id: str) -> dict[str, Any]:
-    with store.memory.reading():  # one snapshot: the fields and the history agree
+    with store.snapshot():  # one snapshot: the fields and the history agree
         task = store.get(task_id)
         history = store.history(task_id)
     return {**task.to_dict(), "history": [t.to_dict() for t in history]}
@@ -269,8 +264,13 @@ class _Server(MCPServer):
 
     readers: _Readers | None = None
 
-    async def run_stdio_async(self) -> None:
-        async with stdio_server() as (read_stream, write_stream):
+    async def run_stdio_async(self, stdio: Stdio | None = None) -> None:
+        """Serve on stdio; with `stdio`, on the lines it has read and reads (see mcp_stdio)."""
+        streams: tuple[Any, Any] = (None, None)
+        if stdio is not None:
+            stdio.handover()
+            streams = (_Lines(stdio), _Output(stdio))
+        async with stdio_server(*streams) as (read_stream, write_stream):
             send, receive = create_context_streams[SessionMessage | Exception](0)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_answer_unreadable, read_stream, send, write_stream)
@@ -500,16 +500,13 @@ def build_server(store: TaskStore, tools: str = "all") -> MCPServer:
     if tools not in TOOL_SETS:
         raise ValueError(f"tools must be one of {', '.join(TOOL_SETS)}, not {tools!r}")
     bus, subscribers = InMemorySubscriptionBus(), _Subscribers()
+    # The identity and instructions mcp_stdio's early `initialize` reply gives as well.
     server = _Server(
-        "minna-tasks",
-        title="minna-tasks",
-        description="Durable, auditable task state and Minna memory on one SQLite file",
-        instructions={
-            "all": INSTRUCTIONS + MEMORY_INSTRUCTIONS,
-            "tasks": INSTRUCTIONS,
-            "memory": MEMORY_INSTRUCTIONS,
-        }[tools],
-        version=_version(),
+        SERVER_NAME,
+        title=SERVER_TITLE,
+        description=SERVER_DESCRIPTION,
+        instructions=instructions(tools),
+        version=server_version(),
         log_level="WARNING",
         subscriptions=bus,
         lifespan=None if tools == "memory" else _notifying(store, bus, subscribers),
@@ -577,7 +574,7 @@ def _add_resources(server: MCPServer, readers: _Readers) -> None:
     async def stats() -> str:
         def counts() -> str:
             reader = readers.get()
-            with reader.memory.reading():  # one snapshot: the counts agree
+            with reader.snapshot():  # one snapshot: the counts agree
                 return _dumps({**reader.stats(), "readiness": reader.readiness()})
 
         return await _off_loop(counts)
@@ -614,52 +611,54 @@ def _add_legacy_subscriptions(server: MCPServer, subscribers: _Subscribers) -> N
     )
 
 
-def _version() -> str:
-    from . import __version__
-
-    return __version__
-
-
-def serve(db_path: str, tools: str = "all") -> None:
-    """Serve the store at `db_path` over stdio until the client disconnects.
-
-    Says on stderr which absolute file it serves (a host starts servers in a
-    folder of its own, so a relative path is easy to get wrong).
-    """
-    path = served_path(db_path)
-    store = TaskStore(path)
+def run_stdio(store: TaskStore, tools: str, stdio: Stdio) -> None:
+    """Serve `store` on the wire `stdio` holds until the client disconnects."""
+    server = build_server(store, tools)
+    assert isinstance(server, _Server)
     try:
-        print(f"minna-tasks MCP server: serving {path}", file=sys.stderr, flush=True)
-        server = build_server(store, tools)
-        try:
-            server.run("stdio")
-        finally:
-            if isinstance(server, _Server) and server.readers is not None:
-                server.readers.close()
+        anyio.run(partial(server.run_stdio_async, stdio))
     finally:
-        store.close()
+        if server.readers is not None:
+            server.readers.close()
 
 
-def served_path(db_path: str) -> str:
-    """The absolute path of the file to serve.
+class _Lines:
+    """The lines mcp_stdio read (and reads), as the SDK's stdio transport iterates them."""
 
-    An explicit relative path that does not exist is refused: the host's working
-    folder is rarely the user's, and serving a fresh empty file there hides the
-    mistake. The default path and the environment variables keep "created on
-    first use".
-    """
-    if db_path == ":memory:" or is_postgres_url(db_path):
-        return db_path  # a server's database, not a file
-    path = Path(db_path)
-    implicit = db_path == defaults.DB_PATH or db_path in [os.environ.get(v) for v in ENV_VARS]
-    if not implicit and not path.is_absolute() and not path.exists():
-        raise StoreError(
-            f"{db_path} does not exist in {Path.cwd()} (the folder the MCP server was started"
-            " in); give --db an absolute path, or create the file first with"
-            f" `minna-tasks --db {db_path} init`",
-            db_path,
-        )
-    return str(path.absolute())
+    def __init__(self, stdio: Stdio) -> None:
+        self._lines = stdio.lines
+        self._queued_answered = stdio.queued_answered
+
+    def __aiter__(self) -> _Lines:
+        return self
+
+    async def __anext__(self) -> str:
+        try:
+            line = self._lines.get_nowait()
+        except queue.Empty:
+            line = await anyio.to_thread.run_sync(self._lines.get, abandon_on_cancel=True)
+        if line is None:
+            self._lines.put(None)  # stays at its end for any later read
+            # Requests queued while the SDK loaded are answered before their end.
+            await anyio.to_thread.run_sync(
+                self._queued_answered.wait, QUEUED_ANSWERS_WAIT, abandon_on_cancel=True
+            )
+            raise StopAsyncIteration
+        return line
+
+
+class _Output:
+    """stdout for the SDK's stdio transport, through mcp_stdio (which drops the SDK's
+    reply to an `initialize` it answered already)."""
+
+    def __init__(self, stdio: Stdio) -> None:
+        self._stdio = stdio
+
+    async def write(self, text: str) -> None:
+        await anyio.to_thread.run_sync(self._stdio.write, text)
+
+    async def flush(self) -> None:
+        """Each write is flushed already."""
 
 
 # -- lines the SDK cannot read --------------------------------------------------
@@ -748,7 +747,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        serve(resolve_db(args.db), args.tools)
+        serve(resolve_db(args.db), args.tools, explicit=bool(args.db))
     except MinnaTasksError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 1

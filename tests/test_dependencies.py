@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ from minna_tasks import (
 )
 from minna_tasks.memory import MinnaMemory, utcnow
 from minna_tasks.store import TASK_MIGRATIONS
-from minna_tasks.store.dependencies import count_errors
+from minna_tasks.store.projection import queue_sql
 
 from .conftest import unchanged
 
@@ -41,8 +42,7 @@ def complete(store: TaskStore, task_id: str) -> None:
 
 
 def counts_right(store: TaskStore) -> bool:
-    with store.memory.reading() as conn:
-        return count_errors(conn) == []
+    return store.memory.task_ops.count_errors() == []
 
 
 def diamond(store: TaskStore) -> tuple[str, str, str, str]:
@@ -344,14 +344,65 @@ def test_counts_follow_status_changes_made_with_plain_sql(store: TaskStore, db_p
 @pytest.mark.sqlite_only
 def test_claim_is_an_index_seek_on_ready_rows(store: TaskStore) -> None:
     conn = store.memory.connection
-    sql, args = store._queue_query()
-    plan = " ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+    sql = queue_sql(store.machine.initial)
+    plan = " ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + sql))
     assert "USING INDEX task_current_queue" in plan
     assert "relations" not in plan
     index_sql = conn.execute(
         "SELECT sql FROM sqlite_master WHERE name = 'task_current_queue'"
     ).fetchone()[0]
     assert "open_deps = 0" in index_sql
+
+
+def _todo_machine(initial: str = "todo") -> StateMachine:
+    return StateMachine(
+        {initial: ["doing"], "doing": ["done", initial], "done": []},
+        initial=initial,
+        claimed="doing",
+        held=["doing"],
+        failed=None,
+    )
+
+
+def test_the_claim_index_covers_the_machines_queue_state(db_path: Any) -> None:
+    """A machine whose queue state is not 'pending' claims through the claim index too."""
+    with TaskStore(db_path, machine=_todo_machine()) as store:
+        assert store.memory.task_ops.queue_indexed("todo")
+        assert not store.memory.task_ops.queue_indexed("pending")
+        a = store.add("a", priority=1)
+        b = store.add("b", priority=5)
+        claimed = store.claim("w")
+        assert claimed is not None
+        assert claimed.id == b.id
+        store.transition(b.id, "done", actor="w")
+    with TaskStore(db_path) as store:  # a later open keeps it
+        assert store.memory.task_ops.queue_indexed("todo")
+        assert [t.id for t in store.queue()] == [a.id]
+
+
+def test_replace_machine_moves_the_claim_index(db_path: Any) -> None:
+    hostile = "to'do"
+    with TaskStore(db_path, machine=_todo_machine()) as store:
+        store.replace_machine(_todo_machine(hostile))
+        ops = store.memory.task_ops
+        assert ops.queue_indexed(hostile)
+        assert not ops.queue_indexed("todo")
+        a = store.add("a")
+        assert [t.id for t in store.queue()] == [a.id]
+        claimed = store.claim("w")
+        assert claimed is not None
+        assert claimed.id == a.id
+        assert store.claim("w") is None
+        assert counts_right(store)
+
+
+@pytest.mark.sqlite_only
+def test_a_custom_queue_state_claims_by_an_index_seek(tmp_path: Path) -> None:
+    with TaskStore(tmp_path / "m.db", machine=_todo_machine()) as store:
+        conn = store.memory.connection
+        sql = queue_sql("todo")
+        plan = " ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + sql))
+        assert "USING INDEX task_current_queue" in plan
 
 
 def test_a_custom_machine_counts_its_own_done_state(tmp_path: Path) -> None:
@@ -623,3 +674,17 @@ def test_the_file_minna_tasks_0_1_wrote_takes_dependencies(tmp_path: Path) -> No
         assert [t.id for t in store.list() if t.id in before] == list(before)
         assert all(store.get(t) == before[t] for t in before)
         assert counts_right(store)
+
+
+def test_count_errors_finds_a_wrong_count_and_changes_nothing(db_path: Any) -> None:
+    """The count check recounts with the engine's one recount and writes nothing."""
+    with TaskStore(db_path) as store:
+        a = store.add("a")
+        b = store.add("b", depends_on=[a.id])
+        assert store.memory.task_ops.count_errors() == []
+        with store.memory.transaction() as conn:  # another tool's wrong write
+            conn.execute("UPDATE task_current SET open_deps = 5 WHERE id = ?", (b.id,))
+        assert store.memory.task_ops.count_errors() == [(b.id, 1, 5, 1, 1)]
+        with store.memory.reading() as conn:
+            row = conn.execute("SELECT open_deps FROM task_current WHERE id = ?", (b.id,))
+            assert row.fetchone()[0] == 5  # found, not fixed

@@ -29,8 +29,8 @@ from minna_tasks import (
     state_machine_loop,
 )
 from minna_tasks.jsonio import export_tasks, import_tasks
+from minna_tasks.store.fields import FIELDS
 from minna_tasks.store.projection import (
-    BASE_ATTRIBUTES,
     TASK_MIGRATIONS,
     TRIGGERS,
     _fields_trigger,
@@ -263,7 +263,7 @@ def _as_before_fencing(db_path: Path) -> None:
         for name in TRIGGERS:  # the newer triggers name claim_token too
             conn.execute(f"DROP TRIGGER IF EXISTS {name}")
         conn.execute("ALTER TABLE task_current DROP COLUMN claim_token")
-        conn.executescript(_fields_trigger(BASE_ATTRIBUTES))
+        conn.executescript(_fields_trigger(name for name in FIELDS if name != "claim_token"))
         conn.execute("UPDATE schema_components SET version = 2 WHERE name = 'tasks'")
     conn.close()
 

@@ -98,30 +98,35 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/store/waiting.py", "lease_due"): (
         "an IN list of '?' placeholders, one per held state of the machine"
     ),
-    ("minna_tasks/store/names.py", "owners"): "IN lists of '?' placeholders per chunk of names",
-    ("minna_tasks/store/task_store.py", "TaskStore.iter"): (
+    ("minna_tasks/engines/sqlite/tasks.py", "SqliteTasks.owners"): (
+        "IN lists of '?' placeholders per chunk of names"
+    ),
+    ("minna_tasks/engines/sqlite/tasks.py", "SqliteTasks.rows"): (
         "an IN list of '?' placeholders (one per checked status) and constant clauses"
     ),
-    ("minna_tasks/store/task_store.py", "TaskStore.queue"): "the claim-order query + LIMIT ?",
-    (
-        "minna_tasks/store/task_store.py",
-        "TaskStore._queue_query",
-    ): "SELECT_TASK + a constant WHERE with ?",
-    ("minna_tasks/store/task_store.py", "TaskStore.claim"): "SELECT_TASK + constant clauses with ?",
-    ("minna_tasks/store/task_store.py", "TaskStore.recover"): (
-        "an IN list of '?' placeholders, one per held state of the machine"
+    ("minna_tasks/engines/sqlite/tasks.py", "SqliteTasks.queue"): (
+        "the claim-order query + LIMIT ?"
     ),
-    ("minna_tasks/store/dependencies.py", "<module>"): (
-        "the migration, recount and SELECT clauses from the constant REL_TYPE"
+    ("minna_tasks/engines/sqlite/tasks.py", "SqliteTasks.next_claimable"): (
+        "the claim-order query + LIMIT 1 + the engine's constant lock clause"
     ),
-    ("minna_tasks/store/dependencies.py", "sync_done_states"): (
-        "the constant recount statement with a constant WHERE"
+    ("minna_tasks/engines/sqlite/tasks.py", "SqliteTasks.expired"): (
+        "an IN list of '?' placeholders, one per held state of the machine, and the engine's"
+        " constant lock clause"
     ),
-    ("minna_tasks/store/dependencies.py", "open_edges"): (
+    ("minna_tasks/engines/sqlite/tasks.py", "SqliteTasks.open_edges"): (
         "an IN list of '?' placeholders, one per done state of the machine"
     ),
-    ("minna_tasks/store/dependencies.py", "count_errors"): (
-        "constant subqueries built from the constant REL_TYPE"
+    ("minna_tasks/engines/sqlite/tasks.py", "SqliteTasks.index_queue"): (
+        "the claim index's constant DDL with projection.queue_where (the state quoted)"
+    ),
+    ("minna_tasks/store/projection.py", "queue_where"): (
+        "the machine's queue state as an SQL string literal, its quotes doubled (sql_text):"
+        " a partial index is used only for a query whose text implies its WHERE"
+    ),
+    ("minna_tasks/store/projection.py", "queue_sql"): "SELECT_TASK + queue_where + ORDER BY",
+    ("minna_tasks/engines/sqlite/dependencies.py", "<module>"): (
+        "the migration, recount and count check from the constant REL_TYPE"
     ),
     ("minna_tasks/views.py", "view_sql"): (
         "CREATE VIEW of a constant VIEWS entry, its name quoted with quote_identifier"

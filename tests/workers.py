@@ -51,12 +51,19 @@ def loop(db: str, log: str, worker: str) -> int:
     return 0
 
 
+def _mark(marker: str, text: str) -> None:
+    """Write `marker` whole or not at all: a test that sees it exist may read it at once."""
+    part = Path(marker + ".part")
+    part.write_text(text)
+    os.replace(part, marker)
+
+
 def hang(db: str, marker: str, where: str) -> int:
     """Claim a task and hang in execute or in verify until killed."""
     store = TaskStore(db)
 
     def stall(task: Task) -> bool:
-        Path(marker).write_text(task.id)
+        _mark(marker, task.id)
         time.sleep(3600)
         return True
 
@@ -75,7 +82,7 @@ def stall(db: str, marker: str, go: str, worker: str) -> int:
     store = TaskStore(db)
 
     def execute(task: Task) -> str:
-        Path(marker).write_text(str(task.claim_token))
+        _mark(marker, str(task.claim_token))
         wait_for(Path(go))
         return "late result"
 

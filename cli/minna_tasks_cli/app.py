@@ -52,6 +52,9 @@ class App:
 
     def __init__(self, db: str | None = None, busy_timeout: float | None = None) -> None:
         self.db = resolve_db(db)
+        # Given with --db (not the default or an environment variable): `mcp` refuses
+        # such a relative path that does not exist, rather than create it in a host's folder.
+        self.db_given = bool(db)
         self.busy_timeout = DEFAULT_TIMEOUT if busy_timeout is None else busy_timeout
         self._store: TaskStore | None = None
         self._told_waiting = False

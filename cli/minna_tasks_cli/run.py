@@ -209,7 +209,7 @@ class _Interrupt:
 def work(
     config: RunConfig,
     store: TaskStore,
-    on_change: Callable[[Task], None],
+    on_change: Callable[[Change], None],
     stop: threading.Event | None = None,
     terminated: threading.Event | None = None,
 ) -> bool:
@@ -231,13 +231,13 @@ def work(
             lease_seconds=config.lease,
             max_tasks=config.max_tasks,
             stop=stop,
-            on_change=on_change,
+            on_change=lambda task: on_change(Change.of(task)),
             follow=config.follow,
         )
     except KeyboardInterrupt:
         stop.set()
         if shell.current is not None:  # the loop handed it back: say so
-            on_change(store.get(shell.current.id))
+            on_change(Change.of(store.get(shell.current.id), released=True))
     finally:
         if main_thread:
             signal.signal(signal.SIGINT, previous)
@@ -257,8 +257,7 @@ def _child(config: RunConfig, events: Any) -> None:
     signal.signal(signal.SIGTERM, on_term)
     try:
         with TaskStore(config.db) as store:
-            report = lambda t: events.put(Change.of(t))  # noqa: E731
-            interrupted = work(config, store, report, stop, terminated)
+            interrupted = work(config, store, events.put, stop, terminated)
     except USER_ERRORS as e:
         print(f"Error: {describe(e)}", file=sys.stderr)
         sys.exit(1)
@@ -267,17 +266,20 @@ def _child(config: RunConfig, events: Any) -> None:
 
 @dataclass(frozen=True)
 class Change:
-    """One status change of a task during the run (sent from worker processes)."""
+    """One status change of a task during the run (sent from worker processes): as the
+    loop reports it (a claim, or how an attempt ended: done, or failed back to the
+    queue or to failed), or `released` when an interrupted worker handed it back."""
 
     task_id: str
     status: str
     attempts: int
     max_attempts: int
     error: str | None
+    released: bool = False
 
     @classmethod
-    def of(cls, task: Task) -> Change:
-        return cls(task.id, task.status, task.attempts, task.max_attempts, task.error)
+    def of(cls, task: Task, released: bool = False) -> Change:
+        return cls(task.id, task.status, task.attempts, task.max_attempts, task.error, released)
 
 
 @dataclass
@@ -292,25 +294,20 @@ class Progress:
     store: TaskStore
     show: bool
     last: dict[str, Change] = field(default_factory=dict)
-    claimed_at: dict[str, int] = field(default_factory=dict)
     failed_attempts: int = 0
     released: list[str] = field(default_factory=list)
     _shown: float = 0.0
 
     def change(self, change: Change) -> None:
         machine = self.store.machine
-        if change.status == machine.claimed:
-            self.claimed_at[change.task_id] = change.attempts
-        elif change.status in (machine.initial, machine.failed):
-            before = self.claimed_at.get(change.task_id, change.attempts)
-            if change.status == machine.failed or change.attempts > before:
-                self.failed_attempts += 1
-                self._say(
-                    f"{change.task_id}: attempt {before + 1} of {change.max_attempts} failed"
-                    + (f": {_first_line(change.error)}" if change.error else "")
-                )
-            else:
-                self.released.append(change.task_id)
+        if change.released:
+            self.released.append(change.task_id)
+        elif change.status in (machine.initial, machine.failed):  # the loop's failed attempt
+            self.failed_attempts += 1
+            self._say(
+                f"{change.task_id}: attempt {change.attempts} of {change.max_attempts} failed"
+                + (f": {_first_line(change.error)}" if change.error else "")
+            )
         self.last[change.task_id] = change
         self.refresh()
 
@@ -368,8 +365,7 @@ def run_workers(config: RunConfig, store: TaskStore, workers: int, progress: Pro
     0 when drained or stopped by SIGTERM, INTERRUPTED after Ctrl-C."""
     terminated = threading.Event()
     if workers == 1:
-        report = lambda t: progress.change(Change.of(t))  # noqa: E731
-        interrupted = work(config, store, report, terminated=terminated)
+        interrupted = work(config, store, progress.change, terminated=terminated)
         return INTERRUPTED if interrupted and not terminated.is_set() else 0
     context = (
         multiprocessing.get_context("fork") if _FORK else multiprocessing.get_context("forkserver")

@@ -21,8 +21,10 @@ from .app import App, pass_app
 @pass_app
 def mcp(app: App, tools: str) -> None:
     """Serve the tasks and the Minna memory to AI agents over MCP (stdio)."""
+    # mcp_stdio imports no SDK: it answers `initialize` while the SDK loads.
+    from minna_tasks.mcp_stdio import serve
+
     try:
-        from minna_tasks.mcp_server import serve
+        serve(app.db, tools, explicit=app.db_given)
     except ImportError as e:
         raise click.ClickException(f"the MCP server is not available: {e}") from None
-    serve(app.db, tools)

@@ -6,7 +6,6 @@ PostgreSQL database, anything else a SQLite file path.
 
 from __future__ import annotations
 
-import os
 import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -40,9 +39,3 @@ def mask_url(url: str) -> str:
                 [(k, MASK if k.lower() == "password" else v) for k, v in pairs], safe="/"
             )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def display_location(location: str | os.PathLike[str]) -> str:
-    """How a store's location is shown to people: a path as given, a URL masked."""
-    text = os.fspath(location)
-    return mask_url(text) if is_postgres_url(text) else text

@@ -13,7 +13,7 @@ implement it; tests/test_postgres.py checks both against this protocol.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
@@ -35,6 +35,17 @@ class Cursor(Protocol):
     def fetchall(self) -> list[Any]: ...
 
     def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connected(Protocol):
+    """What an engine's task operations use of the engine itself."""
+
+    @property
+    def connection(self) -> Any: ...
+
+    def transaction(self) -> AbstractContextManager[Any]: ...
+
+    def for_update(self, skip_locked: bool = False) -> str: ...
 
 
 @runtime_checkable
@@ -72,4 +83,111 @@ class Engine(Protocol):
     def search_rows(self, conn: Any, query: str, limit: int) -> list[dict[str, Any]]:
         """Full-text search over the memories, best first (inside a read snapshot)."""
 
+    @property
+    def task_ops(self) -> TaskOperations:
+        """The task operations on this engine (`TaskStore` runs all its SQL through them)."""
+
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class TaskOperations(Protocol):
+    """What `TaskStore` needs from an engine, by operation: the engine's SQL for tasks.
+
+    Every method runs inside the caller's read snapshot or write transaction
+    (`Engine.reading()` / `Engine.transaction()`); rows are the projection's
+    (store/projection.py COLUMNS, then the dependency count). `TaskStore` keeps the
+    rules (the state machine, the fields rule, checks, errors). SQLite's are
+    engines/sqlite/tasks.py, PostgreSQL's engines/postgres/tasks.py.
+    """
+
+    # reading tasks
+    def load(self, task_id: str) -> Any:
+        """The task's row, locked for the write transaction it is read in; or None."""
+
+    def next_claimable(self, initial: str) -> Any:
+        """The next ready row in claim order that no other claim holds; or None."""
+
+    def queue(self, initial: str, limit: int | None) -> list[Any]: ...
+
+    def rows(
+        self,
+        statuses: Sequence[str] | None,
+        owner: str | None,
+        limit: int | None,
+        ready_in: str | None = None,
+        blocked_in: str | None = None,
+    ) -> Iterator[Any]: ...
+
+    def expired(self, held: Sequence[str], stamp: str) -> list[Any]:
+        """Held rows whose lease expired before `stamp`, locked (never skipped)."""
+
+    def counts(self) -> dict[str, int]: ...
+
+    def readiness(self, initial: str) -> tuple[int, int]: ...
+
+    def task_exists(self, task_id: str) -> bool: ...
+
+    def queue_indexed(self, initial: str) -> bool:
+        """Whether the claim index covers the ready tasks in `initial`."""
+
+    def index_queue(self, initial: str) -> bool:
+        """Make the claim index cover the machine's queue state; True if it was rebuilt."""
+
+    # history and as-of reads
+    def status_log(self, task_id: str, log_attribute: str) -> list[Any]: ...
+
+    def triples_until(self, task_id: str, stamp: str) -> list[Any]: ...
+
+    def created_at(self, task_id: str) -> str | None: ...
+
+    def status_at(self, task_id: str, stamp: str) -> str | None: ...
+
+    def facts(self, task_id: str) -> list[dict[str, Any]]: ...
+
+    # writing tasks (their triples go through the memory's append)
+    def next_seq(self) -> int: ...
+
+    def insert_tasks(
+        self, rows: Iterable[Sequence[Any]], stamps: Sequence[tuple[str, str]]
+    ) -> None: ...
+
+    def delete_task(self, task_id: str) -> None: ...
+
+    # names other tools use
+    def id_owner(self, name: str) -> str | None: ...
+
+    def owners(self, names: Sequence[str]) -> dict[str, str]: ...
+
+    # the state machine the file holds
+    def machine_definition(self) -> str | None: ...
+
+    def record_machine(
+        self, definition: str, actor: str | None, note: str | None, stamp: str
+    ) -> None: ...
+
+    # dependencies (reads, writes, recount)
+    def edges_of(self, task_id: str) -> list[tuple[str, str | None]]: ...
+
+    def depends_on(self, task_id: str) -> list[str]: ...
+
+    def dependents(self, task_id: str) -> list[str]: ...
+
+    def all_edges(self) -> list[tuple[str, str]]: ...
+
+    def open_edges(self, done: Sequence[str]) -> list[tuple[str, str]]: ...
+
+    def blocked_ids(self, initial: str) -> list[str]: ...
+
+    def insert_edges(self, edges: Iterable[tuple[str, str, str]]) -> None: ...
+
+    def delete_edge(self, task_id: str, on: str) -> int: ...
+
+    def delete_edges_from(self, task_ids: Sequence[str]) -> None: ...
+
+    def done_states(self) -> set[str]: ...
+
+    def set_done_states(self, states: Sequence[str]) -> None:
+        """Make these the done states and recount every counted task."""
+
+    def count_errors(self) -> list[tuple[str, int, int, int, int]]: ...

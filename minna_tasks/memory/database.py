@@ -8,8 +8,9 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from ..defaults import DB_PATH
 from ..errors import (
@@ -30,6 +31,9 @@ from .schema import (
     statements,
 )
 from .waiting import OnWait, begin_immediate, enter_wal
+
+if TYPE_CHECKING:
+    from ..engines.base import TaskOperations
 
 DEFAULT_PATH = DB_PATH  # defined once, in minna_tasks/defaults.py
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -126,6 +130,7 @@ class Database:
         self.commit_key = (
             f":memory:{id(self)}" if self.path == ":memory:" else commits.file_key(self.path)
         )
+        self._signal = commits.signal_for(self.commit_key)  # taken again after a fork
         # Called once a write has waited a second for another writer's lock (the CLI says so).
         self.on_wait: OnWait | None = None
         self.readonly = readonly or (self.path != ":memory:" and _is_readonly(self.path))
@@ -294,6 +299,7 @@ class Database:
                 self._conn = None
                 self._depth = 0
                 self._lock = threading.RLock()
+                self._signal = commits.signal_for(self.commit_key)  # the child's signals
                 self._open()
                 assert self._conn is not None
         return self._conn
@@ -336,6 +342,13 @@ class Database:
         """The clause a read of rows about to change ends with: none on SQLite, where the
         write transaction already excludes every other writer."""
         return ""
+
+    @cached_property
+    def task_ops(self) -> TaskOperations:
+        """The task operations on this engine (engines/sqlite/tasks.py)."""
+        from ..engines.sqlite.tasks import SqliteTasks
+
+        return SqliteTasks(self)
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
@@ -438,7 +451,7 @@ class _Transaction:
                         db._unindexed = 0
                     conn.execute("COMMIT")
                     if conn.total_changes != self.changes:
-                        commits.signal_for(db.commit_key).bump()  # wake this process's waiters
+                        db._signal.bump()  # wake this process's waiters
                 except sqlite3.DatabaseError as e:
                     _rollback(conn)
                     raise _translate(e, db.path) from e

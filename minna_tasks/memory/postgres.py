@@ -7,6 +7,9 @@ transactions of engines/postgres and PostgreSQL's memory operations
 
 from __future__ import annotations
 
+from functools import cached_property
+
+from ..engines.base import TaskOperations
 from ..engines.memories import MemoryOperations
 from ..engines.postgres.database import PostgresDatabase
 from ..engines.postgres.memories import PostgresMemories
@@ -16,6 +19,13 @@ class PostgresMemory(PostgresDatabase):
     """Mixed in before a MinnaMemory class (see `postgres_class`)."""
 
     memories: MemoryOperations = PostgresMemories()
+
+    @cached_property
+    def task_ops(self) -> TaskOperations:
+        """The task operations on this engine (engines/postgres/tasks.py)."""
+        from ..engines.postgres.tasks import PostgresTasks
+
+        return PostgresTasks(self)
 
 
 _CLASSES: dict[type, type] = {}

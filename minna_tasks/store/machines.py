@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from ..engines import is_postgres_url
+from ..engines.base import TaskOperations
 from ..errors import InvalidStateMachine, StoreError, StoreReadOnly
 from ..memory import MinnaMemory
 from ..states import StateMachine
@@ -37,38 +38,21 @@ def loads(text: str, where: str) -> StateMachine:
         raise StoreError(f"{where} holds a state machine that cannot be read: {e}", where) from None
 
 
-def read(conn: sqlite3.Connection, where: str) -> StateMachine | None:
+def read(ops: TaskOperations, where: str) -> StateMachine | None:
     """The file's current machine, or None when none was recorded yet (a new or 0.1 file)."""
-    if not conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'task_machines'"
-    ).fetchone():
-        return None
-    row = conn.execute("SELECT definition FROM task_machines ORDER BY id DESC LIMIT 1").fetchone()
-    return None if row is None else loads(row[0], where)
+    definition = ops.machine_definition()
+    return None if definition is None else loads(definition, where)
 
 
 def record(
-    conn: sqlite3.Connection,
+    ops: TaskOperations,
     machine: StateMachine,
     stamp: str,
     actor: str | None = None,
     note: str | None = None,
 ) -> None:
     """Append `machine` as the file's current one (inside a write transaction)."""
-    conn.execute(
-        "INSERT INTO task_machines (definition, actor, note, created_at) VALUES (?, ?, ?, ?)",
-        (dumps(machine), actor, note, stamp),
-    )
-
-
-def states_in_use(conn: sqlite3.Connection) -> dict[str, int]:
-    """How many tasks are in each state, for the states that hold any."""
-    return {
-        str(status): int(count)
-        for status, count in conn.execute(
-            "SELECT status, count(*) FROM task_current GROUP BY status"
-        )
-    }
+    ops.record_machine(dumps(machine), actor, note, stamp)
 
 
 def file_machine(path: str) -> StateMachine:
@@ -83,8 +67,8 @@ def file_machine(path: str) -> StateMachine:
         # upgrade a store they may write) rather than guess at a machine.
         memory = MinnaMemory(path)
     try:
-        with memory.reading() as conn:
-            return read(conn, memory.path) or StateMachine()
+        with memory.reading():
+            return read(memory.task_ops, memory.path) or StateMachine()
     except sqlite3.DatabaseError as e:
         raise StoreError(f"cannot read the state machine of {path}: {e}", path) from None
     finally:

@@ -8,12 +8,13 @@ built from the constant TASK_ATTRIBUTES below, never from input.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
+from ..engines.sqlite import dependencies as dependency_ddl
 from ..memory.api import TASK_TYPE
 from ..records import Task, load_json
 from ..states import TaskState
-from . import dependencies
 from .fields import FIELDS, IMPLIED, JSON, SOURCE, Field, replay_records
 from .machines import MACHINE_DDL
 
@@ -23,8 +24,6 @@ ENTITY_TYPE = TASK_TYPE  # tasks are Minna entities of this type
 TASK_ATTRIBUTES: dict[str, tuple[str, str]] = {
     name: (f.column_type, f.sql_default) for name, f in FIELDS.items()
 }
-# The fields of 0.1 (later migrations add the others, e.g. claim_token in migration 3).
-BASE_ATTRIBUTES = {name: kind for name, kind in TASK_ATTRIBUTES.items() if name != "claim_token"}
 
 
 # The claim index's columns, and the state it covers (the default machine's queue).
@@ -224,7 +223,7 @@ TASK_MIGRATIONS: tuple[str, ...] = (
     _table_ddl() + _rules_ddl(),
     MACHINE_DDL,
     CLAIM_TOKEN_DDL,
-    dependencies.MIGRATION,
+    dependency_ddl.MIGRATION,
     "".join(f"DROP TRIGGER IF EXISTS {name};\n" for name in TRIGGERS) + _rules_ddl(),
 )
 
@@ -232,15 +231,34 @@ AS_OF_SQL = _as_of_sql()
 COLUMNS = ("id", *FIELDS, "created_at", "updated_at")
 JSON_FIELDS = tuple(name for name, f in FIELDS.items() if f.kind == JSON)
 # After the task's columns, its dependency count (read by TaskStore, not by task_from_row).
-SELECT_TASK = f"SELECT {', '.join(COLUMNS)}, {dependencies.COUNT_COLUMN} FROM task_current"
+SELECT_TASK = f"SELECT {', '.join(COLUMNS)}, deps FROM task_current"
 INSERT_TASK_ROW = (
     f"INSERT INTO task_current ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 )
-QUEUE_SQL = (
-    SELECT_TASK + f" WHERE status = '{QUEUE_STATE}'{dependencies.READY} ORDER BY priority DESC, seq"
-)
-NEXT_SQL = QUEUE_SQL + " LIMIT 1"
 SELECT_BY_ID = SELECT_TASK + " WHERE id = ?"
+
+
+def sql_text(value: str) -> str:
+    """`value` as an SQL string literal (quotes doubled), for the few places where a
+    machine's state must be part of the statement's text rather than a parameter."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def queue_where(state: str) -> str:
+    """The claim index's WHERE for a machine whose queue (initial) state is `state`."""
+    return f"status = {sql_text(state)} AND open_deps = 0"
+
+
+@lru_cache(maxsize=16)
+def queue_sql(initial: str) -> str:
+    """The claim-order query of the ready tasks in state `initial`. The state is a literal,
+    not a parameter: a planner uses the partial claim index (which covers the machine's
+    queue state, see TaskOperations.index_queue) only when the query visibly implies
+    the index's WHERE."""
+    return f"{SELECT_TASK} WHERE {queue_where(initial)} ORDER BY priority DESC, seq"
+
+
+QUEUE_SQL = queue_sql(QUEUE_STATE)
 
 
 def row_values(task: Task, payload_json: str | None) -> tuple[Any, ...]:

@@ -10,12 +10,13 @@ import builtins
 import os
 import threading
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
-from contextlib import suppress
+from contextlib import AbstractContextManager, suppress
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from .. import defaults, views
+from ..engines.base import TaskOperations
 from ..errors import (
     DependencyError,
     InvalidTransition,
@@ -46,17 +47,11 @@ from ..states import StateMachine
 from ..wording import is_in
 from . import changes as feed
 from . import dependencies, fencing, fields, machines, unstorable, waiting
-from .names import free_ids, id_owner, id_taken, owners
+from .names import free_ids, id_taken
 from .projection import (
     COLUMNS,
     ENTITY_TYPE,
-    INSERT_TASK_ROW,
     JSON_FIELDS,
-    NEXT_SQL,
-    QUEUE_SQL,
-    QUEUE_STATE,
-    SELECT_BY_ID,
-    SELECT_TASK,
     TASK_ATTRIBUTES,
     TASK_MIGRATIONS,
     make_task,
@@ -92,6 +87,7 @@ class TaskStore:
             self.memory = MinnaMemory(path_or_memory, **kwargs)
             self._owns_memory = True
         self.machine = machine or StateMachine()
+        self._ops = self.memory.task_ops  # the engine's SQL for tasks
         try:
             self.memory.ensure_component("tasks", TASK_MIGRATIONS)
             self.machine = self._file_machine(machine)
@@ -105,16 +101,16 @@ class TaskStore:
 
     def _file_machine(self, given: StateMachine | None) -> StateMachine:
         """The file's machine; the first store to open a file records its own there."""
-        conn = self.memory.connection
+        ops = self._ops
         with self.memory.reading():
-            stored = machines.read(conn, self.path)
+            stored = machines.read(ops, self.path)
         if stored is None and not self.memory.readonly:
             with self.memory.transaction():
-                stored = machines.read(conn, self.path)  # re-read under the write lock
+                stored = machines.read(ops, self.path)  # re-read under the write lock
                 if stored is None:
                     stored = given or StateMachine()
-                    _check_fits(conn, stored)  # a 0.1 file's tasks must not be stranded
-                    machines.record(conn, stored, utcnow(), note="first opened")
+                    _check_fits(ops, stored)  # a 0.1 file's tasks must not be stranded
+                    machines.record(ops, stored, utcnow(), note="first opened")
         if stored is None:
             return given or StateMachine()
         if given is not None and given != stored:
@@ -131,12 +127,14 @@ class TaskStore:
         """
         if not isinstance(machine, StateMachine):
             raise TypeError(f"machine must be a StateMachine, not {type(machine).__name__}")
-        with self.memory.transaction() as conn:
-            _check_fits(conn, machine)
-            if machines.read(conn, self.path) != machine:
-                machines.record(conn, machine, utcnow(), actor, note or "replaced")
+        ops = self._ops
+        with self.memory.transaction():
+            _check_fits(ops, machine)
+            if machines.read(ops, self.path) != machine:
+                machines.record(ops, machine, utcnow(), actor, note or "replaced")
             done = dependencies.done_states(machine)
-            dependencies.sync_done_states(conn, done)  # recounts when the done state moved
+            dependencies.sync_done_states(ops, done)  # recounts when the done state moved
+            ops.index_queue(machine.initial)
         self.machine, self._done = machine, done
         return machine
 
@@ -157,26 +155,39 @@ class TaskStore:
     def __repr__(self) -> str:
         return f"TaskStore({self.memory.path!r})"
 
+    def snapshot(self) -> AbstractContextManager[Any]:
+        """A consistent read snapshot for several reads (fronts showing a task with its
+        history, counts that must agree); inside a transaction, that transaction."""
+        return self.memory.reading()
+
+    def transaction(self) -> AbstractContextManager[Any]:
+        """One atomic write transaction around several store calls (all or nothing);
+        nested calls join it."""
+        return self.memory.transaction()
+
     # -- reading ------------------------------------------------------------
 
     def _row(self, task_id: str) -> Task | None:
-        # In a write transaction on PostgreSQL the row is locked (a guarded move);
-        # SQLite's clause is "" (its writers already take turns).
-        sql = SELECT_BY_ID + self.memory.for_update()
-        row = self.memory.connection.execute(sql, (task_id,)).fetchone()
+        # In a write transaction on PostgreSQL the row is locked (a guarded move).
+        row = self._ops.load(task_id)
         return None if row is None else self._task(row)
 
     def _task(self, row: Sequence[Any]) -> Task:
         """A Task from a SELECT_TASK row, with its dependencies when it has any."""
         return dependencies.with_dependencies(
-            self.memory.connection, task_from_row(row), row[len(COLUMNS)], self._done
+            self._ops, task_from_row(row), row[len(COLUMNS)], self._done
         )
 
     def _sync_done_states(self) -> None:
-        """Record which states satisfy a dependency (the open counts count against them)."""
-        if dependencies.stored_done_states(self.memory.connection) != set(self._done):
-            with self.memory.transaction() as conn:
-                dependencies.sync_done_states(conn, self._done)
+        """Record which states satisfy a dependency (the open counts count against them),
+        and make the claim index cover the machine's queue state."""
+        ops, initial = self._ops, self.machine.initial
+        with self.memory.reading():
+            current = ops.done_states() == set(self._done) and ops.queue_indexed(initial)
+        if not current:
+            with self.memory.transaction():
+                dependencies.sync_done_states(ops, self._done)
+                ops.index_queue(initial)
 
     def _require(self, task_id: str) -> Task:
         check_text("task_id", task_id)
@@ -218,77 +229,56 @@ class TaskStore:
         blocked: bool = False,
     ) -> Iterator[Task]:
         """Like list(), but streams rows instead of loading them all."""
-        where: builtins.list[str] = []
-        args: builtins.list[Any] = []
         if ready and blocked:
             raise ValueError("a task cannot be both ready and blocked: choose one")
-        if ready or blocked:
-            where.append("status = ?" + (dependencies.READY if ready else dependencies.BLOCKED))
-            args.append(self.machine.initial)
+        statuses: builtins.list[str] | None = None
         if status is not None:
             statuses = [status] if isinstance(status, str) else builtins.list(status)
             statuses = [self.machine.check_state(s) for s in statuses]
-            where.append(f"status IN ({', '.join('?' * len(statuses))})")
-            args.extend(statuses)
-        if owner is not None:
-            where.append("owner = ?")
-            args.append(owner)
-        sql = SELECT_TASK
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY seq"
         if limit is not None:
-            sql += " LIMIT ?"
-            args.append(check_int("limit", limit, 0))
-        with self.memory.reading() as conn:
-            for row in conn.execute(sql, args):
+            limit = check_int("limit", limit, 0)
+        initial = self.machine.initial
+        with self.memory.reading():
+            for row in self._ops.rows(
+                statuses,
+                owner,
+                limit,
+                ready_in=initial if ready else None,
+                blocked_in=initial if blocked else None,
+            ):
                 yield self._task(row)
-
-    def _queue_query(self) -> tuple[str, builtins.list[Any]]:
-        """The claim-order query. For the default queue state the state is a literal:
-        SQLite uses a partial index only when the query visibly implies its WHERE."""
-        if self.machine.initial == QUEUE_STATE:
-            return QUEUE_SQL, []
-        return (
-            SELECT_TASK + " WHERE status = ?" + dependencies.READY + " ORDER BY priority DESC, seq",
-            [self.machine.initial],
-        )
 
     def queue(self, limit: int | None = None) -> builtins.list[Task]:
         """Ready pending tasks in claim order (highest priority, then oldest)."""
-        sql, args = self._queue_query()
         if limit is not None:
-            sql += " LIMIT ?"
-            args.append(check_int("limit", limit, 0))
-        with self.memory.reading() as conn:
-            return [self._task(row) for row in conn.execute(sql, args)]
+            limit = check_int("limit", limit, 0)
+        with self.memory.reading():
+            return [self._task(row) for row in self._ops.queue(self.machine.initial, limit)]
 
     def stats(self) -> dict[str, int]:
         """Number of tasks per status (every state of the machine, zeros included)."""
         counts = dict.fromkeys(self.machine.states, 0)
-        with self.memory.reading() as conn:
-            for status, count in conn.execute(
-                "SELECT status, count(*) FROM task_current GROUP BY status"
-            ):
-                counts[status] = count
+        with self.memory.reading():
+            counts.update(self._ops.counts())
         return counts
 
     def readiness(self) -> dict[str, int]:
         """{"ready": n, "blocked": n} for the tasks in the initial state."""
-        with self.memory.reading() as conn:
-            return dependencies.readiness(conn, self.machine.initial)
+        with self.memory.reading():
+            ready, blocked = self._ops.readiness(self.machine.initial)
+        return {"ready": ready, "blocked": blocked}
 
     def dependents(self, task_id: str) -> builtins.list[str]:
         """The ids of the tasks that wait for this one (depend on it), oldest link first."""
-        with self.memory.reading() as conn:
+        with self.memory.reading():
             self._require(task_id)
-            return dependencies.dependents(conn, task_id)
+            return self._ops.dependents(task_id)
 
     def dependency_graph(self) -> tuple[builtins.list[Task], builtins.list[tuple[str, str]]]:
         """The open part of the dependency graph: the (task, dependency) pairs whose task
         is not done, and every task they name (done dependencies included)."""
-        with self.memory.reading() as conn:
-            edges = dependencies.open_edges(conn, self._done)
+        with self.memory.reading():
+            edges = self._ops.open_edges(self._done)
             names = dict.fromkeys(t for edge in edges for t in edge)
             tasks = [task for name in names if (task := self._row(name)) is not None]
         return sorted(tasks, key=lambda t: t.created_at), edges
@@ -298,20 +288,16 @@ class TaskStore:
         its dependencies) is failed, so it needs a retry, or the dependency removed."""
         stuck = [s for s in self.machine.states if s not in self._done]
         stuck = [s for s in stuck if s == self.machine.failed or self.machine.is_terminal(s)]
-        with self.memory.reading() as conn:
-            ids = dependencies.stranded(conn, self.machine.initial, stuck)
+        with self.memory.reading():
+            ids = dependencies.stranded(self._ops, self.machine.initial, stuck)
             return [self._require(t) for t in ids]
 
     def history(self, task_id: str) -> builtins.list[Transition]:
         """Every status change of the task, oldest first, and every change of its
         dependencies (a step that keeps the status, its note saying what changed)."""
-        with self.memory.reading() as conn:
+        with self.memory.reading():
             self._require(task_id)
-            rows = conn.execute(
-                "SELECT attribute, value, created_at, source, context, id FROM memories"
-                " WHERE entity = ? AND attribute IN ('status', ?) ORDER BY id",
-                (task_id, dependencies.LOG_ATTRIBUTE),
-            ).fetchall()
+            rows = self._ops.status_log(task_id, dependencies.LOG_ATTRIBUTE)
         out, previous = [], None
         for attribute, value, at, actor, note, cursor in rows:
             if attribute == dependencies.LOG_ATTRIBUTE:
@@ -324,16 +310,10 @@ class TaskStore:
     def as_of(self, task_id: str, when: datetime | str) -> Task:
         """The task as it stood at `when` (its newest triples written by then)."""
         stamp = to_timestamp(when)
-        with self.memory.reading() as conn:
+        with self.memory.reading():
             self._require(task_id)
-            rows = conn.execute(
-                "SELECT attribute, value, source, created_at FROM memories"
-                " WHERE entity = ? AND created_at <= ? ORDER BY id",
-                (task_id, stamp),
-            ).fetchall()
-            created = conn.execute(
-                "SELECT created_at FROM entities WHERE name = ?", (task_id,)
-            ).fetchone()
+            rows = self._ops.triples_until(task_id, stamp)
+            created = self._ops.created_at(task_id)
         stored, updated = fields.replay(rows)
         if stored["status"] is None or updated is None:
             raise TaskNotFound(task_id, when=stamp)
@@ -342,13 +322,11 @@ class TaskStore:
             if attribute == dependencies.LOG_ATTRIBUTE:
                 with suppress(ValueError):  # another tool's malformed triple: keep the last
                     deps = dependencies.parse_log_value(value)
-        task = task_from_row(
-            row_from_stored(task_id, stored, created[0] if created else updated, updated)
-        )
+        task = task_from_row(row_from_stored(task_id, stored, created or updated, updated))
         if not deps:
             return task
-        with self.memory.reading() as conn:
-            open_ = dependencies.open_as_of(conn, deps, stamp, self._done)
+        with self.memory.reading():
+            open_ = dependencies.open_as_of(self._ops, deps, stamp, self._done)
         return replace(task, depends_on=deps, blocked_by=open_)
 
     # -- writing ------------------------------------------------------------
@@ -416,16 +394,15 @@ class TaskStore:
     ) -> builtins.list[Task]:
         tasks: builtins.list[Task] = []
         seen: set[str] = set()
-        with self.memory.transaction() as conn:
+        ops = self._ops
+        with self.memory.transaction():
             self.memory.serialize("add")  # new ids are numbered from the newest one
             stamp = utcnow()
-            next_seq = conn.execute(
-                "SELECT coalesce(max(seq), 0) + 1 FROM task_current"
-            ).fetchone()[0]
+            next_seq = ops.next_seq()
             facts: builtins.list[Fact] = []
             given = [spec["task_id"] for spec in specs if spec["task_id"] is not None]
-            taken = owners(conn, given)
-            fresh = free_ids(conn, next_seq, len(specs) - len(given), set(given))
+            taken = ops.owners(given)
+            fresh = free_ids(ops, next_seq, len(specs) - len(given), set(given))
             for spec in specs:
                 task_id = spec["task_id"]
                 if task_id is None:
@@ -433,7 +410,7 @@ class TaskStore:
                 elif task_id in seen or taken.get(task_id) == ENTITY_TYPE:
                     raise TaskExists(task_id)
                 elif task_id in taken:
-                    raise id_taken(conn, task_id)
+                    raise id_taken(ops, task_id)
                 seen.add(task_id)
                 task = Task(
                     task_id, spec["title"], spec["description"], self.machine.initial,
@@ -462,26 +439,20 @@ class TaskStore:
                         )
                     )
             wanted = {t.id: t.depends_on for t in tasks if t.depends_on}
-            dependencies.check_batch(conn, wanted, [t.id for t in tasks])
+            dependencies.check_batch(ops, wanted, [t.id for t in tasks])
             # Bulk order: the triples first, while their tasks have no projection row
             # (so the per-row triggers find nothing to update), then each finished row
             # once, then the entities (whose trigger then finds the row and skips it).
             self.memory.append(facts, stamp)
-            conn.executemany(
-                INSERT_TASK_ROW,
+            ops.insert_tasks(
                 [
                     row_values(task, spec["payload"])
                     for task, spec in zip(tasks, specs, strict=True)
                 ],
-            )
-            conn.executemany(
-                "INSERT INTO entities (name, entity_type, created_at) VALUES (?, ?, ?)",
-                [(task.id, ENTITY_TYPE, stamp) for task in tasks],
+                [(task.id, stamp) for task in tasks],
             )
             if wanted:  # the triggers count what each new task waits for
-                dependencies.insert_edges(
-                    conn, ((t, dep) for t, deps in wanted.items() for dep in deps), stamp
-                )
+                ops.insert_edges((t, dep, stamp) for t, deps in wanted.items() for dep in deps)
                 tasks = [self._require(t.id) if t.depends_on else t for t in tasks]
         return tasks
 
@@ -493,7 +464,7 @@ class TaskStore:
         task is satisfied at once; depending again on the same task changes nothing.
         """
         on = check_text("on", on)
-        with self.memory.transaction() as conn:
+        with self.memory.transaction():
             task = self._require(task_id)
             if on in task.depends_on:
                 self._require(on)
@@ -504,7 +475,7 @@ class TaskStore:
                     f" or has failed can gain a dependency (it can move to:"
                     f" {', '.join(self.machine.allowed(task.status)) or 'nothing'})"
                 )
-            dependencies.check_depend(conn, task_id, on)
+            dependencies.check_depend(self._ops, task_id, on)
             return self._change_deps(task, (*task.depends_on, on), actor, f"depends on {on}")
 
     def undepend(self, task_id: str, on: str, actor: str | None = None) -> Task:
@@ -522,12 +493,11 @@ class TaskStore:
 
     def _change_deps(self, task: Task, deps: tuple[str, ...], actor: str | None, note: str) -> Task:
         """Write the relations and the log triple of a dependency change (in a transaction)."""
-        conn = self.memory.connection
         stamp = utcnow()
         added = [d for d in deps if d not in task.depends_on]
         for gone in (d for d in task.depends_on if d not in deps):
-            dependencies.delete_edge(conn, task.id, gone)
-        dependencies.insert_edges(conn, ((task.id, d) for d in added), stamp)
+            self._ops.delete_edge(task.id, gone)
+        self._ops.insert_edges((task.id, d, stamp) for d in added)
         self.memory.append([dependencies.log_fact(task.id, deps, actor, note)], stamp)
         return self._require(task.id)
 
@@ -753,11 +723,9 @@ class TaskStore:
         worker = check_text("worker", worker)
         lease = check_lease(lease_seconds)
         step = self.machine.event(self.machine.initial, self.machine.claimed, "claim")
-        sql, args = self._queue_query()
-        with self.memory.transaction() as conn:
+        with self.memory.transaction():
             # PostgreSQL: the first row no other claim holds (FOR UPDATE SKIP LOCKED).
-            next_sql = NEXT_SQL if sql is QUEUE_SQL else sql + " LIMIT 1"
-            row = conn.execute(next_sql + self.memory.for_update(True), args).fetchone()
+            row = self._ops.next_claimable(self.machine.initial)
             if row is None:
                 return None
             return self._move(self._task(row), step, worker, "claimed", lease_seconds=lease)
@@ -830,18 +798,11 @@ class TaskStore:
         Live leases are not touched."""
         stamp = to_timestamp(now) if now is not None else utcnow()
         held = self.machine.held
-        with self.memory.transaction() as conn:
+        with self.memory.transaction():
             # PostgreSQL: lock the rows (a concurrent recover or move waits, then finds the
-            # task no longer expired). Not SKIP LOCKED: the row of a worker killed mid-move
-            # stays locked until the server notices, and must not be passed over.
-            lock = self.memory.for_update()
-            rows = conn.execute(
-                SELECT_TASK + f" WHERE status IN ({', '.join('?' * len(held))})"
-                " AND (lease_expires_at IS NULL OR lease_expires_at < ?) ORDER BY seq" + lock,
-                (*held, stamp),
-            ).fetchall()
+            # task no longer expired).
             recovered = []
-            for row in rows:
+            for row in self._ops.expired(held, stamp):
                 task = self._task(row)
                 note = f"lease of {task.owner or 'nobody'} expired at {task.lease_expires_at}"
                 step = self._held_event(task, "expire")
@@ -900,23 +861,23 @@ class TaskStore:
         if on_conflict not in defaults.ON_CONFLICT:
             raise ValueError("on_conflict must be 'error', 'skip' or 'replace'")
         written: builtins.list[str] = []
-        with self.memory.transaction() as conn:
+        ops = self._ops
+        with self.memory.transaction():
             seen: set[str] = set()
             for record in records:
                 task_id = record["id"]
                 if task_id in seen:
                     raise ValueError(f"task {task_id!r} appears twice in the records")
                 seen.add(task_id)
-                owner = id_owner(conn, task_id)
+                owner = ops.id_owner(task_id)
                 if owner is not None and owner != ENTITY_TYPE:
-                    raise id_taken(conn, task_id)  # never skipped, never replaced
+                    raise id_taken(ops, task_id)  # never skipped, never replaced
                 if owner is not None:
                     if on_conflict == "skip":
                         continue
                     if on_conflict == "error":
                         raise TaskExists(task_id)
-                    conn.execute("DELETE FROM memories WHERE entity = ?", (task_id,))
-                    conn.execute("DELETE FROM entities WHERE name = ?", (task_id,))
+                    ops.delete_task(task_id)
                 written.append(task_id)
             keep = set(written)
             chosen = (
@@ -929,12 +890,11 @@ class TaskStore:
             except (OverflowError, UnicodeEncodeError) as e:
                 # A value SQLite cannot keep: say which task and triple (nothing is written).
                 raise unstorable.refusal(chosen) or e from None
-            dependencies.restore_edges(conn, chosen, utcnow())
+            dependencies.restore_edges(ops, chosen, utcnow())
         return written
 
     def _restore_rows(self, chosen: Sequence[Mapping[str, Any]]) -> None:
         """restore's bulk writes (in its transaction): triples, projection rows, entities."""
-        conn = self.memory.connection
         self.memory.append_rows(
             (
                 r["id"],
@@ -948,38 +908,26 @@ class TaskStore:
             for r in chosen
             for f in r["facts"]
         )
-        conn.executemany(
-            INSERT_TASK_ROW,
+        self._ops.insert_tasks(
             (replayed_row(r["id"], r["created_at"], r["facts"]) for r in chosen),
-        )
-        conn.executemany(
-            "INSERT INTO entities (name, entity_type, created_at) VALUES (?, ?, ?)",
-            [(r["id"], ENTITY_TYPE, r["created_at"]) for r in chosen],
+            [(r["id"], r["created_at"]) for r in chosen],
         )
 
     def facts(self, task_id: str) -> builtins.list[dict[str, Any]]:
         """Every triple of a task in log order (for export)."""
-        with self.memory.reading() as conn:
+        with self.memory.reading():
             self._require(task_id)
-            cursor = conn.execute(
-                "SELECT attribute, value, source, context, created_at FROM memories"
-                " WHERE entity = ? ORDER BY id",
-                (task_id,),
-            )
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor]
+            return self._ops.facts(task_id)
 
 
 def _added(deps: Sequence[str]) -> str:
     return f"depends on {', '.join(deps)}"
 
 
-def _check_fits(conn: Any, machine: StateMachine) -> None:
+def _check_fits(ops: TaskOperations, machine: StateMachine) -> None:
     """Refuse a machine that lacks a state some task is in (MachineInUse)."""
     stranded = {
-        state: count
-        for state, count in machines.states_in_use(conn).items()
-        if state not in machine.states
+        state: count for state, count in ops.counts().items() if state not in machine.states
     }
     if stranded:
         raise MachineInUse(stranded)

@@ -86,3 +86,8 @@ MIGRATION = f"""
     SELECT task_deps_recount(array_agg(DISTINCT from_entity)) FROM relations
     WHERE rel_type = '{REL_TYPE}';
 """
+
+# Recount every task that counts any dependency (the done states changed).
+RECOUNT_COUNTED = (
+    "SELECT task_deps_recount(array_agg(id)) FROM task_current WHERE deps > 0 OR open_deps > 0"
+)

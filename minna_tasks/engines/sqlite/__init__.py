@@ -1,1 +1,1 @@
-"""SQLite: the default engine, one file (`.spine/minna.db`) that every process on one host shares."""
+"""SQLite: the default engine, one file (`.spine/minna.db`) every process on a host shares."""
