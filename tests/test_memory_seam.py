@@ -31,9 +31,11 @@ SQL_WORDS = ("SELECT ", "INSERT ", "UPDATE ", "DELETE ", "CREATE ", " FROM ", " 
 
 
 def test_each_engine_exposes_its_memory_operations(memory: MinnaMemory, backend: str) -> None:
-    assert isinstance(memory.memories, MemoryOperations)
+    assert isinstance(memory.memory_ops, MemoryOperations)
     expected = PostgresMemories if backend == "postgresql" else SqliteMemories
-    assert type(memory.memories) is expected
+    assert type(memory.memory_ops) is expected
+    assert memory.memory_ops.db is memory  # bound to this engine object, made once
+    assert memory.memory_ops is memory.memory_ops
 
 
 def test_both_implementations_have_every_operation() -> None:

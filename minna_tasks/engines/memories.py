@@ -3,8 +3,9 @@
 `MinnaMemory` (memory/api.py, memory/context.py) keeps the documented API, the checks
 and the rules (decay, which relations are the task layer's, what is a conflict); the
 SQL sits behind this interface, one implementation per engine
-(engines/sqlite/memories.py, engines/postgres/memories.py). Each operation runs on the
-connection it is given, inside the transaction or read snapshot `MinnaMemory` opened
+(engines/sqlite/memories.py, engines/postgres/memories.py), which each engine object
+exposes as `memory_ops` (as `task_ops` for the store). Each operation runs on the
+engine's connection, inside the transaction or read snapshot `MinnaMemory` opened
 (which operations form one atomic step is a rule, so it stays above the seam).
 
 Rows go in and out as plain tuples and dicts, with lists (aliases, topics, entity ids)
@@ -45,81 +46,79 @@ RELATION_SIDES: dict[str, tuple[str, ...]] = {
 
 @runtime_checkable
 class MemoryOperations(Protocol):
-    """The memory's storage, one operation per method; `conn` is the connection of the
-    caller's open transaction (writes) or read snapshot (reads)."""
+    """The memory's storage, one operation per method: writes inside the caller's open
+    transaction, reads inside its transaction or read snapshot."""
 
     # -- the fact log -------------------------------------------------------
 
-    def append(self, conn: Any, row: MemoryRow) -> int:
+    def append(self, row: MemoryRow) -> int:
         """Append one memory; returns its id."""
 
-    def append_many(self, conn: Any, rows: Iterable[MemoryRow]) -> None:
+    def append_many(self, rows: Iterable[MemoryRow]) -> None:
         """Append many memories in one go (a task move's triples)."""
 
-    def current(self, conn: Any, entity: str, attribute: str) -> Value:
+    def current(self, entity: str, attribute: str) -> Value:
         """The newest value of (entity, attribute), or None."""
 
-    def recall(
-        self, conn: Any, entity: str | None, attribute: str | None
-    ) -> Iterator[MemoryRecord]:
+    def recall(self, entity: str | None, attribute: str | None) -> Iterator[MemoryRecord]:
         """Memories of this entity and/or attribute (None: any), newest first, lazily."""
 
-    def search(self, conn: Any, query: str, limit: int) -> list[MemoryRecord]:
+    def search(self, query: str, limit: int) -> list[MemoryRecord]:
         """Full-text search over entity, attribute and value, best first: memories
         holding every word of `query`, else those holding any of its words."""
 
-    def verify(self, conn: Any, memory_id: int, stamp: str) -> bool:
+    def verify(self, memory_id: int, stamp: str) -> bool:
         """Set a memory's verified_at; False when there is no such memory."""
 
     def conflicting(
-        self, conn: Any, entity: str | None, attribute: str | None, skip_type: str
+        self, entity: str | None, attribute: str | None, skip_type: str
     ) -> list[tuple[str, str]]:
         """(entity, attribute) pairs holding more than one distinct value (a value's type
         counts: 1 and "1" differ), by entity then attribute; entities of `skip_type` left out."""
 
-    def values(self, conn: Any, entity: str, attribute: str) -> list[tuple[int, Value]]:
+    def values(self, entity: str, attribute: str) -> list[tuple[int, Value]]:
         """(id, value) of every memory of (entity, attribute), oldest first."""
 
-    def counts(self, conn: Any) -> dict[str, int]:
+    def counts(self) -> dict[str, int]:
         """The number of rows of each of COUNTED_TABLES."""
 
-    def entity_types(self, conn: Any) -> dict[str, int]:
+    def entity_types(self) -> dict[str, int]:
         """{entity type: number of entities}, by type."""
 
     # -- entities and relations ----------------------------------------------
 
-    def entity(self, conn: Any, name: str, by_alias: bool = True) -> dict[str, Any] | None:
+    def entity(self, name: str, by_alias: bool = True) -> dict[str, Any] | None:
         """The entity with this name, or else (`by_alias`) this alias: id, name,
         entity_type, aliases, created_at."""
 
     def add_entity(
-        self, conn: Any, name: str, entity_type: str, aliases: Sequence[str], created_at: str
+        self, name: str, entity_type: str, aliases: Sequence[str], created_at: str
     ) -> int:
         """Insert an entity row (its aliases not yet claimed: see claim_alias); its id."""
 
-    def set_aliases(self, conn: Any, entity_id: int, aliases: Sequence[str]) -> None:
+    def set_aliases(self, entity_id: int, aliases: Sequence[str]) -> None:
         """Replace the alias list kept on the entity's row."""
 
-    def alias_owner(self, conn: Any, alias: str) -> int | None:
+    def alias_owner(self, alias: str) -> int | None:
         """The id of the entity holding this alias, or None."""
 
-    def claim_alias(self, conn: Any, alias: str, entity_id: int) -> None:
+    def claim_alias(self, alias: str, entity_id: int) -> None:
         """Record that the entity holds this alias (nothing if it already does)."""
 
     def find_entities(
-        self, conn: Any, pattern: str | None, entity_type: str | None, limit: int
+        self, pattern: str | None, entity_type: str | None, limit: int
     ) -> list[dict[str, Any]]:
         """Entities whose name or an alias contains `pattern` (any case; LIKE's wildcards
         in it are literal), of `entity_type` if given; by name."""
 
-    def of_type(self, conn: Any, names: Sequence[str], entity_type: str) -> list[str]:
+    def of_type(self, names: Sequence[str], entity_type: str) -> list[str]:
         """Which of `names` are entities of `entity_type`, sorted."""
 
-    def relate(self, conn: Any, from_entity: str, to_entity: str, rel_type: str, at: str) -> int:
+    def relate(self, from_entity: str, to_entity: str, rel_type: str, at: str) -> int:
         """Insert a relation; its id."""
 
     def relations(
-        self, conn: Any, names: Sequence[str], direction: str, rel_type: str | None
+        self, names: Sequence[str], direction: str, rel_type: str | None
     ) -> list[dict[str, Any]]:
         """Relations with one of `names` at the end(s) RELATION_SIDES[direction] names (of
         `rel_type` if given), oldest first, as stored (id, from_entity, to_entity,
@@ -129,7 +128,6 @@ class MemoryOperations(Protocol):
 
     def add_session(
         self,
-        conn: Any,
         session_id: str,
         summary: str,
         topics: Sequence[str],
@@ -138,17 +136,15 @@ class MemoryOperations(Protocol):
     ) -> int:
         """Keep a session summary; its id."""
 
-    def sessions(self, conn: Any, limit: int) -> list[dict[str, Any]]:
+    def sessions(self, limit: int) -> list[dict[str, Any]]:
         """The newest session summaries, newest first (topics and entity_ids as lists)."""
 
-    def set_preference(
-        self, conn: Any, category: str, key: str, value: Value, updated_at: str
-    ) -> None:
+    def set_preference(self, category: str, key: str, value: Value, updated_at: str) -> None:
         """Insert or replace the preference (category, key)."""
 
-    def preference(self, conn: Any, category: str, key: str) -> tuple[Value] | None:
+    def preference(self, category: str, key: str) -> tuple[Value] | None:
         """(value,) of the preference (category, key), or None when it is not set."""
 
-    def preferences(self, conn: Any, category: str | None) -> list[dict[str, Any]]:
+    def preferences(self, category: str | None) -> list[dict[str, Any]]:
         """Every preference (or one category's): category, key, value, updated_at; by
         category then key."""

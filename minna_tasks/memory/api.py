@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..engines import is_postgres_url
-from ..engines.memories import RELATION_SIDES, MemoryOperations, MemoryRecord
+from ..engines.memories import RELATION_SIDES
 from ..engines.memories import MemoryRow as MemoryRow  # TaskStore's rows (store/task_store.py)
-from ..engines.sqlite.memories import SqliteMemories
 from ..errors import (
     AliasTaken,
     DependencyError,
@@ -77,10 +76,6 @@ class MinnaMemory(SessionsAndPreferences):
     `MinnaMemory("postgresql://...")` is the same memory on a PostgreSQL database.
     """
 
-    # The engine's memory operations (engines/memories.py): SQLite's here; the
-    # PostgreSQL engine's mixin (memory/postgres.py) names its own.
-    memories: MemoryOperations = SqliteMemories()
-
     def __new__(cls, path: Any = None, *args: Any, **kwargs: Any) -> MinnaMemory:
         # A postgresql:// URL selects the PostgreSQL engine: the same class, with the
         # engine's connection and transactions mixed in (see memory/postgres.py).
@@ -115,8 +110,8 @@ class MinnaMemory(SessionsAndPreferences):
             context,
             utcnow(),
         )
-        with self.transaction() as conn:
-            return self.memories.append(conn, row)
+        with self.transaction():
+            return self.memory_ops.append(row)
 
     def append(
         self,
@@ -133,18 +128,18 @@ class MinnaMemory(SessionsAndPreferences):
         its id (a claim's fencing token is the id of its status row)."""
         if not self._depth:
             raise RuntimeError("MinnaMemory.append needs an open transaction()")
-        return self.memories.append(self.connection, row)
+        return self.memory_ops.append(row)
 
     def append_rows(self, rows: Iterable[MemoryRow]) -> None:
         """Append whole pre-checked rows (entity, attribute, value, source, confidence,
         context, created_at) inside the caller's open transaction (no savepoint)."""
         if not self._depth:
             raise RuntimeError("MinnaMemory.append needs an open transaction()")
-        self.memories.append_many(self.connection, rows)
+        self.memory_ops.append_many(rows)
 
     def current(self, entity: str, attribute: str) -> Value:
         """The newest value of (entity, attribute), or None: one index seek."""
-        return self.memories.current(self.connection, entity, attribute)
+        return self.memory_ops.current(entity, attribute)
 
     def recall(
         self,
@@ -165,8 +160,8 @@ class MinnaMemory(SessionsAndPreferences):
             raise ValueError("half_life_days must be positive")
         now = datetime.now(UTC)
         out: list[Memory] = []
-        with self.reading() as conn:
-            for row in self.memories.recall(conn, entity, attribute):
+        with self.reading():
+            for row in self.memory_ops.recall(entity, attribute):
                 memory = to_memory(row, half_life_days, now, include_decay)
                 if memory.effective_confidence < min_confidence:
                     continue
@@ -183,20 +178,15 @@ class MinnaMemory(SessionsAndPreferences):
         no memory holds every word, memories holding any of them are returned.
         """
         now = datetime.now(UTC)
-        with self.reading() as conn:
-            rows = self.memories.search(conn, query, limit)
+        with self.reading():
+            rows = self.memory_ops.search(query, limit)
         return [to_memory(row, DEFAULT_HALF_LIFE_DAYS, now, False) for row in rows]
-
-    def search_rows(self, conn: Any, query: str, limit: int) -> list[MemoryRecord]:
-        """The engine's full-text search inside the caller's read snapshot (rows as
-        MEMORY_COLUMNS), for the storage interface (engines/base.py)."""
-        return self.memories.search(conn, query, limit)
 
     def verify(self, memory_id: int) -> str:
         """Mark a memory as verified now, which resets its decay; returns that time."""
         stamp = utcnow()
-        with self.transaction() as conn:
-            if not self.memories.verify(conn, memory_id, stamp):
+        with self.transaction():
+            if not self.memory_ops.verify(memory_id, stamp):
                 raise MemoryNotFound(memory_id)
         return stamp
 
@@ -230,13 +220,13 @@ class MinnaMemory(SessionsAndPreferences):
         `{"conflicts": [{"entity", "attribute", "values", "memory_ids"}]}`, values in
         the order they were first stored, ids oldest first. A task's fields are a log
         of its life, not contradicting statements: entities of type task are skipped."""
-        with self.reading() as conn:
+        with self.reading():
             if entity is not None:
                 found = self.get_entity(entity)
                 entity = entity if found is None else found.name
             conflicts = []
-            for name, attr in self.memories.conflicting(conn, entity, attribute, TASK_TYPE):
-                rows = self.memories.values(conn, name, attr)
+            for name, attr in self.memory_ops.conflicting(entity, attribute, TASK_TYPE):
+                rows = self.memory_ops.values(name, attr)
                 values = list({(type(v).__name__, v): v for _, v in rows}.values())
                 conflicts.append(
                     {
@@ -251,9 +241,9 @@ class MinnaMemory(SessionsAndPreferences):
     def stats(self) -> dict[str, Any]:
         """Counts of memories, entities, relations, sessions and preferences, and
         `entity_types` ({type: number of entities})."""
-        with self.reading() as conn:
-            counts: dict[str, Any] = self.memories.counts(conn)
-            counts["entity_types"] = self.memories.entity_types(conn)
+        with self.reading():
+            counts: dict[str, Any] = self.memory_ops.counts()
+            counts["entity_types"] = self.memory_ops.entity_types()
         return counts
 
     # -- entities and relations ---------------------------------------------
@@ -263,27 +253,27 @@ class MinnaMemory(SessionsAndPreferences):
         check_name("entity name", name)
         check_name("entity type", entity_type)
         new_aliases = [check_name("alias", a) for a in aliases or ()]
-        with self.transaction() as conn:
-            row = self.memories.entity(conn, name, by_alias=False)
+        with self.transaction():
+            row = self.memory_ops.entity(name, by_alias=False)
             if row is None:
-                entity_id = self.memories.add_entity(conn, name, entity_type, new_aliases, utcnow())
+                entity_id = self.memory_ops.add_entity(name, entity_type, new_aliases, utcnow())
             else:
                 entity_id = int(row["id"])
                 if row["entity_type"] != entity_type:
                     raise EntityTypeConflict(name, row["entity_type"], entity_type)
                 merged = list(dict.fromkeys([*row["aliases"], *new_aliases]))
-                self.memories.set_aliases(conn, entity_id, merged)
+                self.memory_ops.set_aliases(entity_id, merged)
             for alias in new_aliases:
-                owner = self.memories.alias_owner(conn, alias)
+                owner = self.memory_ops.alias_owner(alias)
                 if owner is not None and owner != entity_id:
                     raise AliasTaken(alias)
-                self.memories.claim_alias(conn, alias, entity_id)
+                self.memory_ops.claim_alias(alias, entity_id)
         return entity_id
 
     def get_entity(self, name: str) -> Entity | None:
         """The entity with this name or alias, or None."""
-        with self.reading() as conn:
-            row = self.memories.entity(conn, name)
+        with self.reading():
+            row = self.memory_ops.entity(name)
         return None if row is None else Entity(row)
 
     def find_entities(
@@ -291,8 +281,8 @@ class MinnaMemory(SessionsAndPreferences):
     ) -> list[Entity]:
         """Entities whose name or an alias contains `query` (any case), of `entity_type`
         if given; by name."""
-        with self.reading() as conn:
-            rows = self.memories.find_entities(conn, query, entity_type, limit)
+        with self.reading():
+            rows = self.memory_ops.find_entities(query, entity_type, limit)
         return [Entity(row) for row in rows]
 
     def relate(self, from_entity: str, to_entity: str, rel_type: str) -> int:
@@ -303,17 +293,17 @@ class MinnaMemory(SessionsAndPreferences):
             check_name("rel_type", rel_type),
             utcnow(),
         )
-        with self.transaction() as conn:
+        with self.transaction():
             tasks = []
             if rel_type in TASK_RELATIONS:  # a task relation touching a task would block it
-                tasks = self.memories.of_type(conn, [from_entity, to_entity], TASK_TYPE)
+                tasks = self.memory_ops.of_type([from_entity, to_entity], TASK_TYPE)
             if tasks:
                 which = " and ".join(tasks) + (" are tasks" if len(tasks) > 1 else " is a task")
                 raise DependencyError(
                     f"{which}: their {rel_type} relations change only through the task"
                     " commands (add --after, depend, undepend)"
                 )
-            return self.memories.relate(conn, *row)
+            return self.memory_ops.relate(*row)
 
     def get_related(
         self, entity: str, rel_type: str | None = None, direction: str = "both"
@@ -323,10 +313,10 @@ class MinnaMemory(SessionsAndPreferences):
         `created_at`, and `from_entity`/`to_entity` as stored."""
         if direction not in RELATION_SIDES:
             raise ValueError("direction must be 'out', 'in' or 'both'")
-        with self.reading() as conn:
+        with self.reading():
             found = self.get_entity(entity)
             names = {entity} if found is None else {entity, found.name}
-            rows = self.memories.relations(conn, sorted(names), direction, rel_type)
+            rows = self.memory_ops.relations(sorted(names), direction, rel_type)
         related = []
         for row in rows:
             out = row["from_entity"] in names and direction != "in"

@@ -6,9 +6,11 @@ The part of MinnaMemory (a subclass of this) kept apart from the fact log in api
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import cached_property
 from typing import Any
 
 from ..engines.memories import MemoryOperations
+from ..engines.sqlite.memories import SqliteMemories
 from .database import Database
 from .records import SessionSummary
 from .values import Value, check_name, check_value, utcnow
@@ -17,7 +19,12 @@ from .values import Value, check_name, check_value, utcnow
 class SessionsAndPreferences(Database):
     """`summarize_session`/`get_context` and `set_preference`/`get_preferences`."""
 
-    memories: MemoryOperations  # the engine's memory operations (set by MinnaMemory)
+    @cached_property
+    def memory_ops(self) -> MemoryOperations:
+        """The memory operations on this engine (engines/sqlite/memories.py; the
+        PostgreSQL engine's mixin, memory/postgres.py, gives its own): all the SQL of
+        MinnaMemory runs through them."""
+        return SqliteMemories(self)
 
     # -- sessions -------------------------------------------------------------
 
@@ -37,13 +44,13 @@ class SessionsAndPreferences(Database):
             [_entity_id(e) for e in _listed("entity_ids", entity_ids)],
             utcnow(),
         )
-        with self.transaction() as conn:
-            return self.memories.add_session(conn, *row)
+        with self.transaction():
+            return self.memory_ops.add_session(*row)
 
     def get_context(self, limit: int = 5) -> list[SessionSummary]:
         """The newest session summaries, newest first."""
-        with self.reading() as conn:
-            rows = self.memories.sessions(conn, limit)
+        with self.reading():
+            rows = self.memory_ops.sessions(limit)
         return [SessionSummary(row) for row in rows]
 
     # -- preferences ----------------------------------------------------------
@@ -56,21 +63,21 @@ class SessionsAndPreferences(Database):
         if value is None:
             return self.get_preference(category, key)
         stored = check_value(value)
-        with self.transaction() as conn:
-            self.memories.set_preference(conn, category, key, stored, utcnow())
+        with self.transaction():
+            self.memory_ops.set_preference(category, key, stored, utcnow())
         return stored
 
     def get_preference(self, category: str, key: str, default: Value = None) -> Value:
         """The value of the preference (category, key), or `default`."""
-        with self.reading() as conn:
-            row = self.memories.preference(conn, category, key)
+        with self.reading():
+            row = self.memory_ops.preference(category, key)
         return default if row is None else row[0]
 
     def get_preferences(self, category: str | None = None) -> list[dict[str, Any]]:
         """Every preference (or one category's): {category, key, value, updated_at},
         by category then key."""
-        with self.reading() as conn:
-            return self.memories.preferences(conn, category)
+        with self.reading():
+            return self.memory_ops.preferences(category)
 
 
 def _listed(name: str, items: Sequence[Any] | None) -> Iterator[Any]:

@@ -18,7 +18,10 @@ from ..engines.postgres.memories import PostgresMemories
 class PostgresMemory(PostgresDatabase):
     """Mixed in before a MinnaMemory class (see `postgres_class`)."""
 
-    memories: MemoryOperations = PostgresMemories()
+    @cached_property
+    def memory_ops(self) -> MemoryOperations:
+        """The memory operations on this engine (engines/postgres/memories.py)."""
+        return PostgresMemories(self)
 
     @cached_property
     def task_ops(self) -> TaskOperations:

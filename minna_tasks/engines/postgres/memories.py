@@ -4,8 +4,6 @@ conflict tells one value from another, a match that ignores case, and bytewise o
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..memories import MemoryRecord
 from ..sqlite.memories import SqliteMemories
 from . import fulltext
@@ -22,5 +20,5 @@ class PostgresMemories(SqliteMemories):
     # Text ordered as SQLite orders it (by bytes), not by the database's locale.
     BYTEWISE = ' COLLATE "C"'
 
-    def search(self, conn: Any, query: str, limit: int) -> list[MemoryRecord]:
-        return fulltext.search(conn, query, limit)
+    def search(self, query: str, limit: int) -> list[MemoryRecord]:
+        return fulltext.search(self.db.connection, query, limit)

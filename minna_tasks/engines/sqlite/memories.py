@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from ..base import Connected
 from ..memories import (
     COUNTED_TABLES,
     MEMORY_COLUMNS,
@@ -33,7 +34,10 @@ COUNT_SQL = {table: f"SELECT count(*) FROM {table}" for table in COUNTED_TABLES}
 
 
 class SqliteMemories:
-    """The memory's storage operations on a SQLite connection (see MemoryOperations)."""
+    """The memory's storage operations on a SQLite engine (see MemoryOperations)."""
+
+    def __init__(self, db: Connected) -> None:
+        self.db = db
 
     # What another engine spells differently (constants, spliced into the shared SQL):
     # how a value is told apart from another in conflicting() (quote() keeps its type),
@@ -45,23 +49,21 @@ class SqliteMemories:
 
     # -- the fact log -------------------------------------------------------
 
-    def append(self, conn: Any, row: MemoryRow) -> int:
-        return int(conn.execute(INSERT_MEMORY, row).lastrowid or 0)
+    def append(self, row: MemoryRow) -> int:
+        return int(self.db.connection.execute(INSERT_MEMORY, row).lastrowid or 0)
 
-    def append_many(self, conn: Any, rows: Iterable[MemoryRow]) -> None:
-        conn.executemany(INSERT_MEMORY, rows)
+    def append_many(self, rows: Iterable[MemoryRow]) -> None:
+        self.db.connection.executemany(INSERT_MEMORY, rows)
 
-    def current(self, conn: Any, entity: str, attribute: str) -> Value:
-        row = conn.execute(
+    def current(self, entity: str, attribute: str) -> Value:
+        row = self.db.connection.execute(
             "SELECT value FROM memories WHERE entity = ? AND attribute = ?"
             " ORDER BY id DESC LIMIT 1",
             (entity, attribute),
         ).fetchone()
         return None if row is None else row[0]
 
-    def recall(
-        self, conn: Any, entity: str | None, attribute: str | None
-    ) -> Iterator[MemoryRecord]:
+    def recall(self, entity: str | None, attribute: str | None) -> Iterator[MemoryRecord]:
         where, args = [], []
         if entity is not None:
             where.append("entity = ?")
@@ -72,19 +74,19 @@ class SqliteMemories:
         sql = SELECT_MEMORIES
         if where:
             sql += " WHERE " + " AND ".join(where)
-        return iter(conn.execute(sql + " ORDER BY id DESC", args))
+        return iter(self.db.connection.execute(sql + " ORDER BY id DESC", args))
 
-    def search(self, conn: Any, query: str, limit: int) -> list[MemoryRecord]:
-        return fulltext.search(conn, query, limit)
+    def search(self, query: str, limit: int) -> list[MemoryRecord]:
+        return fulltext.search(self.db.connection, query, limit)
 
-    def verify(self, conn: Any, memory_id: int, stamp: str) -> bool:
-        cursor = conn.execute(
+    def verify(self, memory_id: int, stamp: str) -> bool:
+        cursor = self.db.connection.execute(
             "UPDATE memories SET verified_at = ? WHERE id = ?", (stamp, memory_id)
         )
         return bool(cursor.rowcount)
 
     def conflicting(
-        self, conn: Any, entity: str | None, attribute: str | None, skip_type: str
+        self, entity: str | None, attribute: str | None, skip_type: str
     ) -> list[tuple[str, str]]:
         where = [
             "NOT EXISTS (SELECT 1 FROM entities e WHERE e.name = m.entity AND e.entity_type = ?)"
@@ -96,7 +98,7 @@ class SqliteMemories:
         if attribute is not None:
             where.append("m.attribute = ?")
             args.append(attribute)
-        rows = conn.execute(
+        rows = self.db.connection.execute(
             "SELECT m.entity, m.attribute FROM memories m WHERE "
             + " AND ".join(where)
             + f" GROUP BY m.entity, m.attribute HAVING count(DISTINCT {self.DISTINCT_VALUE}) > 1"
@@ -105,18 +107,21 @@ class SqliteMemories:
         ).fetchall()
         return [(str(name), str(attr)) for name, attr in rows]
 
-    def values(self, conn: Any, entity: str, attribute: str) -> list[tuple[int, Value]]:
-        rows = conn.execute(
+    def values(self, entity: str, attribute: str) -> list[tuple[int, Value]]:
+        rows = self.db.connection.execute(
             "SELECT id, value FROM memories WHERE entity = ? AND attribute = ? ORDER BY id",
             (entity, attribute),
         ).fetchall()
         return [(int(memory_id), value) for memory_id, value in rows]
 
-    def counts(self, conn: Any) -> dict[str, int]:
-        return {table: int(conn.execute(sql).fetchone()[0]) for table, sql in COUNT_SQL.items()}
+    def counts(self) -> dict[str, int]:
+        return {
+            table: int(self.db.connection.execute(sql).fetchone()[0])
+            for table, sql in COUNT_SQL.items()
+        }
 
-    def entity_types(self, conn: Any) -> dict[str, int]:
-        rows = conn.execute(
+    def entity_types(self) -> dict[str, int]:
+        rows = self.db.connection.execute(
             "SELECT entity_type, count(*) FROM entities GROUP BY entity_type"
             f" ORDER BY entity_type{self.BYTEWISE}"
         ).fetchall()
@@ -124,11 +129,13 @@ class SqliteMemories:
 
     # -- entities and relations ----------------------------------------------
 
-    def entity(self, conn: Any, name: str, by_alias: bool = True) -> dict[str, Any] | None:
+    def entity(self, name: str, by_alias: bool = True) -> dict[str, Any] | None:
         if not by_alias:
-            row = conn.execute(f"{SELECT_ENTITIES} WHERE name = ?", (name,)).fetchone()
+            row = self.db.connection.execute(
+                f"{SELECT_ENTITIES} WHERE name = ?", (name,)
+            ).fetchone()
         else:
-            row = conn.execute(
+            row = self.db.connection.execute(
                 f"{SELECT_ENTITIES} WHERE name = ? UNION ALL SELECT e.id, e.name, e.entity_type,"
                 " e.aliases, e.created_at FROM entities e JOIN entity_aliases a"
                 " ON a.entity_id = e.id WHERE a.alias = ? LIMIT 1",
@@ -137,33 +144,33 @@ class SqliteMemories:
         return None if row is None else _entity(row)
 
     def add_entity(
-        self, conn: Any, name: str, entity_type: str, aliases: Sequence[str], created_at: str
+        self, name: str, entity_type: str, aliases: Sequence[str], created_at: str
     ) -> int:
-        cursor = conn.execute(
+        cursor = self.db.connection.execute(
             "INSERT INTO entities (name, entity_type, aliases, created_at) VALUES (?, ?, ?, ?)",
             (name, entity_type, json.dumps(list(aliases)), created_at),
         )
         return int(cursor.lastrowid or 0)
 
-    def set_aliases(self, conn: Any, entity_id: int, aliases: Sequence[str]) -> None:
-        conn.execute(
+    def set_aliases(self, entity_id: int, aliases: Sequence[str]) -> None:
+        self.db.connection.execute(
             "UPDATE entities SET aliases = ? WHERE id = ?", (json.dumps(list(aliases)), entity_id)
         )
 
-    def alias_owner(self, conn: Any, alias: str) -> int | None:
-        row = conn.execute(
+    def alias_owner(self, alias: str) -> int | None:
+        row = self.db.connection.execute(
             "SELECT entity_id FROM entity_aliases WHERE alias = ?", (alias,)
         ).fetchone()
         return None if row is None else int(row[0])
 
-    def claim_alias(self, conn: Any, alias: str, entity_id: int) -> None:
-        conn.execute(
+    def claim_alias(self, alias: str, entity_id: int) -> None:
+        self.db.connection.execute(
             "INSERT OR IGNORE INTO entity_aliases (alias, entity_id) VALUES (?, ?)",
             (alias, entity_id),
         )
 
     def find_entities(
-        self, conn: Any, pattern: str | None, entity_type: str | None, limit: int
+        self, pattern: str | None, entity_type: str | None, limit: int
     ) -> list[dict[str, Any]]:
         where, args = [], []
         if pattern is not None:
@@ -180,20 +187,20 @@ class SqliteMemories:
         if where:
             sql += " WHERE " + " AND ".join(where)
         order = f" ORDER BY e.name{self.BYTEWISE}, e.id LIMIT ?"
-        rows = conn.execute(sql + order, [*args, limit]).fetchall()
+        rows = self.db.connection.execute(sql + order, [*args, limit]).fetchall()
         return [_entity(row) for row in rows]
 
-    def of_type(self, conn: Any, names: Sequence[str], entity_type: str) -> list[str]:
+    def of_type(self, names: Sequence[str], entity_type: str) -> list[str]:
         marks = ", ".join("?" * len(names))
-        rows = conn.execute(
+        rows = self.db.connection.execute(
             f"SELECT name FROM entities WHERE name IN ({marks}) AND entity_type = ?"
             f" ORDER BY name{self.BYTEWISE}",
             [*names, entity_type],
         ).fetchall()
         return [str(row[0]) for row in rows]
 
-    def relate(self, conn: Any, from_entity: str, to_entity: str, rel_type: str, at: str) -> int:
-        cursor = conn.execute(
+    def relate(self, from_entity: str, to_entity: str, rel_type: str, at: str) -> int:
+        cursor = self.db.connection.execute(
             "INSERT INTO relations (from_entity, to_entity, rel_type, created_at)"
             " VALUES (?, ?, ?, ?)",
             (from_entity, to_entity, rel_type, at),
@@ -201,7 +208,7 @@ class SqliteMemories:
         return int(cursor.lastrowid or 0)
 
     def relations(
-        self, conn: Any, names: Sequence[str], direction: str, rel_type: str | None
+        self, names: Sequence[str], direction: str, rel_type: str | None
     ) -> list[dict[str, Any]]:
         sides = RELATION_SIDES[direction]
         marks = ", ".join("?" * len(names))
@@ -210,7 +217,7 @@ class SqliteMemories:
         if rel_type is not None:
             where = f"({where}) AND rel_type = ?"
             args.append(rel_type)
-        cursor = conn.execute(
+        cursor = self.db.connection.execute(
             "SELECT id, from_entity, to_entity, rel_type, created_at FROM relations"
             f" WHERE {where} ORDER BY id",
             args,
@@ -221,14 +228,13 @@ class SqliteMemories:
 
     def add_session(
         self,
-        conn: Any,
         session_id: str,
         summary: str,
         topics: Sequence[str],
         entity_ids: Sequence[int | str],
         created_at: str,
     ) -> int:
-        cursor = conn.execute(
+        cursor = self.db.connection.execute(
             "INSERT INTO sessions (session_id, summary, topics, entity_ids, created_at)"
             " VALUES (?, ?, ?, ?, ?)",
             (
@@ -241,8 +247,8 @@ class SqliteMemories:
         )
         return int(cursor.lastrowid or 0)
 
-    def sessions(self, conn: Any, limit: int) -> list[dict[str, Any]]:
-        cursor = conn.execute(
+    def sessions(self, limit: int) -> list[dict[str, Any]]:
+        cursor = self.db.connection.execute(
             "SELECT id, session_id, summary, topics, entity_ids, created_at FROM sessions"
             " ORDER BY id DESC LIMIT ?",
             (limit,),
@@ -253,28 +259,26 @@ class SqliteMemories:
             row["entity_ids"] = json.loads(row["entity_ids"])
         return rows
 
-    def set_preference(
-        self, conn: Any, category: str, key: str, value: Value, updated_at: str
-    ) -> None:
-        conn.execute(
+    def set_preference(self, category: str, key: str, value: Value, updated_at: str) -> None:
+        self.db.connection.execute(
             "INSERT INTO preferences (category, key, value, updated_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (category, key) DO UPDATE SET value = excluded.value,"
             " updated_at = excluded.updated_at",
             (category, key, value, updated_at),
         )
 
-    def preference(self, conn: Any, category: str, key: str) -> tuple[Value] | None:
-        row = conn.execute(
+    def preference(self, category: str, key: str) -> tuple[Value] | None:
+        row = self.db.connection.execute(
             "SELECT value FROM preferences WHERE category = ? AND key = ?", (category, key)
         ).fetchone()
         return None if row is None else (row[0],)
 
-    def preferences(self, conn: Any, category: str | None) -> list[dict[str, Any]]:
+    def preferences(self, category: str | None) -> list[dict[str, Any]]:
         sql, args = "SELECT category, key, value, updated_at FROM preferences", []
         if category is not None:
             sql, args = sql + " WHERE category = ?", [category]
         order = f" ORDER BY category{self.BYTEWISE}, key{self.BYTEWISE}"
-        return list(dict_rows(conn.execute(sql + order, args)))
+        return list(dict_rows(self.db.connection.execute(sql + order, args)))
 
 
 def _entity(row: Iterable[Any]) -> dict[str, Any]:
