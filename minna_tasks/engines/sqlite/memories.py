@@ -1,8 +1,8 @@
 """SQLite's memory operations (engines/memories.py): the SQL MinnaMemory runs.
 
 Written in the subset SQLite and PostgreSQL share (`?` parameters), so the PostgreSQL
-implementation (engines/postgres/memories.py) inherits all of it but full-text search
-and the conflict query, through its dialect's translation.
+implementation (engines/postgres/memories.py) inherits all of it, through its dialect's
+translation, but full-text search and the few spellings named on the class below.
 """
 
 from __future__ import annotations
