@@ -50,9 +50,6 @@ ALLOWED: dict[tuple[str, str], str] = {
         "constant 'm.entity = ?' / 'm.attribute = ?' clauses and the class's constant "
         "DISTINCT_VALUE and BYTEWISE; values (and the skipped type) are bound"
     ),
-    ("minna_tasks/engines/sqlite/memories.py", "SqliteMemories.entity"): (
-        "the constant SELECT_ENTITIES; the name is bound"
-    ),
     ("minna_tasks/engines/sqlite/memories.py", "SqliteMemories.entity_types"): (
         "the class's constant BYTEWISE collation clause"
     ),

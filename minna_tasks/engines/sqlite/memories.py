@@ -29,6 +29,11 @@ INSERT_MEMORY = (
 SELECT_MEMORIES = f"SELECT {', '.join(MEMORY_COLUMNS)} FROM memories"
 ENTITY_COLUMNS = ("id", "name", "entity_type", "aliases", "created_at")
 SELECT_ENTITIES = f"SELECT {', '.join(ENTITY_COLUMNS)} FROM entities"
+ENTITY_NAMED = f"{SELECT_ENTITIES} WHERE name = ?"
+ENTITY_NAMED_OR_ALIASED = (
+    f"{ENTITY_NAMED} UNION ALL SELECT e.id, e.name, e.entity_type, e.aliases, e.created_at"
+    " FROM entities e JOIN entity_aliases a ON a.entity_id = e.id WHERE a.alias = ? LIMIT 1"
+)
 # The count of each counted table, one statement per table (constant names).
 COUNT_SQL = {table: f"SELECT count(*) FROM {table}" for table in COUNTED_TABLES}
 
@@ -130,17 +135,11 @@ class SqliteMemories:
     # -- entities and relations ----------------------------------------------
 
     def entity(self, name: str, by_alias: bool = True) -> dict[str, Any] | None:
-        if not by_alias:
-            row = self.db.connection.execute(
-                f"{SELECT_ENTITIES} WHERE name = ?", (name,)
-            ).fetchone()
+        conn = self.db.connection
+        if by_alias:
+            row = conn.execute(ENTITY_NAMED_OR_ALIASED, (name, name)).fetchone()
         else:
-            row = self.db.connection.execute(
-                f"{SELECT_ENTITIES} WHERE name = ? UNION ALL SELECT e.id, e.name, e.entity_type,"
-                " e.aliases, e.created_at FROM entities e JOIN entity_aliases a"
-                " ON a.entity_id = e.id WHERE a.alias = ? LIMIT 1",
-                (name, name),
-            ).fetchone()
+            row = conn.execute(ENTITY_NAMED, (name,)).fetchone()
         return None if row is None else _entity(row)
 
     def add_entity(
