@@ -19,10 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,14 +134,32 @@ def _loop_worker(location: str, name: str, ready: Any, start: Any, done: Any) ->
     try:
         ready.put(name)
         start.wait()
+        cpu = time.process_time()
         summary = state_machine_loop(store, _sleepy, worker=name)
-        done.put(summary["completed"])
+        done.put((summary["completed"], time.process_time() - cpu))
     finally:
         store.close()
 
 
+@dataclass
+class LoopRun:
+    """One timed run of the loop: the rate and the CPU it took per task (the workers'
+    own, start-up excluded; the server's when its process can be read)."""
+
+    tasks_per_s: float
+    client_cpu_ms: float
+    server_cpu_ms: float | None
+
+
 def loop_rate(location: str, workers: int, tasks: int) -> float:
     """Tasks per second with `workers` processes (started first, timed from a start signal)."""
+    return loop_run(location, workers, tasks).tasks_per_s
+
+
+def loop_run(
+    location: str, workers: int, tasks: int, server_cpu: Callable[[], float] | None = None
+) -> LoopRun:
+    """`workers` processes working `tasks` tasks (started first, timed from a start signal)."""
     with TaskStore(location) as store:
         store.add_many([f"work {i}" for i in range(tasks)])
     ctx = mp.get_context("spawn")
@@ -152,14 +172,21 @@ def loop_rate(location: str, workers: int, tasks: int) -> float:
         p.start()
     for _ in procs:  # every process has imported and opened its store
         ready.get(timeout=300)
+    server_before = server_cpu() if server_cpu else 0.0
     began = time.perf_counter()
     start.set()
-    completed = sum(done.get(timeout=600) for _ in procs)
+    reports = [done.get(timeout=600) for _ in procs]
     elapsed = time.perf_counter() - began
+    server = server_cpu() - server_before if server_cpu else None
     for p in procs:
         p.join(timeout=60)
+    completed = sum(n for n, _ in reports)
     assert completed == tasks, (completed, tasks)
-    return tasks / elapsed
+    return LoopRun(
+        tasks / elapsed,
+        sum(cpu for _, cpu in reports) / tasks * 1000,
+        None if server is None else server / tasks * 1000,
+    )
 
 
 # -- 3. pickup latency -----------------------------------------------------------------
@@ -202,6 +229,22 @@ def pickup_latencies(url: str, count: int) -> list[float]:
 # -- running ---------------------------------------------------------------------------
 
 
+def _server_cpu(postmaster: int) -> float:
+    """CPU seconds of a server we started (Linux /proc): see `server_cpu` in main."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile: its time is in the postmaster's now
+        pid = int(stat.parent.name)
+        if pid == postmaster:
+            total += sum(int(f) for f in fields[11:15])  # own and reaped children's
+        elif int(fields[1]) == postmaster:
+            total += sum(int(f) for f in fields[11:13])  # a live backend's own
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def server_settings(url: str) -> dict[str, str]:
     import psycopg
 
@@ -222,7 +265,9 @@ def server_settings(url: str) -> dict[str, str]:
     return {name: f"{setting}{(' x ' + unit) if unit else ''}" for name, setting, unit in rows}
 
 
-def run(url_for: Any, sizes: Sizes, scratch: Path) -> dict[str, Any]:
+def run(
+    url_for: Any, sizes: Sizes, scratch: Path, server_cpu: Callable[[], float] | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     ours: list[float] = []
     bare: list[float] = []
@@ -233,22 +278,36 @@ def run(url_for: Any, sizes: Sizes, scratch: Path) -> dict[str, Any]:
         "store_cycles_per_s": round(statistics.median(ours), 1),
         "bare_skip_locked_cycles_per_s": round(statistics.median(bare), 1),
         "ratio": round(statistics.median(ours) / statistics.median(bare), 3),
+        # Each round's own ratio (store and bare measured back to back): the spread.
+        "ratio_per_round": [round(o / b, 3) for o, b in zip(ours, bare, strict=True)],
         "target": ">= 0.5",
     }
     for engine in ("postgresql", "sqlite"):
         rates: dict[int, float] = {}
+        spread: dict[str, list[float]] = {}
+        cpu: dict[str, dict[str, float | None]] = {}
         for workers in PROCESSES:
-            samples = []
+            runs = []
             for r in range(sizes.rounds):
                 if engine == "postgresql":
                     location = url_for()
                 else:
                     location = str(scratch / f"loop-{workers}-{r}.db")
-                samples.append(loop_rate(location, workers, workers * sizes.tasks_per_worker))
-            rates[workers] = statistics.median(samples)
+                measure = server_cpu if engine == "postgresql" else None
+                runs.append(loop_run(location, workers, workers * sizes.tasks_per_worker, measure))
+            rates[workers] = statistics.median(r.tasks_per_s for r in runs)
+            spread[str(workers)] = [round(r.tasks_per_s, 1) for r in runs]
+            server = [r.server_cpu_ms for r in runs if r.server_cpu_ms is not None]
+            cpu[str(workers)] = {
+                "client_ms": round(statistics.median(r.client_cpu_ms for r in runs), 2),
+                "server_ms": round(statistics.median(server), 2) if server else None,
+            }
         out[f"processes_{engine}"] = {
             "tasks_per_s": {str(k): round(v, 1) for k, v in rates.items()},
+            "tasks_per_s_per_round": spread,
             "ratio_16_to_1": round(rates[16] / rates[1], 2),
+            # CPU per task (median of rounds): the workers' own, and the server's.
+            "cpu_per_task": cpu,
             "target": ">= 8" if engine == "postgresql" else "(comparison)",
         }
     latencies = pickup_latencies(url_for(), sizes.pickups)
@@ -273,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     from tests.pg import Cluster, start_cluster
 
     cluster: Cluster | None = None
+    server_cpu: Callable[[], float] | None = None
     if args.url:
         base_url = args.url
         import psycopg
@@ -294,10 +354,18 @@ def main(argv: list[str] | None = None) -> int:
             assert cluster is not None
             return cluster.url(cluster.create_database())
 
+        def server_cpu() -> float:
+            """CPU seconds the server used so far: the postmaster, its live processes and
+            those that ended (a backend's time moves to the postmaster's when it exits)."""
+            assert cluster is not None
+            return _server_cpu(
+                int((cluster.folder / "data" / "postmaster.pid").read_text().split()[0])
+            )
+
     began = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="minna-bench-") as scratch:
-            figures = run(url_for, sizes, Path(scratch))
+            figures = run(url_for, sizes, Path(scratch), server_cpu)
         doc = {
             "server": mask_url(base_url),
             "settings": server_settings(base_url),

@@ -15,10 +15,10 @@ from contextlib import asynccontextmanager
 
 import anyio
 
+from .engines.feed import ChangeDetector, Position
 from .errors import MinnaTasksError
 from .store import TaskStore
-from .store.changes import touched
-from .store.waiting import Detector, change_detector
+from .store.changes import HELD_RECHECK, touched
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +32,17 @@ async def _relay(
     store: TaskStore,
     notify: Notify,
     stop: threading.Event,
-    detector: Detector,
-    cursor: int,
+    detector: ChangeDetector,
+    position: Position,
 ) -> None:
     """Until stopped: after each change to the file, `notify` the ids of the tasks that
     changed (nothing when only other memories changed)."""
+    held = 0  # the feed keeps changes back (see engines/feed.py Batch.held)
     while not stop.is_set():
         try:
-            if await anyio.to_thread.run_sync(detector.wait, WAIT_SLICE, stop):
-                task_ids, cursor = touched(store, cursor)
+            wait = HELD_RECHECK if held else WAIT_SLICE
+            if await anyio.to_thread.run_sync(detector.wait, wait, stop) or held:
+                task_ids, position, held, _ = touched(store, position)
                 if task_ids:
                     await notify(task_ids)
         except MinnaTasksError as e:  # e.g. the file is busy: try again, never stop serving
@@ -53,10 +55,10 @@ async def relaying(store: TaskStore, notify: Notify) -> AsyncIterator[None]:
     """Relay changes for as long as the block (the server's lifespan) lasts."""
     stop = threading.Event()
     # The starting point is taken before the server answers anything: no change is missed.
-    with change_detector(store.memory) as detector:
-        _, cursor = touched(store)
+    with store.memory.change_feed().detector() as detector:
+        position = touched(store).position
         async with anyio.create_task_group() as group:
-            group.start_soon(_relay, store, notify, stop, detector, cursor)
+            group.start_soon(_relay, store, notify, stop, detector, position)
             try:
                 yield
             finally:

@@ -36,7 +36,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/memory/database.py", "_Transaction.__exit__"): (
         "ROLLBACK TO/RELEASE minna_<depth>: an internal int counter"
     ),
-    ("minna_tasks/memory/waiting.py", "begin_immediate"): (
+    ("minna_tasks/memory/locking.py", "begin_immediate"): (
         "PRAGMA busy_timeout= int() of the store's float timeout, in milliseconds"
     ),
     ("minna_tasks/engines/sqlite/memories.py", "<module>"): (
@@ -141,6 +141,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ),
     ("minna_tasks/engines/postgres/dialect.py", "translate"): (
         "the store's own constant SQL with RETURNING id / ON CONFLICT appended"
+    ),
+    ("minna_tasks/engines/postgres/changes.py", "<module>"): (
+        "the constant AFTER condition spliced into the feed's two queries; positions are parameters"
     ),
     ("minna_tasks/engines/postgres/fulltext.py", "_search"): (
         "plainto_tsquery(?) placeholders and the constant SEARCH_VECTOR; the words are parameters"

@@ -6,8 +6,10 @@ test asserts how fast anything was (the speed is in benchmarks/waiting.py).
 
 from __future__ import annotations
 
+import ast
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -519,3 +521,51 @@ def test_any_cursor_resumes_exactly(ops: list[str]) -> None:
         # even when that newest row was deleted meanwhile (ids are never reused).
         for top, count in marks:
             assert store.changes(since=top) == log[count:]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["minna_tasks/store/changes.py", "minna_tasks/store/waiting.py", "minna_tasks/mcp_notify.py"],
+)
+def test_waiting_and_the_feed_never_ask_which_engine(path: str) -> None:
+    """Change detection and the feed's SQL are the engine's (engines/feed.py): these
+    modules neither branch on the engine nor hold the feed's SQL (docstrings may name
+    the engines)."""
+    tree = ast.parse((ROOT / path).read_text(encoding="utf-8"))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+    }
+    code = [
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
+    ]
+    code += [n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)]
+    code += [n.id for n in ast.walk(tree) if isinstance(n, ast.Name)]
+    code += [a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names]
+    code += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    found = [c for c in code if re.search(r"postgres|sqlite|data_version|FROM memories", c, re.I)]
+    assert "engine" not in code
+    assert found == []
+
+
+def test_each_engine_provides_change_detection_and_the_feed(store: TaskStore) -> None:
+    feed = store.memory.change_feed()
+    with feed.detector() as detector, store.memory.reading() as conn:
+        start = feed.position(conn, None)
+        assert not detector.changed()
+    store.add("a")
+    with feed.detector() as detector:
+        assert detector.wait(0) is False
+        store.add("b")
+        assert detector.wait(DEADLINE)
+    with store.memory.reading() as conn:
+        batch = feed.status_changes(conn, start, None, None, -1)
+        touched = feed.touched(conn, start)
+    assert [(row[1], row[3]) for row in batch.rows] == [("t-1", "pending"), ("t-2", "pending")]
+    assert batch.position > start
+    assert touched.rows == ["t-1", "t-2"]

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
+from .feed import ChangeFeed
 from .memories import MemoryOperations
 
 
@@ -90,6 +91,9 @@ class Engine(Protocol):
     @property
     def task_ops(self) -> TaskOperations:
         """The task operations on this engine (`TaskStore` runs all its SQL through them)."""
+
+    def change_feed(self) -> ChangeFeed:
+        """Change detection for waiting and the status feed (engines/feed.py)."""
 
     def close(self) -> None: ...
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 from ..defaults import DB_PATH
+from ..engines.sqlite.changes import SqliteFeed
 from ..errors import (
     MinnaTasksError,
     StoreBusy,
@@ -22,6 +23,7 @@ from ..errors import (
     StoreReadOnly,
 )
 from . import commits, fulltext
+from .locking import OnWait, begin_immediate, enter_wal
 from .schema import (
     FTS_MIGRATIONS,
     MIGRATIONS,
@@ -30,7 +32,6 @@ from .schema import (
     run_migration,
     statements,
 )
-from .waiting import OnWait, begin_immediate, enter_wal
 
 if TYPE_CHECKING:
     from ..engines.base import TaskOperations
@@ -368,6 +369,10 @@ class Database:
                     _rollback(conn)
             except sqlite3.DatabaseError as e:
                 raise _translate(e, self.path) from e
+
+    def change_feed(self) -> SqliteFeed:
+        """This engine's change detection and status feed (engines/feed.py)."""
+        return SqliteFeed(self.path, self.timeout, commits.signal_for(self.commit_key))
 
 
 def _restore_triggers(

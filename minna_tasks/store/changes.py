@@ -1,48 +1,41 @@
 """The status log as a feed: every task's status changes after a cursor, live or not.
 
-A change is a `status` row in `memories`; its memory id is the cursor. Memory ids
-only grow and are never reused (AUTOINCREMENT, schema migration 2), and commits
-happen one at a time, so a reader that remembers the highest id it has seen
-resumes exactly: nothing skipped, nothing twice.
+A change is a `status` row in `memories`; its cursor is its memory id. The engine
+(engines/feed.py) keeps the order exact: on SQLite, whose writers commit one at a
+time, memory id order; on PostgreSQL, whose ids are drawn before commit, the order in
+which the writing transactions became final. Either way a reader that resumes from
+the last cursor it saw gets every later change once: nothing skipped, nothing twice.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Generator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from time import monotonic, sleep
+from typing import TYPE_CHECKING
 
+from ..engines.feed import Batch, ChangeFeed, ChangeRow, Position
 from ..memory import to_timestamp
 from ..records import Transition, check_int, check_text
-from .waiting import change_detector
 
 if TYPE_CHECKING:
     from .task_store import TaskStore
 
 Since = int | str | datetime | None
 
-# The previous status of the same task is one seek on (entity, attribute, id).
-_SELECT = """
-SELECT m.id, m.entity,
-    (SELECT p.value FROM memories p
-     WHERE p.entity = m.entity AND p.attribute = 'status' AND p.id < m.id
-     ORDER BY p.id DESC LIMIT 1),
-    m.value, m.created_at, m.source, m.context
-FROM memories m
-WHERE m.attribute = 'status' AND m.id > :after AND m.id <= :upto
-    AND (CAST(:task AS TEXT) IS NULL OR m.entity = :task)
-    AND (CAST(:time AS TEXT) IS NULL OR m.created_at > :time)
-    AND EXISTS (SELECT 1 FROM task_current t WHERE t.id = m.entity)
-ORDER BY m.id
-LIMIT :limit
-"""
 # How many changes one read returns at most, so a long log streams in pieces.
 BATCH = 1000
 # How long a watch waits for a change before it looks at `stop` again (it also polls
 # it between data_version checks, every few milliseconds).
 WATCH_TIMEOUT = 1.0
+# How soon a watch reads again while an open transaction holds committed changes back
+# (its end may come with no notification of its own).
+HELD_RECHECK = 0.02
+# How long a one-shot read waits for transactions still open to end when they hold
+# back changes committed before it (PostgreSQL), so that a reader sees what it (or
+# anyone) committed before it asked; after that it returns what is readable.
+HOLD_WAIT = 2.0
 
 
 def parse_since(since: Since) -> tuple[int, str | None]:
@@ -56,32 +49,46 @@ def parse_since(since: Since) -> tuple[int, str | None]:
     raise TypeError(f"since must be a cursor (int) or a time, not {type(since).__name__}")
 
 
-def _read(
-    conn: sqlite3.Connection, after: int, time: str | None, task_id: str | None, limit: int
-) -> tuple[list[Transition], int]:
-    """Up to `limit` changes after the cursor, and the cursor to continue from."""
-    top = int(conn.execute("SELECT coalesce(max(id), 0) FROM memories").fetchone()[0])
-    args: dict[str, Any] = {"after": after, "upto": top, "task": task_id, "time": time}
-    # No limit is -1 for SQLite but an error for PostgreSQL: both take a huge one.
-    rows = conn.execute(_SELECT, {**args, "limit": limit if limit >= 0 else 2**62}).fetchall()
-    out = [
+def _transitions(rows: list[ChangeRow]) -> list[Transition]:
+    return [
         Transition(e, prev, to, at, actor, note, cursor=i)
         for i, e, prev, to, at, actor, note in rows
     ]
-    # A full batch may have more behind it; otherwise everything up to `top` is read.
-    return out, (out[-1].cursor or after) if len(out) == limit else max(top, after)
+
+
+def _read(
+    store: TaskStore,
+    feed: ChangeFeed,
+    after: Position,
+    time: str | None,
+    task_id: str | None,
+    limit: int,
+) -> Batch[ChangeRow]:
+    with store.memory.reading() as conn:
+        return feed.status_changes(conn, after, time, task_id, limit)
 
 
 def changes(
     store: TaskStore, since: Since = None, task_id: str | None = None, limit: int | None = None
 ) -> list[Transition]:
     """Status changes after `since` (a cursor or a time), oldest first."""
-    after, time = parse_since(since)
+    cursor, time = parse_since(since)
     if task_id is not None:
         check_text("task_id", task_id)
     cap = -1 if limit is None else check_int("limit", limit, 0)
+    feed = store.memory.change_feed()
     with store.memory.reading() as conn:
-        return _read(conn, after, time, task_id, cap)[0]
+        after = feed.position(conn, cursor)
+    first = batch = _read(store, feed, after, time, task_id, cap)
+    deadline, pause = monotonic() + HOLD_WAIT, 0.001
+    # Wait (briefly) until every change committed before the first read is readable.
+    while first.held and len(batch.rows) != cap and batch.horizon <= first.held:
+        if monotonic() > deadline:
+            break
+        sleep(pause)
+        pause = min(pause * 2, 0.05)
+        batch = _read(store, feed, after, time, task_id, cap)
+    return _transitions(batch.rows)
 
 
 def watch(
@@ -92,38 +99,35 @@ def watch(
 ) -> Generator[Transition, None, None]:
     """Status changes as they happen, until `stop` is set: first those after `since`
     (none when it is None), then each new one, from any process."""
-    after, time = parse_since(since)
+    cursor, time = parse_since(since)
     if task_id is not None:
         check_text("task_id", task_id)
-    with change_detector(store.memory) as detector:
-        if since is None:
-            with store.memory.reading() as conn:
-                after = int(conn.execute("SELECT coalesce(max(id), 0) FROM memories").fetchone()[0])
+    feed = store.memory.change_feed()
+    with feed.detector() as detector:
+        with store.memory.reading() as conn:
+            after = feed.position(conn, None if since is None else cursor)
         while True:
             while True:
-                with store.memory.reading() as conn:
-                    batch, after = _read(conn, after, time, task_id, BATCH)
-                yield from batch
-                if len(batch) < BATCH:
+                batch = _read(store, feed, after, time, task_id, BATCH)
+                after = batch.position
+                yield from _transitions(batch.rows)
+                if len(batch.rows) < BATCH:
                     break
             time = None  # the time only picks the starting point
-            while not detector.wait(WATCH_TIMEOUT, stop):
+            timeout = HELD_RECHECK if batch.held else WATCH_TIMEOUT
+            while not detector.wait(timeout, stop):
                 if stop is not None and stop.is_set():
                     return
+                if batch.held:
+                    break
 
 
-def touched(store: TaskStore, after: int | None = None) -> tuple[list[str], int]:
-    """The ids of the tasks any of whose fields changed after the cursor `after`
-    (oldest change first), and the cursor to continue from. With `after=None`: none,
-    and the cursor of now."""
+def touched(store: TaskStore, after: Position | None = None) -> Batch[str]:
+    """The ids of the tasks any of whose fields changed after the position `after`
+    (oldest change first), and the position to continue from. With `after=None`: none,
+    and the position of now."""
+    feed = store.memory.change_feed()
     with store.memory.reading() as conn:
-        top = int(conn.execute("SELECT coalesce(max(id), 0) FROM memories").fetchone()[0])
-        if after is None or after >= top:
-            return [], max(top, after or 0)
-        rows = conn.execute(
-            "SELECT m.entity FROM memories m WHERE m.id > ? AND m.id <= ?"
-            " AND EXISTS (SELECT 1 FROM task_current t WHERE t.id = m.entity)"
-            " GROUP BY m.entity ORDER BY min(m.id)",
-            (after, top),
-        ).fetchall()
-    return [row[0] for row in rows], top
+        if after is None:
+            return Batch([], feed.position(conn, None))
+        return feed.touched(conn, after)

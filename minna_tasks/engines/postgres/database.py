@@ -13,12 +13,15 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from ...errors import MinnaTasksError, StoreBusy, StoreError, StoreReadOnly
 from ...install_hint import postgres_install_hint
 from .. import mask_url
 from .dialect import MANY_ROWS, adapt, many, translate
+
+if TYPE_CHECKING:
+    from .changes import PostgresFeed
 
 # Connections inherited through fork(): kept referenced so the child never closes the
 # parent's socket by garbage-collecting them.
@@ -268,6 +271,12 @@ class PostgresDatabase:
         """Inside a write transaction: wait for any other transaction serialized under the
         same name (an advisory lock released at commit), as SQLite's one writer does."""
         self.connection.raw.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
+
+    def change_feed(self) -> PostgresFeed:
+        """This engine's change detection and status feed (engines/feed.py)."""
+        from .changes import PostgresFeed
+
+        return PostgresFeed(self)
 
     # -- schema ---------------------------------------------------------------
 
