@@ -2,10 +2,9 @@
 
 Every figure is wall time from spawn, next to a bare `python -c "import sqlite3"`
 started the same way in the same round: `minna-tasks list` on a small file,
-`minna-tasks mcp` until it answers `initialize` (answered while the SDK still
-loads) and until it answers `server/discover` (the 2026-07-28 protocol's first
-request, which the SDK itself answers), and `run` on an empty queue with one
-and with four workers.
+`minna-tasks mcp` until it answers `initialize` and until it answers
+`server/discover` (the 2026-07-28 protocol's first request; both answered while
+the SDK still loads), and `run` on an empty queue with one and with four workers.
 """
 
 from __future__ import annotations
@@ -147,6 +146,13 @@ def run_startup(res: Results, sizes: Sizes, scratch: Scratch) -> None:
         "x",
         "median of pairs",
     )
+    res.figure(
+        "start_mcp_discover_ratio",
+        "9 startup",
+        "minna-tasks mcp answers server/discover / the same bare start",
+        "x",
+        "median of pairs",
+    )
     res.figure("start_run_1", "9 startup", "run -- true, 1 worker", "ms", "empty queue")
     res.figure(
         "start_run_4",
@@ -193,6 +199,8 @@ def run_startup(res: Results, sizes: Sizes, scratch: Scratch) -> None:
         res.add("start_mcp_discover", _median(mcp["discover"]))
         pairs = zip(mcp["initialize"], mcp["bare"], strict=True)
         res.add("start_mcp_ratio", _median([t / b for t, b in pairs]))
+        pairs = zip(mcp["discover"], mcp["bare"], strict=True)
+        res.add("start_mcp_discover_ratio", _median([t / b for t, b in pairs]))
         runs = _interleaved(
             {
                 f"start_run_{n}": [
