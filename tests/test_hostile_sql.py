@@ -104,7 +104,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/engines/sqlite/tasks.py", "SqliteTasks.queue"): (
         "the claim-order query + LIMIT ?"
     ),
-    ("minna_tasks/engines/sqlite/tasks.py", "SqliteTasks.next_claimable"): (
+    ("minna_tasks/engines/sqlite/tasks.py", "SqliteTasks._first_ready"): (
         "the claim-order query + LIMIT 1 + the engine's constant lock clause"
     ),
     ("minna_tasks/engines/sqlite/tasks.py", "SqliteTasks.expired"): (

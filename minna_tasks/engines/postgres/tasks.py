@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from ...store.projection import queue_sql, sql_text
+from ...store.projection import sql_text
 from ..sqlite.tasks import SqliteTasks
 from .dependencies import RECOUNT_COUNTED
 
@@ -37,8 +37,7 @@ class PostgresTasks(SqliteTasks):
             # Then wait for the first ready row's lock, as a claim on SQLite waits for the
             # writer: under READ COMMITTED the row is re-checked once the lock is granted,
             # so one that another claim took meanwhile is passed over.
-            sql = queue_sql(initial) + " LIMIT 1" + self._lock()
-            row = self.db.connection.execute(sql).fetchone()
+            row = self._first_ready(initial, self._lock())
         return row
 
     def queue_indexed(self, initial: str) -> bool:
