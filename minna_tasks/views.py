@@ -8,7 +8,6 @@ this module as `datasette.json`.
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import sqlite3
@@ -109,6 +108,8 @@ def _contents_html(name: str, entry: dict[str, Any]) -> str:
 
     Datasette lists tables before views, alphabetically; this puts the tasks first.
     """
+    import html  # here, not at import: every command opens a store, few serve Datasette
+
     tables: dict[str, Any] = entry["tables"]
 
     def link(table: str) -> str:
