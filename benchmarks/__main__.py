@@ -214,6 +214,13 @@ def _targets(res: Results) -> None:
         "spawn to answer",
     )
     res.target(
+        "minna-tasks mcp answers server/discover (ms)",
+        med("start_mcp_discover"),
+        500.0,
+        False,
+        "spawn to answer, 2026-07-28 clients",
+    )
+    res.target(
         "run, 4 workers / 1 worker, empty queue",
         med("start_run_ratio"),
         1.5,

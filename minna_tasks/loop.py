@@ -281,12 +281,14 @@ class Summary:
 
 
 def waits_for_held(store: TaskStore, stop: threading.Event | None, pause: float) -> bool:
-    """When nothing is ready but tasks wait for dependencies and some task is held (its
-    completion may unblock them), pause briefly and return True: the loop tries again."""
-    if not store.readiness()["blocked"]:
-        return False
-    counts = store.stats()
-    if not any(counts.get(state, 0) for state in store.machine.held):
+    """After a claim found nothing ready: when a task has become ready since, or tasks
+    wait for dependencies while some task is held (its completion may unblock them),
+    pause briefly and return True: the loop tries again."""
+    with store.snapshot():  # one snapshot: a completion between two reads ends no loop
+        readiness = store.readiness()
+        counts = store.stats()
+    held = any(counts.get(state, 0) for state in store.machine.held)
+    if not readiness["ready"] and not (readiness["blocked"] and held):
         return False
     if stop is not None:
         return not stop.wait(pause)

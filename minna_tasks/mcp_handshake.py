@@ -1,11 +1,13 @@
-"""What the MCP server says about itself in `initialize`, without importing the SDK.
+"""What the MCP server says about itself in `initialize` and `server/discover`, without
+importing the SDK.
 
 Importing the `mcp` SDK takes about half a second (pydantic builds every protocol
-model), so `mcp_stdio` answers `initialize` from this module while the SDK loads,
-and the server built by `mcp_server.build_server` announces the same identity,
+model), so `mcp_stdio` answers a client's opening request (`initialize` before the
+2026-07-28 protocol, `server/discover` from it on) from this module while the SDK
+loads, and the server built by `mcp_server.build_server` announces the same identity,
 instructions and capabilities. The protocol versions come from the SDK's own
 registry (`mcp_types/version.py`, read without importing the package); tests
-compare this reply with the SDK's for every tool set and several client versions.
+compare these replies with the SDK's for every tool set and several client versions.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from typing import Any
 SERVER_NAME = "minna-tasks"
 SERVER_TITLE = "minna-tasks"
 SERVER_DESCRIPTION = "Durable, auditable task state and Minna memory on one SQLite file"
+# The 2026-07-28 per-request envelope in `params._meta` (names the spec reserves).
+PROTOCOL_VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
+CLIENT_INFO_KEY = "io.modelcontextprotocol/clientInfo"
+CLIENT_CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
+SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
 
 INSTRUCTIONS = """\
 Durable task state shared with people and other agents (one SQLite file).
@@ -51,10 +58,21 @@ def instructions(tools: str) -> str:
     }[tools]
 
 
-def capabilities(tools: str) -> dict[str, Any]:
+def capabilities(tools: str, *, modern: bool = False) -> dict[str, Any]:
     """The capabilities MCPServer announces for what build_server registers: tools,
     resources and prompts (no list changes), and `resources/subscribe` with the task
-    resources (the memory set has none)."""
+    resources (the memory set has none).
+
+    `modern` (the 2026-07-28 protocol): every change is told on `subscriptions/listen`,
+    which build_server serves for every tool set, so the SDK announces list changes
+    and subscriptions for all of them.
+    """
+    if modern:
+        return {
+            "prompts": {"listChanged": True},
+            "resources": {"listChanged": True, "subscribe": True},
+            "tools": {"listChanged": True},
+        }
     return {
         "prompts": {"listChanged": False},
         "resources": {"listChanged": False, "subscribe": tools != "memory"},
@@ -99,24 +117,44 @@ def negotiate(requested: str, versions: ModuleType) -> str:
     return requested if requested in supported else latest
 
 
+def server_info() -> dict[str, str]:
+    """Who the server is (`serverInfo`), as the SDK dumps it."""
+    return {
+        "description": SERVER_DESCRIPTION,
+        "name": SERVER_NAME,
+        "title": SERVER_TITLE,
+        "version": server_version(),
+    }
+
+
 def initialize_result(protocol_version: str, tools: str) -> dict[str, Any]:
     """The `initialize` result for a negotiated `protocol_version`, as the SDK words it."""
     return {
         "capabilities": capabilities(tools),
         "instructions": instructions(tools),
         "protocolVersion": protocol_version,
-        "serverInfo": {
-            "description": SERVER_DESCRIPTION,
-            "name": SERVER_NAME,
-            "title": SERVER_TITLE,
-            "version": server_version(),
-        },
+        "serverInfo": server_info(),
+    }
+
+
+def discover_result(tools: str, versions: ModuleType) -> dict[str, Any]:
+    """The `server/discover` result, as the SDK words it on a 2026-07-28 connection: the
+    versions it serves there, uncached (`ttlMs` 0, private: the SDK's defaults, no cache
+    hints given), and `serverInfo` stamped in `_meta`."""
+    return {
+        "cacheScope": "private",
+        "capabilities": capabilities(tools, modern=True),
+        "instructions": instructions(tools),
+        "resultType": "complete",
+        "supportedVersions": list(versions.MODERN_PROTOCOL_VERSIONS),
+        "ttlMs": 0,
+        "_meta": {SERVER_INFO_KEY: server_info()},
     }
 
 
 def early_reply(line: str, tools: str) -> dict[str, Any] | None:
-    """The reply to `line` when it is a plain `initialize` request the SDK is sure to
-    accept; None for anything else (the SDK answers it once loaded)."""
+    """The reply to `line` when it is a plain `initialize` or `server/discover` request
+    the SDK is sure to accept; None for anything else (the SDK answers it once loaded)."""
     versions = sdk_versions()
     if versions is None:
         return None
@@ -124,10 +162,14 @@ def early_reply(line: str, tools: str) -> dict[str, Any] | None:
         message = json.loads(line)
     except (ValueError, RecursionError):
         return None
-    if not _plain_initialize(message):
+    if _plain_initialize(message):
+        negotiated = negotiate(message["params"]["protocolVersion"], versions)
+        result = initialize_result(negotiated, tools)
+    elif _plain_discover(message, versions):
+        result = discover_result(tools, versions)
+    else:
         return None
-    negotiated = negotiate(message["params"]["protocolVersion"], versions)
-    return {"jsonrpc": "2.0", "id": message["id"], "result": initialize_result(negotiated, tools)}
+    return {"jsonrpc": "2.0", "id": message["id"], "result": result}
 
 
 # -- what counts as plain -----------------------------------------------------------
@@ -139,14 +181,19 @@ _OBJECT_CAPABILITIES = {"sampling", "elicitation"}  # objects of objects
 _MAP_CAPABILITIES = {"experimental", "extensions"}  # {name: object}
 
 
-def _plain_initialize(message: Any) -> bool:
+def _plain_request(message: Any, method: str) -> bool:
     if not isinstance(message, dict) or set(message) != {"jsonrpc", "id", "method", "params"}:
         return False
-    request_id, params = message["id"], message["params"]
-    if message["jsonrpc"] != "2.0" or message["method"] != "initialize":
+    request_id = message["id"]
+    if message["jsonrpc"] != "2.0" or message["method"] != method:
         return False
-    if not (isinstance(request_id, str) or type(request_id) is int):
+    return isinstance(request_id, str) or type(request_id) is int
+
+
+def _plain_initialize(message: Any) -> bool:
+    if not _plain_request(message, "initialize"):
         return False
+    params = message["params"]
     if not isinstance(params, dict) or set(params) != {
         "protocolVersion",
         "capabilities",
@@ -157,6 +204,28 @@ def _plain_initialize(message: Any) -> bool:
         isinstance(params["protocolVersion"], str)
         and _plain_client_info(params["clientInfo"])
         and _plain_capabilities(params["capabilities"])
+    )
+
+
+def _plain_discover(message: Any, versions: ModuleType) -> bool:
+    """A `server/discover` carrying nothing but the envelope, at a version the SDK
+    serves (it opens a 2026-07-28 connection; any other version is its error to give)."""
+    if not _plain_request(message, "server/discover"):
+        return False
+    params = message["params"]
+    if not isinstance(params, dict) or set(params) != {"_meta"}:
+        return False
+    meta = params["_meta"]
+    required = {PROTOCOL_VERSION_KEY, CLIENT_CAPABILITIES_KEY}
+    if not isinstance(meta, dict) or not required <= set(meta) <= {*required, CLIENT_INFO_KEY}:
+        return False
+    version = meta[PROTOCOL_VERSION_KEY]
+    served: tuple[str, ...] = getattr(versions, "MODERN_PROTOCOL_VERSIONS", ())
+    return (
+        isinstance(version, str)
+        and version in served
+        and (CLIENT_INFO_KEY not in meta or _plain_client_info(meta[CLIENT_INFO_KEY]))
+        and _plain_capabilities(meta[CLIENT_CAPABILITIES_KEY])
     )
 
 

@@ -1,12 +1,14 @@
-"""`minna-tasks mcp` on stdio: `initialize` is answered at once while the SDK loads.
+"""`minna-tasks mcp` on stdio: the opening request is answered at once while the SDK loads.
 
 Importing the `mcp` SDK takes longer than an MCP host likes to wait for its
 first answer. So this module, which imports nothing heavy, claims stdin and
-stdout, reads stdin in a thread, and answers a plain `initialize` request from
+stdout, reads stdin in a thread, and answers a plain opening request
+(`initialize`, or `server/discover` on the 2026-07-28 protocol) from
 `mcp_handshake` (the reply the SDK would send) while the main thread imports
-the SDK and builds the server. Every line read, that `initialize` included, is
-then handed to the SDK in order, so its session goes through the handshake as
-usual; its own reply to that `initialize` is dropped (and compared with ours).
+the SDK and builds the server. Every line read, that request included, is
+then handed to the SDK in order, so its session goes through the handshake (or
+picks the protocol era from the discover) as usual; its own reply to that
+request is dropped (and compared with ours).
 Requests that arrive before the SDK is ready wait in a queue, and are answered
 even when stdin ends right after them (the SDK would drop requests still running
 at the end of its input).
@@ -216,7 +218,7 @@ class Stdio:
                 self.queued_answered.set()
 
     def write(self, text: str) -> None:
-        """Write one of the SDK's messages, unless it is its reply to the `initialize`
+        """Write one of the SDK's messages, unless it is its reply to the request
         answered early: that one is dropped (a warning if it says something else)."""
         with self._lock:
             if self._early is not None and self._is_early_reply(text):
@@ -240,7 +242,7 @@ class Stdio:
         self._early = None
         if message != early:
             print(
-                "minna-tasks MCP server: warning: initialize was answered early with "
+                "minna-tasks MCP server: warning: the opening request was answered early with "
                 f"{json.dumps(early)}, but the mcp SDK answers {text.strip()}",
                 file=sys.stderr,
                 flush=True,

@@ -8,7 +8,6 @@ this module as `datasette.json`.
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import sqlite3
@@ -17,44 +16,21 @@ from typing import Any
 from urllib.parse import quote
 
 from .engines import is_postgres_url
+from .engines.task_views import spelled
 from .errors import StoreError
 from .memory import MinnaMemory
 
-VIEWS: dict[str, str] = {
-    "tasks": """SELECT id, title, description, status, priority, attempts, max_attempts,
-       owner, lease_expires_at, error, payload, result, created_at, updated_at, claim_token,
-       open_deps AS blocked_by_count
-FROM task_current ORDER BY seq""",
-    "task_transitions": """SELECT
-    m.id AS memory_id,
-    m.entity AS task_id,
-    lag(m.value) OVER w AS from_state,
-    m.value AS to_state,
-    m.created_at AS at,
-    m.source AS actor,
-    m.context AS reason,
-    round((julianday(m.created_at) - julianday(lag(m.created_at) OVER w)) * 86400.0, 3)
-        AS seconds_in_previous_state
-FROM memories m JOIN task_current t ON t.id = m.entity
-WHERE m.attribute = 'status'
-WINDOW w AS (PARTITION BY m.entity ORDER BY m.id)
-ORDER BY m.id""",
-    "task_status_counts": """SELECT status, count(*) AS count
-FROM task_current GROUP BY status ORDER BY status""",
-    "task_dependencies": """SELECT r.from_entity AS task_id, t.status AS task_status,
-    r.to_entity AS depends_on, d.status AS depends_on_status, r.created_at AS since
-FROM relations r
-LEFT JOIN task_current t ON t.id = r.from_entity
-LEFT JOIN task_current d ON d.id = r.to_entity
-WHERE r.rel_type = 'depends_on'
-ORDER BY r.id""",
-    "task_expired_leases": """SELECT id, title, status, owner, lease_expires_at,
-    round((julianday('now') - julianday(lease_expires_at)) * 86400.0, 3) AS seconds_overdue
-FROM task_current
-WHERE lease_expires_at IS NOT NULL
-  AND lease_expires_at < strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')
-ORDER BY lease_expires_at""",
+# SQLite's spelling of the expressions the engines write differently (see
+# engines/task_views.py, where the views are defined once).
+SQLITE_SPELLING = {
+    "status_text": "m.value",
+    "seconds_in_previous_state": (
+        "round((julianday(m.created_at) - julianday(lag(m.created_at) OVER w)) * 86400.0, 3)"
+    ),
+    "seconds_overdue": "round((julianday('now') - julianday(lease_expires_at)) * 86400.0, 3)",
+    "lease_overdue": "lease_expires_at < strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')",
 }
+VIEWS: dict[str, str] = spelled(SQLITE_SPELLING)
 
 METADATA_RESOURCE = "datasette.json"
 DEFAULT_DATABASE = "minna"
@@ -132,6 +108,8 @@ def _contents_html(name: str, entry: dict[str, Any]) -> str:
 
     Datasette lists tables before views, alphabetically; this puts the tasks first.
     """
+    import html  # here, not at import: every command opens a store, few serve Datasette
+
     tables: dict[str, Any] = entry["tables"]
 
     def link(table: str) -> str:

@@ -24,6 +24,8 @@ CONFORMANCE = frozenset(
         "test_store",
         "test_loop",
         "test_memory",
+        "test_memory_surface",
+        "test_memory_seam",
         "test_concurrency",
         "test_crash",
         "test_hostile",

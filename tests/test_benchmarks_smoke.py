@@ -69,6 +69,8 @@ def test_quick_run_writes_every_figure_with_its_baseline(tmp_path: Path) -> None
         "start_bare",
         "start_list",
         "start_mcp_initialize",
+        "start_mcp_discover",
+        "start_mcp_discover_ratio",
         "start_run_4",
     ):
         assert key in figures, key

@@ -23,6 +23,7 @@ from minna_tasks import (
     jsonio,
     state_machine_loop,
 )
+from minna_tasks.loop import waits_for_held
 from minna_tasks.memory import MinnaMemory, utcnow
 from minna_tasks.store import TASK_MIGRATIONS
 from minna_tasks.store.projection import queue_sql
@@ -486,6 +487,22 @@ def test_loop_waits_for_a_held_task_that_others_wait_for(db_path: Path) -> None:
     thread.join(timeout=60)
     assert not thread.is_alive()
     assert executed == [b.id]
+
+
+def test_the_loop_tries_again_when_a_task_became_ready_after_its_claim_looked(
+    store: TaskStore,
+) -> None:
+    """A completion between the loop's empty claim and its look at the queue leaves a
+    ready task and nothing blocked: the loop must try again, not end (it did, racing)."""
+    assert not waits_for_held(store, None, 0.0)  # an empty queue ends the loop
+    a = store.add("a")
+    store.add("b", depends_on=[a.id])
+    assert store.claim("elsewhere") is not None
+    assert waits_for_held(store, None, 0.0)  # b waits for a, which is held
+    store.transition(a.id, "review", actor="elsewhere")
+    store.transition(a.id, "completed", actor="elsewhere")
+    assert store.readiness() == {"ready": 1, "blocked": 0}
+    assert waits_for_held(store, None, 0.0)  # b is ready now: claim again
 
 
 def test_loop_ends_with_tasks_stranded_behind_a_failed_one(store: TaskStore) -> None:

@@ -39,25 +39,40 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/memory/locking.py", "begin_immediate"): (
         "PRAGMA busy_timeout= int() of the store's float timeout, in milliseconds"
     ),
-    ("minna_tasks/memory/api.py", "MinnaMemory.recall"): (
+    ("minna_tasks/engines/sqlite/memories.py", "<module>"): (
+        "SELECT lists from the constant MEMORY_COLUMNS / ENTITY_COLUMNS and count(*) FROM "
+        "each name of the constant COUNTED_TABLES"
+    ),
+    ("minna_tasks/engines/sqlite/memories.py", "SqliteMemories.recall"): (
         "WHERE joins constant 'entity = ?' / 'attribute = ?' clauses; values are bound"
     ),
-    ("minna_tasks/memory/api.py", "MinnaMemory.get_related"): (
-        "column names from a constant table keyed by the checked direction, each with an IN "
-        "list of '?' placeholders (one per name); the names and rel_type are bound"
+    ("minna_tasks/engines/sqlite/memories.py", "SqliteMemories.conflicting"): (
+        "constant 'm.entity = ?' / 'm.attribute = ?' clauses and the class's constant "
+        "DISTINCT_VALUE and BYTEWISE; values (and the skipped type) are bound"
     ),
-    ("minna_tasks/memory/api.py", "MinnaMemory.find_entities"): (
-        "WHERE joins constant LIKE / entity_type clauses; the pattern and type are bound"
+    ("minna_tasks/engines/sqlite/memories.py", "SqliteMemories.entity_types"): (
+        "the class's constant BYTEWISE collation clause"
     ),
-    ("minna_tasks/memory/api.py", "MinnaMemory.detect_conflicts"): (
-        "the constant TASK_TYPE and constant 'm.entity = ?' / 'm.attribute = ?' clauses; "
-        "values are bound"
+    ("minna_tasks/engines/sqlite/memories.py", "SqliteMemories.find_entities"): (
+        "WHERE joins constant LIKE / entity_type clauses (the class's constant LIKE and "
+        "BYTEWISE); the pattern and type are bound"
     ),
-    ("minna_tasks/memory/api.py", "MinnaMemory.stats"): (
-        "count(*) FROM each name of a constant tuple of our tables"
+    ("minna_tasks/engines/sqlite/memories.py", "SqliteMemories.of_type"): (
+        "an IN list of '?' placeholders, one per name, and the class's constant BYTEWISE; "
+        "names and type are bound"
     ),
-    ("minna_tasks/memory/context.py", "SessionsAndPreferences.get_preferences"): (
-        "appends a constant 'WHERE category = ?'; the value is bound"
+    ("minna_tasks/engines/sqlite/memories.py", "SqliteMemories.relations"): (
+        "column names from the constant RELATION_SIDES (the direction is checked by "
+        "MinnaMemory and looked up, never spliced), each with an IN list of '?' "
+        "placeholders; the names and rel_type are bound"
+    ),
+    ("minna_tasks/engines/sqlite/memories.py", "SqliteMemories.preferences"): (
+        "appends a constant 'WHERE category = ?' and the class's constant BYTEWISE; the "
+        "value is bound"
+    ),
+    ("minna_tasks/engines/sqlite/fulltext.py", "_search"): (
+        "column lists from the constant MEMORY_COLUMNS; the MATCH text is bound (and quoted "
+        "word by word by fts_query/any_word_query)"
     ),
     ("minna_tasks/store/projection.py", "_table_ddl"): (
         "the projection table's DDL from the constant FIELDS and QUEUE_STATE"
@@ -89,7 +104,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/engines/sqlite/tasks.py", "SqliteTasks.queue"): (
         "the claim-order query + LIMIT ?"
     ),
-    ("minna_tasks/engines/sqlite/tasks.py", "SqliteTasks.next_claimable"): (
+    ("minna_tasks/engines/sqlite/tasks.py", "SqliteTasks._first_ready"): (
         "the claim-order query + LIMIT 1 + the engine's constant lock clause"
     ),
     ("minna_tasks/engines/sqlite/tasks.py", "SqliteTasks.expired"): (
@@ -134,7 +149,8 @@ ALLOWED: dict[tuple[str, str], str] = {
         "plainto_tsquery(?) placeholders and the constant SEARCH_VECTOR; the words are parameters"
     ),
     ("minna_tasks/engines/postgres/schema.py", "<module>"): (
-        "DDL built from the constant SEARCH_TEXT"
+        "DDL built from the constant SEARCH_TEXT, and CREATE VIEW of each constant view "
+        "name with its constant SELECT (engines/task_views.py)"
     ),
     ("minna_tasks/engines/postgres/schema.py", "_latest"): (
         "the backfill's SQL, built from the constant FIELDS and IMPLIED (as SQLite's)"
@@ -156,7 +172,9 @@ def _is_formatting(node: ast.AST) -> bool:
     if isinstance(node, ast.JoinedStr):
         return any(isinstance(v, ast.FormattedValue) for v in node.values)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-        return node.func.attr == "format" and isinstance(node.func.value, ast.Constant | ast.Name)
+        return node.func.attr in ("format", "format_map") and isinstance(
+            node.func.value, ast.Constant | ast.Name
+        )
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod | ast.Add):
         return isinstance(node.left, ast.Constant | ast.JoinedStr) or isinstance(
             node.right, ast.Constant | ast.JoinedStr

@@ -22,6 +22,7 @@ from minna_tasks.mcp_memory import MEMORY_TOOLS
 from minna_tasks.mcp_server import CURRENT_URI, QUEUE_URI, STATS_URI, build_server
 
 from .conftest import dump
+from .test_mcp_server import TASK_TOOLS
 
 T = TypeVar("T")
 
@@ -58,17 +59,6 @@ READING = {
     "memory_get_context",
     "memory_stats",
     "memory_detect_conflicts",
-}
-TASK_TOOLS = {
-    "add_task",
-    "claim_task",
-    "transition_task",
-    "list_tasks",
-    "get_task",
-    "heartbeat_task",
-    "release_task",
-    "fail_task",
-    "retry_task",
 }
 
 

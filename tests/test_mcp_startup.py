@@ -1,8 +1,8 @@
-"""`minna-tasks mcp` answers `initialize` while the SDK is still loading.
+"""`minna-tasks mcp` answers `initialize` and `server/discover` while the SDK is loading.
 
 The early reply (mcp_handshake) must be the one the SDK itself sends; requests
 sent before the SDK is ready wait and get their answers; the SDK's own reply to
-that `initialize` is never sent twice; a failed SDK load is a one-line error.
+that opening request is never sent twice; a failed SDK load is a one-line error.
 Deterministic without timing: a wrapper holds the SDK's import until the test
 releases it (a FIFO), so "answered while loading" is what the test observes.
 """
@@ -17,32 +17,25 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import mcp_types
 import pytest
+from mcp.client.client import Client
+from mcp.client.session import DEFAULT_CLIENT_INFO
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.message import SessionMessage
 from mcp.types import InitializeResult, ListToolsResult, jsonrpc_message_adapter
 
-from minna_tasks import TaskStore
+from minna_tasks import TaskStore, mcp_handshake
 from minna_tasks.install_hint import mcp_install_hint
 from minna_tasks.mcp_handshake import early_reply
 from minna_tasks.mcp_server import TOOL_SETS, build_server
 
-from .test_mcp_stdio import MINNA_TASKS, run
+from .test_mcp_server import TASK_TOOLS
+from .test_mcp_stdio import MINNA_TASKS, run, text
 
 CLIENT_VERSIONS = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"]
 UNSUPPORTED = "1999-01-01"
-TASK_TOOLS = {
-    "add_task",
-    "claim_task",
-    "transition_task",
-    "list_tasks",
-    "get_task",
-    "heartbeat_task",
-    "release_task",
-    "fail_task",
-    "retry_task",
-}
 
 
 def initialize(version: str, request_id: int | str = 1, **params: Any) -> dict[str, Any]:
@@ -56,6 +49,31 @@ def initialize(version: str, request_id: int | str = 1, **params: Any) -> dict[s
             "clientInfo": {"name": "startup-test", "version": "1"},
             **params,
         },
+    }
+
+
+DEFAULT_CLIENT = DEFAULT_CLIENT_INFO.model_dump(mode="json", exclude_none=True)
+
+
+def discover(
+    version: str = "2026-07-28",
+    request_id: int | str = 0,
+    capabilities: Any = None,
+    client_info: Any = DEFAULT_CLIENT,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A `server/discover` as the SDK's `Client` sends it (the 2026-07-28 envelope)."""
+    envelope: dict[str, Any] = {
+        mcp_types.PROTOCOL_VERSION_META_KEY: version,
+        mcp_types.CLIENT_CAPABILITIES_META_KEY: {} if capabilities is None else capabilities,
+    }
+    if client_info is not None:
+        envelope[mcp_types.CLIENT_INFO_META_KEY] = client_info
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "server/discover",
+        "params": {"_meta": {**envelope, **(meta or {})}},
     }
 
 
@@ -128,6 +146,77 @@ def test_the_early_reply_is_the_sdks_reply(tmp_path: Path, tools: str) -> None:
 )
 def test_anything_but_a_plain_initialize_waits_for_the_sdk(request_: str) -> None:
     assert early_reply(request_, "all") is None
+
+
+@pytest.mark.parametrize("tools", TOOL_SETS)
+def test_the_early_discover_reply_is_the_sdks_reply(tmp_path: Path, tools: str) -> None:
+    requests = [
+        discover(),
+        discover(request_id="probe-1", client_info=None),
+        discover(
+            request_id=7,
+            capabilities={
+                "roots": {"listChanged": True},
+                "sampling": {},
+                "elicitation": {"form": {}, "url": {}},
+                "experimental": {"x": {}},
+                "extensions": {"io.example/ui": {"mode": "full"}},
+            },
+            client_info={"name": "host", "title": "A Host", "version": "2.0"},
+        ),
+    ]
+    with TaskStore(tmp_path / "t.db") as store:
+        server = build_server(store, tools)
+
+        async def replies() -> list[dict[str, Any]]:
+            return [await sdk_reply(server, r) for r in requests]
+
+        expected = run(replies)
+    for request, sdk in zip(requests, expected, strict=True):
+        ours = early_reply(json.dumps(request), tools)
+        assert ours == sdk
+    result = expected[0]["result"]
+    assert result["supportedVersions"] == ["2026-07-28"]
+    assert result["_meta"][mcp_types.SERVER_INFO_META_KEY]["name"] == "minna-tasks"
+
+
+def test_the_envelope_keys_are_the_sdks() -> None:
+    assert mcp_handshake.PROTOCOL_VERSION_KEY == mcp_types.PROTOCOL_VERSION_META_KEY
+    assert mcp_handshake.CLIENT_INFO_KEY == mcp_types.CLIENT_INFO_META_KEY
+    assert mcp_handshake.CLIENT_CAPABILITIES_KEY == mcp_types.CLIENT_CAPABILITIES_META_KEY
+    assert mcp_handshake.SERVER_INFO_KEY == mcp_types.SERVER_INFO_META_KEY
+
+
+UNUSUAL_DISCOVERS = [
+    discover("2025-11-25"),  # a handshake version in the envelope: the SDK's -32022
+    discover(UNSUPPORTED),
+    discover(2026),  # type: ignore[arg-type]
+    discover(capabilities={"tasks": {}}),
+    discover(capabilities={"roots": {"listChanged": "yes"}}),
+    discover(client_info={"name": "x"}),
+    discover(client_info={"name": "x", "version": "1", "icons": []}),
+    discover(meta={"progressToken": 1}),
+    discover(meta={"io.modelcontextprotocol/logLevel": "debug"}),
+    {**discover(), "id": True},
+    {**discover(), "params": {}},  # no envelope: not a 2026 request at all
+    {k: v for k, v in discover().items() if k != "params"},
+    {**discover(), "params": {**discover()["params"], "cursor": "x"}},
+    {
+        **discover(),
+        "params": {
+            "_meta": {
+                k: v
+                for k, v in discover()["params"]["_meta"].items()
+                if k != mcp_types.CLIENT_CAPABILITIES_META_KEY
+            }
+        },
+    },
+]
+
+
+@pytest.mark.parametrize("request_", UNUSUAL_DISCOVERS)
+def test_anything_but_a_plain_discover_waits_for_the_sdk(request_: dict[str, Any]) -> None:
+    assert early_reply(json.dumps(request_), "all") is None
 
 
 # -- a real process whose SDK import is held -------------------------------------------
@@ -288,6 +377,74 @@ def test_an_unusual_initialize_is_answered_once_by_the_sdk(tmp_path: Path) -> No
     out, err = finish(proc)
     assert [json.loads(line)["id"] for line in out.splitlines()] == [1, 2], err
     assert json.loads(out.splitlines()[0])["result"]["protocolVersion"] == "2025-06-18"
+
+
+def test_the_sdks_default_client_opens_with_discover_while_the_sdk_loads(tmp_path: Path) -> None:
+    """The SDK's `Client` probes `server/discover` at spawn (the 2026-07-28 protocol):
+    it is connected while the SDK's import is still held, and its later calls are
+    answered once the SDK is up, on the protocol the discover chose."""
+    command, fifo = held_server(tmp_path, "tasks")
+    server = StdioServerParameters(command=command[0], args=command[1:])
+
+    async def body() -> tuple[Any, Any, set[str], str]:
+        async with Client(server) as client:
+            session = client.session
+            # Connected: only the early reply can have answered (the import is held).
+            discovered, capabilities = session.discover_result, session.server_capabilities
+            await anyio.to_thread.run_sync(release, fifo)
+            tools = {t.name for t in (await client.list_tools()).tools}
+            added = await client.call_tool("add_task", {"title": "after discover"})
+            return discovered, capabilities, tools, text(added)
+
+    discovered, capabilities, tools, added = run(body)
+    assert discovered is not None
+    assert discovered.supported_versions == ["2026-07-28"]
+    assert capabilities.resources.subscribe is True
+    assert tools == TASK_TOOLS
+    assert json.loads(added)["title"] == "after discover"
+
+
+def test_discover_queued_with_requests_is_answered_once(tmp_path: Path) -> None:
+    """discover, tools/list and a tool call all arrive while the SDK loads, then stdin
+    ends: discover is answered early and once, the rest by the SDK, nothing dropped."""
+    command, fifo = held_server(tmp_path, "tasks")
+    envelope = discover()["params"]
+    add = {
+        "jsonrpc": "2.0",
+        "id": 3,
+        "method": "tools/call",
+        "params": {"name": "add_task", "arguments": {"title": "queued"}, **envelope},
+    }
+    tools_list = {**TOOLS_LIST, "params": envelope}
+    proc = raw(command, [discover(request_id=1), tools_list, add])
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    proc.stdin.close()
+    early = json.loads(proc.stdout.readline())  # answered while the import is held
+    assert early["result"]["supportedVersions"] == ["2026-07-28"]
+    release(fifo)
+    out, err = finish(proc)
+    assert proc.returncode == 0, err
+    replies = [early, *map(json.loads, out.splitlines())]
+    assert [r["id"] for r in replies] == [1, 2, 3]
+    assert {t["name"] for t in replies[1]["result"]["tools"]} == TASK_TOOLS
+    assert json.loads(replies[2]["result"]["content"][0]["text"])["title"] == "queued"
+    assert "warning" not in err  # the SDK's own reply agreed with the early one
+
+
+def test_an_unusual_discover_is_answered_once_by_the_sdk(tmp_path: Path) -> None:
+    """A discover at a handshake version is the SDK's error to give (-32022 naming the
+    version it serves), once."""
+    db = tmp_path / "t.db"
+    proc = raw([MINNA_TASKS, "--db", str(db), "mcp"], [discover("2025-11-25", request_id=1)])
+    assert proc.stdin is not None
+    proc.stdin.close()
+    out, err = finish(proc)
+    (line,) = out.splitlines()
+    reply = json.loads(line)
+    assert reply["id"] == 1, err
+    assert reply["error"]["code"] == mcp_types.UNSUPPORTED_PROTOCOL_VERSION
+    assert reply["error"]["data"]["supported"] == ["2026-07-28"]
 
 
 def test_a_given_db_is_explicit_even_when_it_matches_the_environment(tmp_path: Path) -> None:

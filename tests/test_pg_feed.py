@@ -13,7 +13,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,21 +20,11 @@ from typing import Any
 from minna_tasks import TaskStore, Transition
 from minna_tasks.store.changes import changes, touched
 
+from .test_waiting import until
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(sys.executable).with_name("minna-tasks")
 DEADLINE = 60.0
-
-
-def until(check: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
-    """Poll `check` until it returns something truthy; fail after a generous deadline."""
-    end = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def open_transaction(url: str) -> Any:
@@ -80,7 +69,7 @@ def test_a_change_committed_out_of_id_order_is_never_skipped(pg_url: str) -> Non
                 from_now.start()
                 time.sleep(0.2)  # let both watchers read the log with X still open
                 x.commit()
-                until(lambda: len(seen) >= 2 and x_id in [c.cursor for c in live], "both")
+                until(lambda: len(seen) >= 2 and x_id in [c.cursor for c in live], what="both")
                 time.sleep(0.2)  # room for a duplicate to show up, should there be one
                 stop.set()
                 watcher.join(DEADLINE)
@@ -126,7 +115,7 @@ def test_the_mcp_relay_sees_a_change_committed_out_of_id_order(pg_url: str) -> N
                 at = batch.position
                 return len(seen) >= 2 and not batch.held
 
-            until(relay, "the relay's reads")
+            until(relay, what="the relay's reads")
         finally:
             x.close()
             y.close()
@@ -206,7 +195,7 @@ def test_several_writer_processes_one_watcher_every_change_seen_once(pg_url: str
             expected = store.changes()
         # Every task was added and most were claimed and completed: a long log.
         assert len(expected) >= writers * per_writer
-        until(lambda: len(lines) >= len(expected), "the watcher to print every change")
+        until(lambda: len(lines) >= len(expected), what="the watcher to print every change")
         time.sleep(0.5)  # room for a duplicate to show up, should there be one
     finally:
         watcher.terminate()

@@ -45,6 +45,26 @@ def test_url_detection_and_masking() -> None:
     assert mask_url("postgresql://ann@h/q") == "postgresql://ann@h/q"
 
 
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        # libpq reads the credentials up to the first '@' before any '/': a raw '#' or
+        # '?' is part of the password (urlsplit would end the host there).
+        ("postgresql://ann:ab#cd@h/q", "postgresql://ann:****@h/q"),
+        ("postgresql://ann:ab?cd@h:5/q?sslmode=require", "postgresql://ann:****@h:5/q?sslmode=require"),
+        ("postgres://ann:a:b@h/q", "postgres://ann:****@h/q"),
+        ("postgresql://h/q?user=ann&password=p%20w&sslmode=require",
+         "postgresql://h/q?user=ann&password=****&sslmode=require"),
+        # Nothing to mask: the URL exactly as given (no re-encoding).
+        ("postgresql:///tasks?service=q", "postgresql:///tasks?service=q"),
+        ("postgresql://ann@h/q?application_name=a%20b", "postgresql://ann@h/q?application_name=a%20b"),
+        ("postgresql://h/db@x", "postgresql://h/db@x"),
+    ],
+)  # fmt: skip
+def test_a_password_is_masked_where_libpq_reads_one(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
 def test_one_cycle_and_the_views(pg_url: str) -> None:
     with TaskStore(pg_url) as store:
         task = store.add("hello", payload={"n": 1}, priority=2)
@@ -116,6 +136,65 @@ def test_a_locked_task_is_skipped_by_claims_and_waited_for_by_moves(pg_url: str)
             other.execute("ROLLBACK")
         assert store.get(first.id).status == "pending"
         assert store.transition(first.id, "in_progress", actor="w").owner == "w"
+
+
+def _claim_behind_a_lock(store: TaskStore, url: str, locker: Any) -> Any:
+    """Claim in a thread while `locker` holds a ready row's lock; once the claim waits on
+    that lock (pg_stat_activity says so), commit `locker`; the claim's result."""
+    got: dict[str, Any] = {}
+    claimer = threading.Thread(target=lambda: got.update(task=store.claim("w")))
+    claimer.start()
+    with raw(url) as watcher:
+        deadline = time.monotonic() + 60
+        while claimer.is_alive() and time.monotonic() < deadline:
+            waiting = watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND datname = current_database()"
+            ).fetchone()[0]
+            if waiting:
+                break
+            time.sleep(0.01)
+    locker.execute("COMMIT")
+    claimer.join(timeout=60)
+    assert not claimer.is_alive()
+    return got["task"]
+
+
+def test_a_claim_does_not_call_the_queue_empty_past_a_row_a_refused_move_locks(
+    pg_url: str,
+) -> None:
+    """SKIP LOCKED alone passed over a ready task whose row a move that would not take it
+    had locked (a refused heartbeat), and the claim said the queue was empty."""
+    with TaskStore(pg_url) as store:
+        only = store.add("only")
+        with raw(pg_url) as other:
+            other.execute("BEGIN")
+            other.execute("SELECT 1 FROM task_current WHERE id = %s FOR UPDATE", (only.id,))
+            claimed = _claim_behind_a_lock(store, pg_url, other)
+        assert claimed is not None
+        assert claimed.id == only.id
+        assert store.get(only.id).owner == "w"
+
+
+def test_a_claim_waiting_for_a_row_passes_over_it_when_another_claim_took_it(
+    pg_url: str,
+) -> None:
+    """The wait's READ COMMITTED re-check: a row claimed meanwhile (here by a plain-SQL
+    status row, whose trigger moves the projection) is not handed out twice."""
+    with TaskStore(pg_url) as store:
+        taken, ready = store.add_many(["taken", "ready"])
+        with raw(pg_url) as other:
+            other.execute("BEGIN")
+            other.execute("SELECT 1 FROM task_current FOR UPDATE")
+            other.execute(
+                "INSERT INTO memories (entity, attribute, value, source, created_at)"
+                " VALUES (%s, 'status', '\"in_progress\"', 'elsewhere', %s)",
+                (taken.id, "2026-12-01T00:00:00.000000+00:00"),
+            )
+            claimed = _claim_behind_a_lock(store, pg_url, other)
+        assert claimed is not None
+        assert claimed.id == ready.id
+        assert store.get(taken.id).status == "in_progress"
 
 
 def test_heartbeats_postponed_while_the_row_is_locked(

@@ -8,12 +8,10 @@ first use) and closes it with `ctx.call_on_close`; commands receive it with
 
 from __future__ import annotations
 
-import getpass
 import importlib
 import json
 import os
 import re
-import socket
 import sys
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -179,6 +177,9 @@ def default_worker() -> str:
     $MINNA_WORKER when set (so a CMD under `run` acts as its worker), else user@host."""
     if os.environ.get("MINNA_WORKER"):
         return os.environ["MINNA_WORKER"]
+    import getpass
+    import socket
+
     try:
         user = getpass.getuser()
     except (KeyError, OSError):

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import click
+# First of all, before the imports below take their tens of milliseconds: a password in
+# a URL on the command line goes out of the process title (`ps`), which all users see.
+from .proctitle import hide_passwords
 
-from minna_tasks import __version__
-from minna_tasks.memory import DEFAULT_TIMEOUT
+hide_passwords()
 
-from .app import DEFAULT_DB, App, MinnaGroup
+import click  # noqa: E402
+
+from minna_tasks import __version__  # noqa: E402
+from minna_tasks.memory import DEFAULT_TIMEOUT  # noqa: E402
+
+from .app import DEFAULT_DB, App, MinnaGroup  # noqa: E402
 
 # Each command is imported when it is called (see MinnaGroup): name -> module:attribute.
 COMMANDS = {

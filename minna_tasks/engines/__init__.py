@@ -7,10 +7,10 @@ PostgreSQL database, anything else a SQLite file path.
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 MASK = "****"
+_PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 
 
 def is_postgres_url(location: object) -> bool:
@@ -20,22 +20,15 @@ def is_postgres_url(location: object) -> bool:
 
 def mask_url(url: str) -> str:
     """The URL with any password (in the authority or a `password=` parameter) masked,
-    for errors, logs, `show`/`stats` output and process titles."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return re.sub(r"(://[^:/@]*:)[^@]*@", rf"\g<1>{MASK}@", url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        if ":" in userinfo:
-            user = userinfo.split(":", 1)[0]
-            netloc = f"{user}:{MASK}@{hostport}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(k.lower() == "password" for k, _ in pairs):
-            query = urlencode(
-                [(k, MASK if k.lower() == "password" else v) for k, v in pairs], safe="/"
-            )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    for errors, logs, `show`/`stats` output and process titles; anything else as given."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    # The credentials end at the first '@' before any '/', as libpq parses a URI: a
+    # password may hold a raw '#' or '?', which urlsplit would take for the URL's end.
+    userinfo = re.match(r"[^@/]*", rest)
+    head = userinfo.group(0) if userinfo else ""
+    if rest[len(head) : len(head) + 1] == "@" and ":" in head:
+        rest = f"{head.split(':', 1)[0]}:{MASK}{rest[len(head) :]}"
+    rest = _PASSWORD_PARAMETER.sub(rf"\g<1>{MASK}", rest)
+    return scheme + sep + rest

@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
 from .feed import ChangeFeed
+from .memories import MemoryOperations
 
 
 @runtime_checkable
@@ -82,8 +83,10 @@ class Engine(Protocol):
     def ensure_component(self, name: str, migrations: Sequence[str]) -> None:
         """Run a layer's numbered migrations; refuse a version newer than the code."""
 
-    def search_rows(self, conn: Any, query: str, limit: int) -> list[dict[str, Any]]:
-        """Full-text search over the memories, best first (inside a read snapshot)."""
+    @property
+    def memory_ops(self) -> MemoryOperations:
+        """The memory operations on this engine (`MinnaMemory` runs all its SQL through
+        them; full-text search is one)."""
 
     @property
     def task_ops(self) -> TaskOperations:

@@ -2,10 +2,10 @@
 
 `minna-memory` is not published on the package index, so this package
 implements its documented surface: `database` opens the file safely and runs
-transactions, `schema` holds the numbered migrations, `fulltext` the FTS5
-search, `values` the timestamps and value checks, `records` the records it
-returns, `context` session summaries and preferences, and `api` the MinnaMemory
-class itself.
+transactions, `schema` holds the numbered migrations, `values` the timestamps
+and value checks, `records` the records it returns, `context` session summaries
+and preferences, and `api` the MinnaMemory class itself. Their SQL is each
+engine's memory operations (engines/memories.py), not here.
 """
 
 from .api import ENTITY_TYPES, MinnaMemory, check_entity_type

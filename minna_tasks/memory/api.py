@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from ..engines import is_postgres_url
+from ..engines.memories import RELATION_SIDES
+from ..engines.memories import MemoryRow as MemoryRow  # TaskStore's rows (store/task_store.py)
 from ..errors import (
     AliasTaken,
     DependencyError,
@@ -16,31 +16,15 @@ from ..errors import (
     MemoryNotFound,
     UnknownEntityType,
 )
-from . import fulltext
 from .context import SessionsAndPreferences
-from .fulltext import dict_rows
 from .records import Entity, Memory
 from .values import Value, check_name, check_value, decayed, utcnow
 
-INSERT_MEMORY = (
-    "INSERT INTO memories (entity, attribute, value, source, confidence, context, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-MemoryRow = tuple[str, str, Value, str | None, float, str | None, str]
 # Relations between tasks that the task layer keeps (with counts and a log): `relate`
 # refuses them, as TaskStore.remember refuses a task's own fields.
 # The relation (and log attribute) a task waits for another by; the task layer's one name.
 DEPENDS_ON = "depends_on"
 TASK_RELATIONS = frozenset({DEPENDS_ON})
-
-
-def _tasks_among(conn: sqlite3.Connection, a: str, b: str) -> list[str]:
-    """Which of `a`, `b` are tasks (a task relation touching one would block it forever)."""
-    rows = conn.execute(
-        "SELECT name FROM entities WHERE name IN (?, ?) AND entity_type = ? ORDER BY name",
-        (a, b, TASK_TYPE),
-    ).fetchall()
-    return [str(row[0]) for row in rows]
 
 
 # The entity types the documented Minna MCP server accepts. The library itself takes
@@ -58,13 +42,6 @@ def check_entity_type(entity_type: str) -> str:
     if entity_type not in ENTITY_TYPES:
         raise UnknownEntityType(entity_type, ENTITY_TYPES, TASK_TYPE)
     return entity_type
-
-
-# The columns of `memories` a Memory is made from, in this order.
-MEMORY_COLUMNS = (
-    "id, entity, attribute, value, source, confidence, context, created_at, verified_at"
-)
-MemoryRecord = tuple[int, str, str, Value, str | None, float, str | None, str, str | None]
 
 
 def to_memory(row: Sequence[Any], half_life_days: float, now: datetime, decay: bool) -> Memory:
@@ -98,9 +75,6 @@ class MinnaMemory(SessionsAndPreferences):
     preferences come from `SessionsAndPreferences` (memory/context.py).
     `MinnaMemory("postgresql://...")` is the same memory on a PostgreSQL database.
     """
-
-    # The engine's full-text search (FTS5 here; PostgreSQL's text search there).
-    search_rows = staticmethod(fulltext.search)
 
     def __new__(cls, path: Any = None, *args: Any, **kwargs: Any) -> MinnaMemory:
         # A postgresql:// URL selects the PostgreSQL engine: the same class, with the
@@ -136,8 +110,8 @@ class MinnaMemory(SessionsAndPreferences):
             context,
             utcnow(),
         )
-        with self.transaction() as conn:
-            return int(conn.execute(INSERT_MEMORY, row).lastrowid or 0)
+        with self.transaction():
+            return self.memory_ops.append(row)
 
     def append(
         self,
@@ -154,23 +128,18 @@ class MinnaMemory(SessionsAndPreferences):
         its id (a claim's fencing token is the id of its status row)."""
         if not self._depth:
             raise RuntimeError("MinnaMemory.append needs an open transaction()")
-        return int(self.connection.execute(INSERT_MEMORY, row).lastrowid or 0)
+        return self.memory_ops.append(row)
 
     def append_rows(self, rows: Iterable[MemoryRow]) -> None:
         """Append whole pre-checked rows (entity, attribute, value, source, confidence,
         context, created_at) inside the caller's open transaction (no savepoint)."""
         if not self._depth:
             raise RuntimeError("MinnaMemory.append needs an open transaction()")
-        self.connection.executemany(INSERT_MEMORY, rows)
+        self.memory_ops.append_many(rows)
 
     def current(self, entity: str, attribute: str) -> Value:
         """The newest value of (entity, attribute), or None: one index seek."""
-        row = self.connection.execute(
-            "SELECT value FROM memories WHERE entity = ? AND attribute = ?"
-            " ORDER BY id DESC LIMIT 1",
-            (entity, attribute),
-        ).fetchone()
-        return None if row is None else row[0]
+        return self.memory_ops.current(entity, attribute)
 
     def recall(
         self,
@@ -189,21 +158,10 @@ class MinnaMemory(SessionsAndPreferences):
         """
         if half_life_days <= 0:
             raise ValueError("half_life_days must be positive")
-        where, args = [], []
-        if entity is not None:
-            where.append("entity = ?")
-            args.append(entity)
-        if attribute is not None:
-            where.append("attribute = ?")
-            args.append(attribute)
-        sql = f"SELECT {MEMORY_COLUMNS} FROM memories"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC"
         now = datetime.now(UTC)
         out: list[Memory] = []
-        with self.reading() as conn:
-            for row in conn.execute(sql, args):
+        with self.reading():
+            for row in self.memory_ops.recall(entity, attribute):
                 memory = to_memory(row, half_life_days, now, include_decay)
                 if memory.effective_confidence < min_confidence:
                     continue
@@ -220,21 +178,15 @@ class MinnaMemory(SessionsAndPreferences):
         no memory holds every word, memories holding any of them are returned.
         """
         now = datetime.now(UTC)
-        with self.reading() as conn:
-            rows = self.search_rows(conn, query, limit)
-        columns = MEMORY_COLUMNS.split(", ")
-        return [
-            to_memory([row[c] for c in columns], DEFAULT_HALF_LIFE_DAYS, now, False) for row in rows
-        ]
+        with self.reading():
+            rows = self.memory_ops.search(query, limit)
+        return [to_memory(row, DEFAULT_HALF_LIFE_DAYS, now, False) for row in rows]
 
     def verify(self, memory_id: int) -> str:
         """Mark a memory as verified now, which resets its decay; returns that time."""
         stamp = utcnow()
-        with self.transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE memories SET verified_at = ? WHERE id = ?", (stamp, memory_id)
-            )
-            if cursor.rowcount == 0:
+        with self.transaction():
+            if not self.memory_ops.verify(memory_id, stamp):
                 raise MemoryNotFound(memory_id)
         return stamp
 
@@ -268,32 +220,13 @@ class MinnaMemory(SessionsAndPreferences):
         `{"conflicts": [{"entity", "attribute", "values", "memory_ids"}]}`, values in
         the order they were first stored, ids oldest first. A task's fields are a log
         of its life, not contradicting statements: entities of type task are skipped."""
-        where = [
-            f"NOT EXISTS (SELECT 1 FROM entities e WHERE e.name = m.entity"
-            f" AND e.entity_type = '{TASK_TYPE}')"
-        ]
-        args: list[str] = []
-        with self.reading() as conn:
+        with self.reading():
             if entity is not None:
                 found = self.get_entity(entity)
-                where.append("m.entity = ?")
-                args.append(entity if found is None else found.name)
-            if attribute is not None:
-                where.append("m.attribute = ?")
-                args.append(attribute)
-            groups = conn.execute(
-                "SELECT m.entity, m.attribute FROM memories m WHERE "
-                + " AND ".join(where)
-                + " GROUP BY m.entity, m.attribute HAVING count(DISTINCT quote(m.value)) > 1"
-                " ORDER BY m.entity, m.attribute",
-                args,
-            ).fetchall()
+                entity = entity if found is None else found.name
             conflicts = []
-            for name, attr in groups:
-                rows = conn.execute(
-                    "SELECT id, value FROM memories WHERE entity = ? AND attribute = ? ORDER BY id",
-                    (name, attr),
-                ).fetchall()
+            for name, attr in self.memory_ops.conflicting(entity, attribute, TASK_TYPE):
+                rows = self.memory_ops.values(name, attr)
                 values = list({(type(v).__name__, v): v for _, v in rows}.values())
                 conflicts.append(
                     {
@@ -308,17 +241,9 @@ class MinnaMemory(SessionsAndPreferences):
     def stats(self) -> dict[str, Any]:
         """Counts of memories, entities, relations, sessions and preferences, and
         `entity_types` ({type: number of entities})."""
-        with self.reading() as conn:
-            counts: dict[str, Any] = {
-                table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-                for table in ("memories", "entities", "relations", "sessions", "preferences")
-            }
-            counts["entity_types"] = dict(
-                conn.execute(
-                    "SELECT entity_type, count(*) FROM entities"
-                    " GROUP BY entity_type ORDER BY entity_type"
-                ).fetchall()
-            )
+        with self.reading():
+            counts: dict[str, Any] = self.memory_ops.counts()
+            counts["entity_types"] = self.memory_ops.entity_types()
         return counts
 
     # -- entities and relations ---------------------------------------------
@@ -328,72 +253,37 @@ class MinnaMemory(SessionsAndPreferences):
         check_name("entity name", name)
         check_name("entity type", entity_type)
         new_aliases = [check_name("alias", a) for a in aliases or ()]
-        with self.transaction() as conn:
-            row = conn.execute(
-                "SELECT id, entity_type, aliases FROM entities WHERE name = ?", (name,)
-            ).fetchone()
+        with self.transaction():
+            row = self.memory_ops.entity(name, by_alias=False)
             if row is None:
-                cursor = conn.execute(
-                    "INSERT INTO entities (name, entity_type, aliases, created_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (name, entity_type, json.dumps(new_aliases), utcnow()),
-                )
-                entity_id = int(cursor.lastrowid or 0)
+                entity_id = self.memory_ops.add_entity(name, entity_type, new_aliases, utcnow())
             else:
-                entity_id = int(row[0])
-                if row[1] != entity_type:
-                    raise EntityTypeConflict(name, row[1], entity_type)
-                merged = list(dict.fromkeys([*json.loads(row[2]), *new_aliases]))
-                conn.execute(
-                    "UPDATE entities SET aliases = ? WHERE id = ?", (json.dumps(merged), entity_id)
-                )
+                entity_id = int(row["id"])
+                if row["entity_type"] != entity_type:
+                    raise EntityTypeConflict(name, row["entity_type"], entity_type)
+                merged = list(dict.fromkeys([*row["aliases"], *new_aliases]))
+                self.memory_ops.set_aliases(entity_id, merged)
             for alias in new_aliases:
-                owner = conn.execute(
-                    "SELECT entity_id FROM entity_aliases WHERE alias = ?", (alias,)
-                ).fetchone()
-                if owner is not None and owner[0] != entity_id:
+                owner = self.memory_ops.alias_owner(alias)
+                if owner is not None and owner != entity_id:
                     raise AliasTaken(alias)
-                conn.execute(
-                    "INSERT OR IGNORE INTO entity_aliases (alias, entity_id) VALUES (?, ?)",
-                    (alias, entity_id),
-                )
+                self.memory_ops.claim_alias(alias, entity_id)
         return entity_id
 
     def get_entity(self, name: str) -> Entity | None:
         """The entity with this name or alias, or None."""
-        with self.reading() as conn:
-            row = conn.execute(
-                "SELECT * FROM entities WHERE name = ? UNION ALL "
-                "SELECT e.* FROM entities e JOIN entity_aliases a ON a.entity_id = e.id"
-                " WHERE a.alias = ? LIMIT 1",
-                (name, name),
-            ).fetchone()
-        return None if row is None else _entity(row)
+        with self.reading():
+            row = self.memory_ops.entity(name)
+        return None if row is None else Entity(row)
 
     def find_entities(
         self, query: str | None = None, entity_type: str | None = None, limit: int = 20
     ) -> list[Entity]:
         """Entities whose name or an alias contains `query` (any case), of `entity_type`
         if given; by name."""
-        where, args = [], []
-        if query is not None:
-            pattern = (
-                "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            )
-            where.append(
-                "(e.name LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM entity_aliases a"
-                " WHERE a.entity_id = e.id AND a.alias LIKE ? ESCAPE '\\'))"
-            )
-            args += [pattern, pattern]
-        if entity_type is not None:
-            where.append("e.entity_type = ?")
-            args.append(entity_type)
-        sql = "SELECT e.* FROM entities e"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        with self.reading() as conn:
-            rows = conn.execute(sql + " ORDER BY e.name, e.id LIMIT ?", [*args, limit]).fetchall()
-        return [_entity(row) for row in rows]
+        with self.reading():
+            rows = self.memory_ops.find_entities(query, entity_type, limit)
+        return [Entity(row) for row in rows]
 
     def relate(self, from_entity: str, to_entity: str, rel_type: str) -> int:
         """Record a typed relation between two entities; returns its id."""
@@ -403,20 +293,17 @@ class MinnaMemory(SessionsAndPreferences):
             check_name("rel_type", rel_type),
             utcnow(),
         )
-        with self.transaction() as conn:
-            tasks = _tasks_among(conn, from_entity, to_entity) if rel_type in TASK_RELATIONS else []
+        with self.transaction():
+            tasks = []
+            if rel_type in TASK_RELATIONS:  # a task relation touching a task would block it
+                tasks = self.memory_ops.of_type([from_entity, to_entity], TASK_TYPE)
             if tasks:
                 which = " and ".join(tasks) + (" are tasks" if len(tasks) > 1 else " is a task")
                 raise DependencyError(
                     f"{which}: their {rel_type} relations change only through the task"
                     " commands (add --after, depend, undepend)"
                 )
-            cursor = conn.execute(
-                "INSERT INTO relations (from_entity, to_entity, rel_type, created_at)"
-                " VALUES (?, ?, ?, ?)",
-                row,
-            )
-            return int(cursor.lastrowid or 0)
+            return self.memory_ops.relate(*row)
 
     def get_related(
         self, entity: str, rel_type: str | None = None, direction: str = "both"
@@ -424,25 +311,12 @@ class MinnaMemory(SessionsAndPreferences):
         """Relations touching `entity` (a name or an alias), oldest first: each with
         `entity` (the other end), `rel_type`, `direction` ("out" or "in"), `id`,
         `created_at`, and `from_entity`/`to_entity` as stored."""
-        if direction not in ("out", "in", "both"):
+        if direction not in RELATION_SIDES:
             raise ValueError("direction must be 'out', 'in' or 'both'")
-        with self.reading() as conn:
+        with self.reading():
             found = self.get_entity(entity)
             names = {entity} if found is None else {entity, found.name}
-            marks = ", ".join("?" * len(names))
-            sides = {
-                "out": ["from_entity"],
-                "in": ["to_entity"],
-                "both": ["from_entity", "to_entity"],
-            }
-            where = " OR ".join(f"{side} IN ({marks})" for side in sides[direction])
-            args: list[str] = [n for _ in sides[direction] for n in sorted(names)]
-            if rel_type is not None:
-                where = f"({where}) AND rel_type = ?"
-                args.append(rel_type)
-            rows = list(
-                dict_rows(conn.execute(f"SELECT * FROM relations WHERE {where} ORDER BY id", args))
-            )
+            rows = self.memory_ops.relations(sorted(names), direction, rel_type)
         related = []
         for row in rows:
             out = row["from_entity"] in names and direction != "in"
@@ -460,9 +334,3 @@ class MinnaMemory(SessionsAndPreferences):
         return related
 
     get_relations = get_related  # the 0.1 name
-
-
-def _entity(row: Iterable[Any]) -> Entity:
-    entity = dict(zip(("id", "name", "entity_type", "aliases", "created_at"), row, strict=True))
-    entity["aliases"] = json.loads(entity["aliases"])
-    return Entity(entity)

@@ -5,18 +5,26 @@ The part of MinnaMemory (a subclass of this) kept apart from the fact log in api
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
+from functools import cached_property
 from typing import Any
 
+from ..engines.memories import MemoryOperations
+from ..engines.sqlite.memories import SqliteMemories
 from .database import Database
-from .fulltext import dict_rows
 from .records import SessionSummary
 from .values import Value, check_name, check_value, utcnow
 
 
 class SessionsAndPreferences(Database):
     """`summarize_session`/`get_context` and `set_preference`/`get_preferences`."""
+
+    @cached_property
+    def memory_ops(self) -> MemoryOperations:
+        """The memory operations on this engine (engines/sqlite/memories.py; the
+        PostgreSQL engine's mixin, memory/postgres.py, gives its own): all the SQL of
+        MinnaMemory runs through them."""
+        return SqliteMemories(self)
 
     # -- sessions -------------------------------------------------------------
 
@@ -32,30 +40,17 @@ class SessionsAndPreferences(Database):
         row = (
             check_name("session_id", session_id),
             _text("summary", summary),
-            json.dumps([check_name("topic", t) for t in _listed("topics", topics)]),
-            json.dumps([_entity_id(e) for e in _listed("entity_ids", entity_ids)]),
+            [check_name("topic", t) for t in _listed("topics", topics)],
+            [_entity_id(e) for e in _listed("entity_ids", entity_ids)],
             utcnow(),
         )
-        with self.transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO sessions (session_id, summary, topics, entity_ids, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                row,
-            )
-            return int(cursor.lastrowid or 0)
+        with self.transaction():
+            return self.memory_ops.add_session(*row)
 
     def get_context(self, limit: int = 5) -> list[SessionSummary]:
         """The newest session summaries, newest first."""
-        with self.reading() as conn:
-            cursor = conn.execute(
-                "SELECT id, session_id, summary, topics, entity_ids, created_at FROM sessions"
-                " ORDER BY id DESC LIMIT ?",
-                (limit,),
-            )
-            rows = list(dict_rows(cursor))
-        for row in rows:
-            row["topics"] = json.loads(row["topics"])
-            row["entity_ids"] = json.loads(row["entity_ids"])
+        with self.reading():
+            rows = self.memory_ops.sessions(limit)
         return [SessionSummary(row) for row in rows]
 
     # -- preferences ----------------------------------------------------------
@@ -67,32 +62,22 @@ class SessionsAndPreferences(Database):
         check_name("key", key)
         if value is None:
             return self.get_preference(category, key)
-        row = (category, key, check_value(value), utcnow())
-        with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO preferences (category, key, value, updated_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (category, key) DO UPDATE SET value = excluded.value,"
-                " updated_at = excluded.updated_at",
-                row,
-            )
-        return row[2]
+        stored = check_value(value)
+        with self.transaction():
+            self.memory_ops.set_preference(category, key, stored, utcnow())
+        return stored
 
     def get_preference(self, category: str, key: str, default: Value = None) -> Value:
         """The value of the preference (category, key), or `default`."""
-        with self.reading() as conn:
-            row = conn.execute(
-                "SELECT value FROM preferences WHERE category = ? AND key = ?", (category, key)
-            ).fetchone()
+        with self.reading():
+            row = self.memory_ops.preference(category, key)
         return default if row is None else row[0]
 
     def get_preferences(self, category: str | None = None) -> list[dict[str, Any]]:
         """Every preference (or one category's): {category, key, value, updated_at},
         by category then key."""
-        sql, args = "SELECT category, key, value, updated_at FROM preferences", []
-        if category is not None:
-            sql, args = sql + " WHERE category = ?", [category]
-        with self.reading() as conn:
-            return list(dict_rows(conn.execute(sql + " ORDER BY category, key", args)))
+        with self.reading():
+            return self.memory_ops.preferences(category)
 
 
 def _listed(name: str, items: Sequence[Any] | None) -> Iterator[Any]:

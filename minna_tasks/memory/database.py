@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 from ..defaults import DB_PATH
+from ..engines.sqlite import fulltext
 from ..engines.sqlite.changes import SqliteFeed
 from ..errors import (
     MinnaTasksError,
@@ -22,7 +23,7 @@ from ..errors import (
     StoreFull,
     StoreReadOnly,
 )
-from . import commits, fulltext
+from . import commits
 from .locking import OnWait, begin_immediate, enter_wal
 from .schema import (
     FTS_MIGRATIONS,

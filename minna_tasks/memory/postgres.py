@@ -1,8 +1,8 @@
 """MinnaMemory on PostgreSQL: `MinnaMemory("postgresql://...")` builds one of these.
 
 Every memory method is MinnaMemory's own, over the PostgreSQL connection and
-transactions of engines/postgres; only full-text search differs (PostgreSQL's text
-search instead of FTS5).
+transactions of engines/postgres and PostgreSQL's memory operations
+(engines/postgres/memories.py).
 """
 
 from __future__ import annotations
@@ -10,14 +10,18 @@ from __future__ import annotations
 from functools import cached_property
 
 from ..engines.base import TaskOperations
-from ..engines.postgres import fulltext
+from ..engines.memories import MemoryOperations
 from ..engines.postgres.database import PostgresDatabase
+from ..engines.postgres.memories import PostgresMemories
 
 
 class PostgresMemory(PostgresDatabase):
     """Mixed in before a MinnaMemory class (see `postgres_class`)."""
 
-    search_rows = staticmethod(fulltext.search)
+    @cached_property
+    def memory_ops(self) -> MemoryOperations:
+        """The memory operations on this engine (engines/postgres/memories.py)."""
+        return PostgresMemories(self)
 
     @cached_property
     def task_ops(self) -> TaskOperations:

@@ -6,7 +6,7 @@ import math
 import time
 from datetime import UTC, datetime
 
-Value = str | int | float | None
+from ..engines.memories import Value as Value  # what a memory holds (both engines keep it)
 
 
 def utcnow() -> str:

@@ -6,10 +6,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..memories import MEMORY_COLUMNS
 from .schema import SEARCH_VECTOR
 
+# A search result's columns (a MemoryRecord).
+_COLUMNS = ", ".join(f"m.{c}" for c in MEMORY_COLUMNS)
 
-def search(conn: Any, query: str, limit: int) -> list[dict[str, Any]]:
+
+def search(conn: Any, query: str, limit: int) -> list[Any]:
     """Memories holding every word of the query, best first; if there are none, those
     holding any of its words (ranked, so the ones holding more come first), as on
     SQLite. User text only ever reaches the server as a parameter of plainto_tsquery."""
@@ -24,12 +28,11 @@ def search(conn: Any, query: str, limit: int) -> list[dict[str, Any]]:
     return _search(conn, f"({any_word})", unique, limit)
 
 
-def _search(conn: Any, tsquery: str, args: list[Any], limit: int) -> list[dict[str, Any]]:
-    cursor = conn.execute(
-        f"SELECT m.* FROM memories m, (SELECT {tsquery} AS q) AS t"
+def _search(conn: Any, tsquery: str, args: list[Any], limit: int) -> list[Any]:
+    rows: list[Any] = conn.execute(
+        f"SELECT {_COLUMNS} FROM memories m, (SELECT {tsquery} AS q) AS t"
         f" WHERE {SEARCH_VECTOR} @@ t.q"
         f" ORDER BY ts_rank({SEARCH_VECTOR}, t.q) DESC, m.id DESC LIMIT ?",
         [*args, limit],
-    )
-    names = [d[0] for d in cursor.description or ()]
-    return [dict(zip(names, row, strict=True)) for row in cursor]
+    ).fetchall()
+    return rows

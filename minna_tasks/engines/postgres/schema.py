@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ...store.fields import FIELDS, IMPLIED, INTEGER, SOURCE
 from ...store.projection import ENTITY_TYPE, QUEUE_COLUMNS, QUEUE_STATE, TASK_ATTRIBUTES
+from .. import task_views
 from . import dependencies
 
 # The channel every committed memory write is announced on (waiting workers LISTEN).
@@ -286,47 +287,24 @@ MACHINE_DDL = """
     );
 """
 
-# The views SQLite gets from sqlite-utils, for psql and pandas (same names and columns).
-VIEWS_DDL = """
-    CREATE OR REPLACE VIEW tasks AS
-    SELECT id, title, description, status, priority, attempts, max_attempts,
-           owner, lease_expires_at, error, payload, result, created_at, updated_at,
-           claim_token, open_deps AS blocked_by_count
-    FROM task_current ORDER BY seq;
-    CREATE OR REPLACE VIEW task_transitions AS
-    SELECT
-        m.id AS memory_id,
-        m.entity AS task_id,
-        lag(m.value #>> '{}') OVER w AS from_state,
-        m.value #>> '{}' AS to_state,
-        m.created_at AS at,
-        m.source AS actor,
-        m.context AS reason,
-        round(extract(epoch FROM (m.created_at::timestamptz
-              - (lag(m.created_at) OVER w)::timestamptz))::numeric, 3)::double precision
-            AS seconds_in_previous_state
-    FROM memories m JOIN task_current t ON t.id = m.entity
-    WHERE m.attribute = 'status'
-    WINDOW w AS (PARTITION BY m.entity ORDER BY m.id)
-    ORDER BY m.id;
-    CREATE OR REPLACE VIEW task_status_counts AS
-    SELECT status, count(*) AS count FROM task_current GROUP BY status ORDER BY status;
-    CREATE OR REPLACE VIEW task_dependencies AS
-    SELECT r.from_entity AS task_id, t.status AS task_status,
-        r.to_entity AS depends_on, d.status AS depends_on_status, r.created_at AS since
-    FROM relations r
-    LEFT JOIN task_current t ON t.id = r.from_entity
-    LEFT JOIN task_current d ON d.id = r.to_entity
-    WHERE r.rel_type = 'depends_on'
-    ORDER BY r.id;
-    CREATE OR REPLACE VIEW task_expired_leases AS
-    SELECT id, title, status, owner, lease_expires_at,
-        round(extract(epoch FROM (now() - lease_expires_at::timestamptz))::numeric, 3)
-            ::double precision AS seconds_overdue
-    FROM task_current
-    WHERE lease_expires_at IS NOT NULL AND lease_expires_at::timestamptz < now()
-    ORDER BY lease_expires_at;
-"""
+# The views SQLite gets from sqlite-utils, for psql and pandas (same names and columns):
+# the one definition (engines/task_views.py) in PostgreSQL's spelling.
+POSTGRES_SPELLING = {
+    "status_text": "m.value #>> '{}'",
+    "seconds_in_previous_state": (
+        "round(extract(epoch FROM (m.created_at::timestamptz"
+        " - (lag(m.created_at) OVER w)::timestamptz))::numeric, 3)::double precision"
+    ),
+    "seconds_overdue": (
+        "round(extract(epoch FROM (now() - lease_expires_at::timestamptz))::numeric, 3)"
+        "::double precision"
+    ),
+    "lease_overdue": "lease_expires_at::timestamptz < now()",
+}
+VIEWS_DDL = "".join(
+    f"\nCREATE OR REPLACE VIEW {name} AS {sql};\n"
+    for name, sql in task_views.spelled(POSTGRES_SPELLING).items()
+)
 
 # The claim's fencing token (store/fencing.py): the projection above already has the
 # column, as every field of TASK_ATTRIBUTES; this step numbers like SQLite's.

@@ -1,14 +1,15 @@
 """The task operations on PostgreSQL: SQLite's (engines/sqlite/tasks.py, written in the
 subset both engines share and translated by the connection), with what differs here.
 
-Rows about to change are locked (`FOR UPDATE`; a claim skips rows another claim holds,
-`FOR UPDATE SKIP LOCKED`), and the dependency recount is the PL/pgSQL function of
-engines/postgres/dependencies.py.
+Rows about to change are locked (`FOR UPDATE`). A claim skips rows another claim holds
+(`FOR UPDATE SKIP LOCKED`) and waits for a lock only when it skipped every ready row. The
+dependency recount is the PL/pgSQL function of engines/postgres/dependencies.py.
 """
 
 from __future__ import annotations
 
 import builtins
+from typing import Any
 
 from ...store.projection import sql_text
 from ..sqlite.tasks import SqliteTasks
@@ -27,6 +28,17 @@ class PostgresTasks(SqliteTasks):
 
     def _skip_locked(self) -> str:
         return self.db.for_update(skip_locked=True)
+
+    def next_claimable(self, initial: str) -> Any:
+        row = super().next_claimable(initial)
+        if row is None:
+            # SKIP LOCKED also passes over a ready row locked by a move that will not take
+            # it (a refused heartbeat, a dependency edit), and the queue would look empty.
+            # Then wait for the first ready row's lock, as a claim on SQLite waits for the
+            # writer: under READ COMMITTED the row is re-checked once the lock is granted,
+            # so one that another claim took meanwhile is passed over.
+            row = self._first_ready(initial, self._lock())
+        return row
 
     def queue_indexed(self, initial: str) -> bool:
         row = self.db.connection.execute(

@@ -100,7 +100,10 @@ class SqliteTasks:
 
     def next_claimable(self, initial: str) -> Any:
         """The first ready row of the queue in claim order, or None (a claim takes it)."""
-        sql = queue_sql(initial) + " LIMIT 1" + self._skip_locked()
+        return self._first_ready(initial, self._skip_locked())
+
+    def _first_ready(self, initial: str, lock: str) -> Any:
+        sql = queue_sql(initial) + " LIMIT 1" + lock
         return self.db.connection.execute(sql).fetchone()
 
     def queue(self, initial: str, limit: int | None) -> builtins.list[Any]:

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator
 from typing import Any
+
+from ..memories import MEMORY_COLUMNS
+
+# A search result's columns (a MemoryRecord), from `memories m`.
+_COLUMNS = ", ".join(f"m.{c}" for c in MEMORY_COLUMNS)
 
 # Unindexed memories at which a committing write transaction brings the full-text index
 # up to date: the index lags by fewer rows than this, and search() covers the lag.
@@ -30,7 +34,7 @@ def any_word_query(query: str) -> str:
     return " OR ".join(f'"{token}"' for token in dict.fromkeys(re.findall(r"\w+", query)))
 
 
-def search(conn: sqlite3.Connection, query: str, limit: int) -> list[dict[str, Any]]:
+def search(conn: sqlite3.Connection, query: str, limit: int) -> list[Any]:
     """Best matches first, inside the caller's read transaction (a pure read).
 
     Memories holding every word of the query; if there are none, those holding any of
@@ -43,17 +47,16 @@ def search(conn: sqlite3.Connection, query: str, limit: int) -> list[dict[str, A
     return _search(conn, any_word_query(query), limit)
 
 
-def _search(conn: sqlite3.Connection, match: str, limit: int) -> list[dict[str, Any]]:
+def _search(conn: sqlite3.Connection, match: str, limit: int) -> list[Any]:
     if not match:
         return []
     upto, top = indexed_range(conn)
     if top <= upto:
-        cursor = conn.execute(
-            "SELECT m.* FROM memories_fts JOIN memories m ON m.id = memories_fts.rowid"
+        return conn.execute(
+            f"SELECT {_COLUMNS} FROM memories_fts JOIN memories m ON m.id = memories_fts.rowid"
             " WHERE memories_fts MATCH ? ORDER BY rank, m.id DESC LIMIT ?",
             (match, limit),
-        )
-        return list(dict_rows(cursor))
+        ).fetchall()
     # The newest memories are not in the index yet: search them from a temporary
     # one (temp tables are writable even on a read-only file).
     conn.execute("DROP TABLE IF EXISTS temp.memories_fts_tail")
@@ -66,22 +69,21 @@ def _search(conn: sqlite3.Connection, match: str, limit: int) -> list[dict[str, 
             " SELECT id, entity, attribute, value FROM memories WHERE id > ?",
             (upto,),
         )
-        cursor = conn.execute(
+        # SELECT * (then the rank dropped here): naming the columns outside the union
+        # keeps SQLite from merging the two ordered halves (~35% slower).
+        rows = conn.execute(
             "SELECT * FROM ("
-            " SELECT m.*, f.rank AS fts_rank FROM memories_fts f"
+            f" SELECT {_COLUMNS}, f.rank AS fts_rank FROM memories_fts f"
             " JOIN memories m ON m.id = f.rowid WHERE memories_fts MATCH ?1"
             " UNION ALL"
-            " SELECT m.*, t.rank FROM temp.memories_fts_tail t"
+            f" SELECT {_COLUMNS}, t.rank FROM temp.memories_fts_tail t"
             " JOIN memories m ON m.id = t.rowid WHERE memories_fts_tail MATCH ?1"
             ") ORDER BY fts_rank, id DESC LIMIT ?2",
             (match, limit),
-        )
-        rows = list(dict_rows(cursor))
+        ).fetchall()
     finally:
         conn.execute("DROP TABLE IF EXISTS temp.memories_fts_tail")
-    for row in rows:
-        del row["fts_rank"]
-    return rows
+    return [row[:-1] for row in rows]
 
 
 def indexed_range(conn: sqlite3.Connection) -> tuple[int, int]:
@@ -106,9 +108,3 @@ def index_backlog(conn: sqlite3.Connection, least: int = 1) -> None:
             (upto,),
         )
         conn.execute("UPDATE memories_fts_state SET indexed_upto = ? WHERE id = 1", (top,))
-
-
-def dict_rows(cursor: sqlite3.Cursor) -> Iterator[dict[str, Any]]:
-    names = [d[0] for d in cursor.description]
-    for row in cursor:
-        yield dict(zip(names, row, strict=True))
