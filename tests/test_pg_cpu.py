@@ -117,3 +117,36 @@ def test_dependency_functions_are_plpgsql_and_still_count(pg_url: str) -> None:
         nxt = store.claim("w")
         assert nxt is not None
         assert nxt.id == b.id
+
+
+def test_a_store_migrated_before_the_plpgsql_functions_is_upgraded(pg_url: str) -> None:
+    """A database at task schema 5 (SQL-language dependency functions) gets migration 6
+    on open, its counts and tasks kept."""
+    from minna_tasks.engines.postgres import dependencies, schema
+
+    with TaskStore(pg_url) as store:
+        a = store.add("a")
+        b = store.add("b", depends_on=[a.id])
+    old_functions = dependencies.MIGRATION[
+        dependencies.MIGRATION.index("CREATE OR REPLACE FUNCTION task_deps_recount(") : (
+            dependencies.MIGRATION.index("CREATE OR REPLACE FUNCTION task_deps_relations()")
+        )
+    ].replace("task_deps_recount(", "task_deps_recount_listed(")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(old_functions)
+        conn.execute("UPDATE schema_components SET version = 5 WHERE name = 'tasks'")
+        assert conn.execute(
+            "SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang"
+            " WHERE p.proname = 'task_deps_dependents'"
+        ).fetchone() == ("sql",)
+    with TaskStore(pg_url) as store:
+        assert store.get(b.id).blocked_by == (a.id,)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        version = conn.execute(
+            "SELECT version FROM schema_components WHERE name = 'tasks'"
+        ).fetchone()
+        assert version == (len(schema.COMPONENTS["tasks"]),)
+        assert conn.execute(
+            "SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang"
+            " WHERE p.proname = 'task_deps_dependents'"
+        ).fetchone() == ("plpgsql",)
