@@ -16,9 +16,9 @@ from typing import Any
 from urllib.parse import quote
 
 from .engines import is_postgres_url
+from .engines.base import Connected
 from .engines.task_views import spelled
 from .errors import StoreError
-from .memory import MinnaMemory
 
 # SQLite's spelling of the expressions the engines write differently (see
 # engines/task_views.py, where the views are defined once).
@@ -36,14 +36,12 @@ METADATA_RESOURCE = "datasette.json"
 DEFAULT_DATABASE = "minna"
 
 
-def ensure_views(memory: MinnaMemory) -> None:
+def ensure_views(memory: Connected) -> None:
     """Create or update the views with sqlite-utils, idempotently.
 
     Called by TaskStore on every writable open, so it must be cheap: when the
     views are current it runs one read of `sqlite_master` and writes nothing.
     """
-    if memory.engine != "sqlite":
-        return  # the other engines create their views in their own migrations
     if _stale(memory.connection):
         # Several processes may open the file at once: BEGIN IMMEDIATE serialises
         # them, and create_view(replace=True) re-reads the schema under the lock,

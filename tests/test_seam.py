@@ -75,6 +75,22 @@ def test_the_store_never_asks_which_engine() -> None:
     assert (asked, named) == ([], [])
 
 
+def test_only_the_engines_compare_an_engine_name() -> None:
+    """Outside minna_tasks/engines, nothing decides by `x.engine == "..."`: what differs
+    between engines is an operation of theirs (views.ensure_views asked until now)."""
+    found = []
+    for path in sorted((ROOT / "minna_tasks").rglob("*.py")):
+        if "engines" in path.relative_to(ROOT / "minna_tasks").parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Compare) and any(
+                isinstance(side, ast.Attribute) and side.attr == "engine"
+                for side in (node.left, *node.comparators)
+            ):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found == []
+
+
 @pytest.mark.parametrize("front", FRONTS)
 def test_no_front_reaches_past_the_store(front: str) -> None:
     text = (ROOT / front).read_text(encoding="utf-8")

@@ -142,6 +142,10 @@ class TaskOperations(Protocol):
     def index_queue(self, initial: str) -> bool:
         """Make the claim index cover the machine's queue state; True if it was rebuilt."""
 
+    def ensure_views(self) -> None:
+        """Make the task views current (on a writable open); a no-op where migrations
+        keep them."""
+
     # history and as-of reads
     def status_log(self, task_id: str, log_attribute: str) -> list[Any]: ...
 

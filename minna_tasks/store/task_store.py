@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from .. import defaults, views
+from .. import defaults
 from ..engines.base import TaskOperations
 from ..errors import (
     DependencyError,
@@ -93,7 +93,7 @@ class TaskStore:
             self.machine = self._file_machine(machine)
             self._done = dependencies.done_states(self.machine)
             if not self.memory.readonly:
-                views.ensure_views(self.memory)
+                self._ops.ensure_views()
                 self._sync_done_states()
         except BaseException:
             self.close()

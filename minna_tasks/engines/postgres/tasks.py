@@ -40,6 +40,9 @@ class PostgresTasks(SqliteTasks):
             row = self._first_ready(initial, self._lock())
         return row
 
+    def ensure_views(self) -> None:
+        """Nothing to do: PostgreSQL's views are made by its schema migrations."""
+
     def queue_indexed(self, initial: str) -> bool:
         row = self.db.connection.execute(
             "SELECT indexdef FROM pg_catalog.pg_indexes WHERE schemaname = current_schema()"

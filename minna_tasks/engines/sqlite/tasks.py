@@ -82,6 +82,11 @@ class SqliteTasks:
     def __init__(self, db: Connected) -> None:
         self.db = db
 
+    def ensure_views(self) -> None:
+        from ... import views  # sqlite-utils loads only when a view is out of date
+
+        views.ensure_views(self.db)
+
     # -- row locks: none on SQLite, whose write transaction excludes every other writer
 
     def _lock(self) -> str:
