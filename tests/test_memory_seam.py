@@ -4,7 +4,6 @@ their SQL differs (conflicts, case, order), and the task views defined once."""
 
 from __future__ import annotations
 
-import ast
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from minna_tasks.engines.task_views import VIEW_TEMPLATES, spelled
 from minna_tasks.views import SQLITE_SPELLING, VIEWS
 
 from .pg import Cluster
+from .test_seam import code_strings
 
 ROOT = Path(__file__).resolve().parent.parent
 # The memory API's modules: the rules and the documented surface, no SQL.
@@ -51,28 +51,9 @@ def test_both_implementations_have_every_operation() -> None:
         assert MemoryOperations not in ops.__mro__
 
 
-def _string_constants(path: Path) -> list[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    docstrings = {
-        id(node.body[0].value)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
-        and node.body
-        and isinstance(node.body[0], ast.Expr)
-        and isinstance(node.body[0].value, ast.Constant)
-    }
-    return [
-        node.value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Constant)
-        and isinstance(node.value, str)
-        and id(node) not in docstrings
-    ]
-
-
 def test_the_memory_api_holds_no_sql_and_never_names_an_engine() -> None:
     for module in API_MODULES:
-        texts = _string_constants(ROOT / module)
+        texts = code_strings(ROOT / module)
         assert texts, module  # the scan reads something
         assert [t for t in texts if any(w in t.upper() for w in SQL_WORDS)] == [], module
         assert [t for t in texts if t in ("sqlite", "postgresql")] == [], module

@@ -10,27 +10,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
 
 from minna_tasks import TaskStore
 
-DEADLINE = 60.0
-
-
-def until(check: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
-    """Poll `check` until it returns something truthy; fail after a generous deadline."""
-    end = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
+from .test_waiting import DEADLINE, until
 
 
 def listeners(url: str) -> list[tuple[int, str]]:
@@ -58,7 +44,7 @@ def test_waits_reuse_one_listener_connection_and_still_wake(pg_url: str) -> None
 
             waiter = threading.Thread(target=wait)
             waiter.start()
-            until(lambda: listeners(pg_url), "the waiter to listen")
+            until(lambda: listeners(pg_url), what="the waiter to listen")
             add_from_another_process(pg_url, f"job {i}")  # a commit from another backend
             waiter.join(DEADLINE)
             assert got["task"] is not None
@@ -70,7 +56,7 @@ def test_waits_reuse_one_listener_connection_and_still_wake(pg_url: str) -> None
         assert store.claim("w", wait=0.05) is None
         assert [p for p, _ in listeners(pg_url)] == [pid]
     # Closing the store closes the kept listener too.
-    until(lambda: not listeners(pg_url), "the kept listener to close")
+    until(lambda: not listeners(pg_url), what="the kept listener to close")
 
 
 def test_a_kept_listener_does_not_listen_between_waits(pg_url: str) -> None:

@@ -29,6 +29,7 @@ from minna_tasks import MinnaMemory, Task, TaskStore, Transition, state_machine_
 from minna_tasks.memory import SCHEMA_VERSION
 
 from .conftest import file_digest, unchanged
+from .test_seam import code_strings
 
 ROOT = Path(__file__).resolve().parent.parent
 OLD_FILE = Path(__file__).with_name("data") / "minna-0.1-tasks.sqlite"
@@ -532,18 +533,7 @@ def test_waiting_and_the_feed_never_ask_which_engine(path: str) -> None:
     modules neither branch on the engine nor hold the feed's SQL (docstrings may name
     the engines)."""
     tree = ast.parse((ROOT / path).read_text(encoding="utf-8"))
-    docstrings = {
-        id(node.body[0].value)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
-        and node.body
-        and isinstance(node.body[0], ast.Expr)
-    }
-    code = [
-        n.value
-        for n in ast.walk(tree)
-        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
-    ]
+    code = code_strings(ROOT / path)
     code += [n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)]
     code += [n.id for n in ast.walk(tree) if isinstance(n, ast.Name)]
     code += [a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names]

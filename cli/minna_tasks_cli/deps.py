@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from minna_tasks import Task
+
 from .app import App, emit_json, json_option, pass_app
 
 ACTOR = click.option(
@@ -23,10 +25,7 @@ ACTOR = click.option(
 def depend(app: App, task_id: str, on: str, actor: str, as_json: bool) -> None:
     """Make TASK_ID wait until OTHER is completed (refused if it closes a cycle)."""
     task = app.store(create=False).depend(task_id, on, actor=actor)
-    if as_json:
-        emit_json(task.to_dict())
-    else:
-        click.echo(_waits(task.id, task.depends_on, task.blocked_by))
+    _report(task, as_json)
 
 
 @click.command()
@@ -38,17 +37,20 @@ def depend(app: App, task_id: str, on: str, actor: str, as_json: bool) -> None:
 def undepend(app: App, task_id: str, on: str, actor: str, as_json: bool) -> None:
     """Stop TASK_ID waiting for OTHER."""
     task = app.store(create=False).undepend(task_id, on, actor=actor)
+    _report(task, as_json)
+
+
+def _report(task: Task, as_json: bool) -> None:
+    """The task after a dependency change: as JSON, or what it waits for now."""
     if as_json:
         emit_json(task.to_dict())
-    else:
-        click.echo(_waits(task.id, task.depends_on, task.blocked_by))
-
-
-def _waits(task_id: str, depends_on: tuple[str, ...], blocked_by: tuple[str, ...]) -> str:
-    if not depends_on:
-        return f"{task_id}: depends on nothing"
-    state = f"blocked by {', '.join(blocked_by)}" if blocked_by else "ready"
-    return f"{task_id}: depends on {', '.join(depends_on)} ({state})"
+        return
+    if not task.depends_on:
+        click.echo(f"{task.id}: depends on nothing")
+        return
+    blocked = task.blocked_by
+    state = f"blocked by {', '.join(blocked)}" if blocked else "ready"
+    click.echo(f"{task.id}: depends on {', '.join(task.depends_on)} ({state})")
 
 
 @click.command()

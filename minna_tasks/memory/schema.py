@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import sqlite3
 
+from ..engines.memories import MEMORY_COLUMNS
+
 # Numbered migrations: MIGRATIONS[n] takes the file from version n to n + 1.
 # PRAGMA user_version records how many have run.
 MIGRATIONS: tuple[str, ...] = (
@@ -151,17 +153,7 @@ FTS_MIGRATIONS: tuple[str, ...] = (
 # Tables this module owns, with the columns it relies on. A file that has a table
 # of the same name with other columns belongs to another tool: we refuse it.
 OWN_TABLES: dict[str, set[str]] = {
-    "memories": {
-        "id",
-        "entity",
-        "attribute",
-        "value",
-        "source",
-        "confidence",
-        "context",
-        "created_at",
-        "verified_at",
-    },
+    "memories": set(MEMORY_COLUMNS),
     "entities": {"id", "name", "entity_type", "aliases", "created_at"},
     "relations": {"id", "from_entity", "to_entity", "rel_type", "created_at"},
     "sessions": {"id", "session_id", "summary", "topics", "created_at"},
