@@ -23,6 +23,7 @@ from minna_tasks_cli.main import cli
 
 from minna_tasks import (
     ClaimSuperseded,
+    MinnaMemory,
     Task,
     TaskStore,
     TransitionConflict,
@@ -83,6 +84,40 @@ def test_a_claim_token_is_the_id_of_the_claims_status_row(store: TaskStore, db_p
     assert second.claim_token == status_row_id(db_path, "t-2")
     assert second.claim_token > first.claim_token
     assert store.get("t-1") == first  # what claim returned is what the file holds
+
+
+def test_a_claim_token_is_the_cursor_of_the_claims_status_change(store: TaskStore) -> None:
+    # Both engines: the claim's status row has the id the token names, and its rows
+    # (status, lease, token) were written in that order.
+    store.add_many(["a", "b"])
+    for task_id in ("t-1", "t-2"):
+        claimed = store.claim("w")
+        assert claimed is not None
+        assert claimed.id == task_id
+        assert claimed.claim_token == store.history(task_id)[-1].cursor
+        facts = store.facts(task_id)
+        assert [f["attribute"] for f in facts[-3:]] == ["status", "lease_expires_at", "claim_token"]
+        assert facts[-1]["value"] == claimed.claim_token
+        assert store.get(task_id) == claimed
+
+
+def test_append_claim_writes_the_status_rows_id_into_the_token_row(memory: MinnaMemory) -> None:
+    # A row before the status row too (a claim event that resets attempts writes one).
+    at = "2026-01-01T00:00:00.000000+00:00"
+    rows = [
+        ("e", "attempts", 0, "w", 1.0, None, at),
+        ("e", "status", "in_progress", "w", 1.0, "claimed", at),
+        ("e", "lease_expires_at", "x", "w", 1.0, None, at),
+        ("e", "claim_token", None, "w", 1.0, None, at),
+    ]
+    for status in (1, 0):
+        with memory.transaction():
+            token = memory.append_claim(rows[1 - status :], status, 3 - (1 - status))
+        written = sorted(memory.recall("e", limit=None), key=lambda m: m.id)[-4 + (1 - status) :]
+        assert [m.attribute for m in written] == [r[1] for r in rows[1 - status :]]
+        assert written[status].id == token
+        assert written[-1].value == token
+        assert [m.value for m in written[:-1]] == [r[2] for r in rows[1 - status : -1]]
 
 
 def test_a_new_claim_of_the_same_task_gets_a_greater_token(store: TaskStore) -> None:

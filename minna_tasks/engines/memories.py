@@ -57,6 +57,10 @@ class MemoryOperations(Protocol):
     def append_many(self, rows: Iterable[MemoryRow]) -> None:
         """Append many memories in one go (a task move's triples)."""
 
+    def append_claim(self, rows: Sequence[MemoryRow], status: int, token: int) -> int:
+        """Append `rows` in order, rows[token]'s value replaced by the id rows[status]
+        gets (status < token: a claim's fencing token, store/fencing.py); returns that id."""
+
     def current(self, entity: str, attribute: str) -> Value:
         """The newest value of (entity, attribute), or None."""
 

@@ -130,6 +130,13 @@ class MinnaMemory(SessionsAndPreferences):
             raise RuntimeError("MinnaMemory.append needs an open transaction()")
         return self.memory_ops.append(row)
 
+    def append_claim(self, rows: Sequence[MemoryRow], status: int, token: int) -> int:
+        """Append whole pre-checked rows inside the caller's open transaction, rows[token]'s
+        value being the id rows[status] gets (a claim's fencing token); returns that id."""
+        if not self._depth:
+            raise RuntimeError("MinnaMemory.append needs an open transaction()")
+        return self.memory_ops.append_claim(rows, status, token)
+
     def append_rows(self, rows: Iterable[MemoryRow]) -> None:
         """Append whole pre-checked rows (entity, attribute, value, source, confidence,
         context, created_at) inside the caller's open transaction (no savepoint)."""

@@ -621,16 +621,15 @@ class TaskStore:
                 after.append((tid, name, value, actor, 1.0, None, stamp))
                 changes[name] = value
         if event.holder == "take":
-            # The claim's token is the id of its status row (ids only grow): the rows up
-            # to it go first, the status row alone to learn its id.
-            status_row = rows.pop()
-            if rows:
-                self.memory.append_rows(rows)
-            token = changes["claim_token"] = self.memory.append_row(status_row)
-            rows = [*after, (tid, fencing.ATTRIBUTE, token, actor, 1.0, None, stamp)]
+            # The claim's token is the id of its status row (ids only grow), written in
+            # the same append (the engine learns the id as it goes).
+            status_at = len(rows) - 1
+            rows.extend(after)
+            rows.append((tid, fencing.ATTRIBUTE, None, actor, 1.0, None, stamp))
+            changes["claim_token"] = self.memory.append_claim(rows, status_at, len(rows) - 1)
         else:
             rows.extend(after)
-        self.memory.append_rows(rows)
+            self.memory.append_rows(rows)
         return make_task({**task.__dict__, **changes})
 
     def _append(self, task: Task, facts: Sequence[Fact], stamp: str) -> Task:

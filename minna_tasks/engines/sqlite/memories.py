@@ -60,6 +60,18 @@ class SqliteMemories:
     def append_many(self, rows: Iterable[MemoryRow]) -> None:
         self.db.connection.executemany(INSERT_MEMORY, rows)
 
+    def append_claim(self, rows: Sequence[MemoryRow], status: int, token: int) -> int:
+        # The rows up to the status row, the status row alone to learn its id, the rest.
+        conn = self.db.connection
+        if status:
+            conn.executemany(INSERT_MEMORY, rows[:status])
+        found = int(conn.execute(INSERT_MEMORY, rows[status]).lastrowid or 0)
+        rest = list(rows[status + 1 :])
+        e, a, _, s, c, ctx, at = rest[token - status - 1]
+        rest[token - status - 1] = (e, a, found, s, c, ctx, at)
+        conn.executemany(INSERT_MEMORY, rest)
+        return found
+
     def current(self, entity: str, attribute: str) -> Value:
         row = self.db.connection.execute(
             "SELECT value FROM memories WHERE entity = ? AND attribute = ?"
