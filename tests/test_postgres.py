@@ -101,6 +101,9 @@ def test_claims_run_at_read_committed_whatever_the_server_default(
         with store.memory.transaction() as conn:
             level = conn.execute("SHOW transaction_isolation").fetchone()[0]
         assert level == "read committed"
+        # A claim is one statement in a transaction of its own: the session's default.
+        level = store.memory.connection.execute("SHOW transaction_isolation").fetchone()[0]
+        assert level == "read committed"
         store.add_many([f"t{i}" for i in range(200)])
         got: list[str] = []
         errors: list[BaseException] = []
@@ -583,6 +586,36 @@ def test_a_claim_token_is_the_id_of_the_claims_status_row(pg_url: str) -> None:
         )
     with TaskStore(pg_url) as store:
         assert store.get(task.id).claim_token == 77
+
+
+def test_a_claim_in_one_statement_joins_an_open_transaction(pg_url: str) -> None:
+    """The claim is one statement (its own transaction) unless a transaction is open:
+    then it is part of it, and undone with it."""
+    with TaskStore(pg_url) as store:
+        store.add_many(["a", "b"])
+        seen: list[Any] = []
+
+        def claim_then_fail() -> None:
+            with store.transaction():
+                claimed = store.claim("w")
+                seen.extend([claimed, store.get("t-1")])
+                raise RuntimeError("undo")
+
+        with pytest.raises(RuntimeError):
+            claim_then_fail()
+        assert seen[0] is not None
+        assert seen[0].id == "t-1"
+        assert seen[1] == seen[0]
+        assert store.get("t-1").status == "pending"
+        assert all(f["attribute"] != "claim_token" for f in store.facts("t-1"))
+        again = store.claim("w")
+        assert again is not None
+        assert again.id == "t-1"
+        assert again.claim_token == store.history("t-1")[-1].cursor
+        with raw(pg_url) as conn:
+            assert conn.execute(
+                "SELECT status, owner, claim_token FROM task_current WHERE id = 't-1'"
+            ).fetchone() == ("in_progress", "w", again.claim_token)
 
 
 def test_dependency_counts_follow_plain_sql_on_postgresql(pg_url: str) -> None:

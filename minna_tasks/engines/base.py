@@ -116,6 +116,17 @@ class TaskOperations(Protocol):
     def next_claimable(self, initial: str) -> Any:
         """The next ready row in claim order that no other claim holds; or None."""
 
+    # Whether claim_next can claim in one statement (PostgreSQL; SQLite claims in one
+    # write transaction anyway, whose statements cost no round trips).
+    claims_at_once: bool
+
+    def claim_next(self, initial: str, rows: Sequence[Any]) -> tuple[Any, int] | None:
+        """Outside a transaction, or inside one: take the next claimable row (as
+        next_claimable) and append `rows` for it (memories rows, their entity the task
+        claimed, the first its status row, the last its token row: the value being the
+        status row's id), in one statement, its own transaction when none is open.
+        (row, token); None when no row was free (claim the usual way then)."""
+
     def queue(self, initial: str, limit: int | None) -> list[Any]: ...
 
     def rows(

@@ -577,6 +577,39 @@ class TaskStore:
     ) -> Task:
         """Append the status row and the triples of the event's effects (inside a
         transaction); returns the task as it now stands."""
+        rows, changes = self._effects(
+            task,
+            event,
+            actor,
+            note,
+            lease_seconds=lease_seconds,
+            result_json=result_json,
+            error=error,
+            attempts=attempts,
+        )
+        if event.holder == "take":
+            # The claim's token is the id of its status row (ids only grow), written in
+            # the same append (the engine learns the id as it goes): the last row.
+            status_at = next(i for i, row in enumerate(rows) if row[1] == "status")
+            changes["claim_token"] = self.memory.append_claim(rows, status_at, len(rows) - 1)
+        else:
+            self.memory.append_rows(rows)
+        return make_task({**task.__dict__, **changes})
+
+    def _effects(
+        self,
+        task: Task,
+        event: Event,
+        actor: str | None,
+        note: str | None,
+        *,
+        lease_seconds: float = defaults.LEASE_SECONDS,
+        result_json: str | None = None,
+        error: str | None = None,
+        attempts: int | None = None,
+    ) -> tuple[builtins.list[MemoryRow], dict[str, Any]]:
+        """The rows a move appends and the fields they change (a claim's last row is its
+        token's, its value still to be learnt)."""
         now = now_micros()
         stamp = format_micros(now)
         tid = task.id
@@ -620,17 +653,10 @@ class TaskStore:
             if (changes[name] if name in changes else getattr(task, name)) != value:
                 after.append((tid, name, value, actor, 1.0, None, stamp))
                 changes[name] = value
+        rows.extend(after)
         if event.holder == "take":
-            # The claim's token is the id of its status row (ids only grow), written in
-            # the same append (the engine learns the id as it goes).
-            status_at = len(rows) - 1
-            rows.extend(after)
             rows.append((tid, fencing.ATTRIBUTE, None, actor, 1.0, None, stamp))
-            changes["claim_token"] = self.memory.append_claim(rows, status_at, len(rows) - 1)
-        else:
-            rows.extend(after)
-            self.memory.append_rows(rows)
-        return make_task({**task.__dict__, **changes})
+        return rows, changes
 
     def _append(self, task: Task, facts: Sequence[Fact], stamp: str) -> Task:
         """Write `facts` (inside a transaction) and return `task` with them applied by the
@@ -722,12 +748,36 @@ class TaskStore:
         worker = check_text("worker", worker)
         lease = check_lease(lease_seconds)
         step = self.machine.event(self.machine.initial, self.machine.claimed, "claim")
+        if self._ops.claims_at_once:
+            claimed = self._claim_at_once(worker, step, lease)
+            if claimed is not None:
+                return claimed
         with self.memory.transaction():
             # PostgreSQL: the first row no other claim holds (FOR UPDATE SKIP LOCKED).
             row = self._ops.next_claimable(self.machine.initial)
             if row is None:
                 return None
             return self._move(self._task(row), step, worker, "claimed", lease_seconds=lease)
+
+    def _claim_at_once(self, worker: str, step: Event, lease: float) -> Task | None:
+        """A claim in one statement where the engine offers it (PostgreSQL): the next
+        claimable row taken and its rows appended at once, so they must not depend on
+        which task it is: the event keeps the attempts and the claimed state implies the
+        owner. None: claim the usual way (nothing claimable without waiting, or another
+        machine)."""
+        if step.attempts != "keep" or "owner" not in fields.implied(step.target, worker):
+            return None
+        rows, changes = self._effects(_UNHELD, step, worker, "claimed", lease_seconds=lease)
+        found = self._ops.claim_next(self.machine.initial, rows)
+        if found is None:
+            return None
+        row, changes["claim_token"] = found
+        if row[len(COLUMNS)]:  # its dependencies are read in a snapshot of their own
+            with self.memory.reading():
+                task = self._task(row)
+        else:
+            task = self._task(row)
+        return make_task({**task.__dict__, **changes})
 
     def changes(
         self, since: int | str | datetime | None = None, task_id: str | None = None
@@ -930,6 +980,11 @@ def _check_fits(ops: TaskOperations, machine: StateMachine) -> None:
     }
     if stranded:
         raise MachineInUse(stranded)
+
+
+# The task a claim in one statement plans for: any queued task nobody holds (only what
+# _effects reads of it for a claim). Its rows' entity is the task the engine claims.
+_UNHELD = make_task({"id": "", "attempts": 0, "owner": None, "lease_expires_at": None})
 
 
 def _after(now: int, seconds: float) -> str:

@@ -169,6 +169,9 @@ class PostgresDatabase:
         try:
             # Bounded waits for row locks, so a stuck holder surfaces as StoreBusy.
             raw.execute(f"SET lock_timeout = '{int(self.timeout * 1000)}ms'")
+            # For the writes that are one statement (a claim: one_statement()), set here
+            # as the transaction() sets it: never the server's default.
+            raw.execute("SET default_transaction_isolation = 'read committed'")
             if self.synchronous == "NORMAL":
                 pass  # the server's synchronous_commit applies
             self._migrate()
@@ -270,6 +273,18 @@ class PostgresDatabase:
                 raise
             finally:
                 self._depth, self._write = 0, False
+
+    @contextmanager
+    def one_statement(self) -> Iterator[Connection]:
+        """A write that is one statement: inside the open write transaction, or its own
+        (autocommit, under the READ COMMITTED set at connect), sparing BEGIN and COMMIT."""
+        with self._lock:
+            conn = self.connection
+            if self.readonly:
+                raise StoreReadOnly(f"{self.path} is read-only; nothing was written", self.path)
+            if self._depth and not self._write:
+                raise StoreError(f"{self.path}: a write inside a read snapshot", self.path)
+            yield conn
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:

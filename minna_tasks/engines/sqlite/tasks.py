@@ -107,6 +107,12 @@ class SqliteTasks:
         """The first ready row of the queue in claim order, or None (a claim takes it)."""
         return self._first_ready(initial, self._skip_locked())
 
+    claims_at_once = False
+
+    def claim_next(self, initial: str, rows: Sequence[Any]) -> tuple[Any, int] | None:
+        """Not on SQLite (see TaskOperations.claims_at_once)."""
+        return None
+
     def _first_ready(self, initial: str, lock: str) -> Any:
         sql = queue_sql(initial) + " LIMIT 1" + lock
         return self.db.connection.execute(sql).fetchone()
