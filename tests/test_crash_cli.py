@@ -47,19 +47,20 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     )
 
 
-def killpg(proc: subprocess.Popen[str]) -> None:
+def killpg(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """SIGKILL the whole group; the (stdout, stderr) it printed."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    proc.communicate(timeout=60)
+    output = proc.communicate(timeout=60)
     # Wait until every process of the group (spawned workers) is gone.
     deadline = time.monotonic() + 30
     while True:
         try:
             os.killpg(proc.pid, 0)
         except ProcessLookupError:
-            return
+            return output
         assert time.monotonic() < deadline, "a worker survived SIGKILL"
         time.sleep(0.005)
 
@@ -85,8 +86,8 @@ def test_sigkill_minna_tasks_run_at_random_moments(db_path: Path, tmp_path: Path
             time.sleep(0.005)
         assert proc.poll() is None, proc.communicate()
         time.sleep(rng.random() * 0.15)
-        killpg(proc)
-        assert proc.returncode == -signal.SIGKILL
+        output = killpg(proc)
+        assert proc.returncode == -signal.SIGKILL, output
         with TaskStore(db_path) as store:
             held = store.list(status=HELD)
             assert all((t.owner or "").startswith(f"r{round_no}") for t in held), held
