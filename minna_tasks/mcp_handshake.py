@@ -64,18 +64,19 @@ def capabilities(tools: str, *, modern: bool = False) -> dict[str, Any]:
     resources (the memory set has none).
 
     `modern` (the 2026-07-28 protocol): every change is told on `subscriptions/listen`,
-    which build_server serves for every tool set, so the SDK announces list changes
-    and subscriptions for all of them.
+    which build_server serves for the sets with task resources, so the SDK announces
+    list changes and subscriptions for those; the memory set has nothing to listen to.
     """
+    listen = tools != "memory"
     if modern:
         return {
-            "prompts": {"listChanged": True},
-            "resources": {"listChanged": True, "subscribe": True},
-            "tools": {"listChanged": True},
+            "prompts": {"listChanged": listen},
+            "resources": {"listChanged": listen, "subscribe": listen},
+            "tools": {"listChanged": listen},
         }
     return {
         "prompts": {"listChanged": False},
-        "resources": {"listChanged": False, "subscribe": tools != "memory"},
+        "resources": {"listChanged": False, "subscribe": listen},
         "tools": {"listChanged": False},
     }
 

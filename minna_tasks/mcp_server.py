@@ -508,7 +508,8 @@ def build_server(store: TaskStore, tools: str = "all") -> MCPServer:
         instructions=instructions(tools),
         version=server_version(),
         log_level="WARNING",
-        subscriptions=bus,
+        # The memory set has no resources to subscribe to: no `subscriptions/listen`.
+        subscriptions=False if tools == "memory" else bus,
         lifespan=None if tools == "memory" else _notifying(store, bus, subscribers),
     )
     readers = server.readers = _Readers(store)

@@ -31,7 +31,17 @@ CLI = str(Path(sys.executable).with_name("minna-tasks"))
 ROUNDS = 30
 HELD = ("in_progress", "review")
 # Ids ending in 3 always fail; ids ending in 7 fail verification on their first attempt.
-COMMAND = 'touch "$READY"; case "$MINNA_TASK_ID" in *3) exit 1;; esac'
+# The sentinel (the lowest priority, so taken last) waits until its round's RELEASE file
+# exists: a run that worked through the whole queue is still running when it is killed.
+# Without it a fast machine drained 40 tasks within the kill's random delay and the run
+# exited on its own.
+COMMAND = (
+    'touch "$READY"; '
+    'if [ "$MINNA_TASK_TITLE" = sentinel ]; then '
+    'until [ -e "$RELEASE" ]; do sleep 0.02; done; fi; '
+    'case "$MINNA_TASK_ID" in *3) exit 1;; esac'
+)
+SENTINEL = {"title": "sentinel", "priority": -1, "max_attempts": 1000}
 VERIFY = '[ "$MINNA_TASK_ATTEMPT" -gt 1 ] || case "$MINNA_TASK_ID" in *7) exit 1;; esac'
 
 
@@ -47,19 +57,20 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     )
 
 
-def killpg(proc: subprocess.Popen[str]) -> None:
+def killpg(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """SIGKILL the whole group; the (stdout, stderr) it printed."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    proc.communicate(timeout=60)
+    output = proc.communicate(timeout=60)
     # Wait until every process of the group (spawned workers) is gone.
     deadline = time.monotonic() + 30
     while True:
         try:
             os.killpg(proc.pid, 0)
         except ProcessLookupError:
-            return
+            return output
         assert time.monotonic() < deadline, "a worker survived SIGKILL"
         time.sleep(0.005)
 
@@ -68,12 +79,14 @@ def killpg(proc: subprocess.Popen[str]) -> None:
 def test_sigkill_minna_tasks_run_at_random_moments(db_path: Path, tmp_path: Path) -> None:
     rng = random.Random(17)
     with TaskStore(db_path) as store:
+        sentinel = store.add(**SENTINEL).id
         store.add_many([{"title": f"cli {i}", "max_attempts": 4} for i in range(150)])
     recovered = 0
     for round_no in range(ROUNDS):
         ready = tmp_path / f"ready{round_no}"
+        release = tmp_path / f"release{round_no}"
         workers = 2 if round_no % 4 == 3 else 1
-        env = {**os.environ, "READY": str(ready)}
+        env = {**os.environ, "READY": str(ready), "RELEASE": str(release)}
         proc = cli(
             "--db", str(db_path), "run", "--workers", str(workers), "--lease", "60",
             "--worker", f"r{round_no}", "--verify", VERIFY, "--", COMMAND,
@@ -85,8 +98,9 @@ def test_sigkill_minna_tasks_run_at_random_moments(db_path: Path, tmp_path: Path
             time.sleep(0.005)
         assert proc.poll() is None, proc.communicate()
         time.sleep(rng.random() * 0.15)
-        killpg(proc)
-        assert proc.returncode == -signal.SIGKILL
+        output = killpg(proc)
+        release.touch()  # a sentinel the kill left running (its own session) ends
+        assert proc.returncode == -signal.SIGKILL, output
         with TaskStore(db_path) as store:
             held = store.list(status=HELD)
             assert all((t.owner or "").startswith(f"r{round_no}") for t in held), held
@@ -101,7 +115,7 @@ def test_sigkill_minna_tasks_run_at_random_moments(db_path: Path, tmp_path: Path
     # A last, unkilled run drains the queue; it reports the tasks that failed.
     done = subprocess.run(
         [CLI, "--db", str(db_path), "run", "--verify", VERIFY, "--", COMMAND],
-        env={**os.environ, "READY": str(tmp_path / "last")},
+        env={**os.environ, "READY": str(tmp_path / "last"), "RELEASE": str(tmp_path)},
         capture_output=True,
         text=True,
         timeout=300,
@@ -110,6 +124,7 @@ def test_sigkill_minna_tasks_run_at_random_moments(db_path: Path, tmp_path: Path
     assert done.returncode == 1, done.stderr  # ids ending in 3 failed
     with TaskStore(db_path) as store:
         check_final(store)
+        assert store.get(sentinel).status == "completed"
         for task in store.list():
             expected = "failed" if task.id.endswith("3") else None
             assert expected is None or task.status == expected

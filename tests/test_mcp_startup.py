@@ -178,6 +178,10 @@ def test_the_early_discover_reply_is_the_sdks_reply(tmp_path: Path, tools: str) 
     result = expected[0]["result"]
     assert result["supportedVersions"] == ["2026-07-28"]
     assert result["_meta"][mcp_types.SERVER_INFO_META_KEY]["name"] == "minna-tasks"
+    # The memory set has no resources: it announces no subscriptions or list changes.
+    listen = tools != "memory"
+    assert result["capabilities"]["resources"]["subscribe"] is listen
+    assert result["capabilities"]["tools"]["listChanged"] is listen
 
 
 def test_the_envelope_keys_are_the_sdks() -> None:
