@@ -618,6 +618,38 @@ def test_a_claim_in_one_statement_joins_an_open_transaction(pg_url: str) -> None
             ).fetchone() == ("in_progress", "w", again.claim_token)
 
 
+def test_a_move_whose_row_changes_under_it_is_decided_again(pg_url: str) -> None:
+    """A move is a read and one statement that writes only if the row (locked by that
+    statement) is unchanged: a change committed in between, here by a plain-SQL writer
+    holding the row, sends it the usual, locked way, which sees the change."""
+    with TaskStore(pg_url) as store:
+        store.add("a")
+        claimed = store.claim("w")
+        assert claimed is not None
+        with raw(pg_url) as other:
+            other.execute("BEGIN")
+            other.execute(
+                "INSERT INTO memories (entity, attribute, value, created_at)"
+                " VALUES ('t-1', 'priority', '7', '2030-01-01')"
+            )
+            moved: list[Any] = []
+            mover = threading.Thread(
+                target=lambda: moved.append(
+                    store.transition("t-1", "review", actor="w", token=claimed.claim_token)
+                )
+            )
+            mover.start()
+            time.sleep(0.3)  # the move reads, then waits for the row
+            assert not moved
+            other.execute("COMMIT")
+            mover.join(timeout=60)
+        assert moved[0].status == "review"
+        assert moved[0].priority == 7  # decided again on the row as it now stands
+        assert store.get("t-1") == moved[0]
+        statuses = [t.to_state for t in store.history("t-1")]
+        assert statuses == ["pending", "in_progress", "review"]
+
+
 def test_dependency_counts_follow_plain_sql_on_postgresql(pg_url: str) -> None:
     """The PL/pgSQL triggers keep deps/open_deps right for writers that bypass the store."""
     with TaskStore(pg_url) as store:

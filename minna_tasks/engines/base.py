@@ -116,8 +116,8 @@ class TaskOperations(Protocol):
     def next_claimable(self, initial: str) -> Any:
         """The next ready row in claim order that no other claim holds; or None."""
 
-    # Whether claim_next can claim in one statement (PostgreSQL; SQLite claims in one
-    # write transaction anyway, whose statements cost no round trips).
+    # Whether claim_next and append_if_unchanged write in one statement (PostgreSQL;
+    # SQLite writes in one write transaction anyway, whose statements cost no round trips).
     claims_at_once: bool
 
     def claim_next(self, initial: str, rows: Sequence[Any]) -> tuple[Any, int] | None:
@@ -126,6 +126,15 @@ class TaskOperations(Protocol):
         claimed, the first its status row, the last its token row: the value being the
         status row's id), in one statement, its own transaction when none is open.
         (row, token); None when no row was free (claim the usual way then)."""
+
+    def peek(self, task_id: str) -> Any:
+        """The task's row read as one statement of its own (no lock; or in the open
+        transaction); None when there is no such task."""
+
+    def append_if_unchanged(self, row: Sequence[Any], rows: Sequence[Any]) -> bool:
+        """Append memories `rows` (their entity the task's) in one statement, only if the
+        task's projection row, locked by it, still holds `row` (as peek read it): False
+        when it does not (or the engine cannot: claims_at_once False)."""
 
     def queue(self, initial: str, limit: int | None) -> list[Any]: ...
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import builtins
 import os
 import threading
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, suppress
 from dataclasses import replace
 from datetime import datetime
@@ -22,6 +22,7 @@ from ..errors import (
     InvalidTransition,
     MachineInUse,
     MachineMismatch,
+    MinnaTasksError,
     MissingRole,
     NotRetryable,
     TaskExists,
@@ -530,14 +531,54 @@ class TaskStore:
         if expected is not None:
             expected = self.machine.check_state(expected)
         result_json = dump_json("result", result)
-        with self.memory.transaction():
-            task = self._require(task_id)
+
+        def decide(task: Task) -> tuple[Event, str | None]:
             fencing.check_token(task, token, self.machine)
             self._check_expected(task, expected, None if force else actor)
             step = self.machine.event(task.status, to_state, event, task_id)
             if force and actor != task.owner and task.status in self.machine.held:
-                note = f"forced (held by {task.owner})" + (f": {note}" if note else "")
-            return self._apply(task, step, actor, note, result_json=result_json, error=error)
+                return step, f"forced (held by {task.owner})" + (f": {note}" if note else "")
+            return step, note
+
+        if self._ops.claims_at_once and not self.memory.in_write:
+            moved = self._move_at_once(task_id, decide, actor, result_json, error)
+            if moved is not None:
+                return moved
+        with self.memory.transaction():
+            task = self._require(task_id)
+            step, why = decide(task)
+            return self._apply(task, step, actor, why, result_json=result_json, error=error)
+
+    def _move_at_once(
+        self,
+        task_id: str,
+        decide: Callable[[Task], tuple[Event, str | None]],
+        actor: str | None,
+        result_json: str | None,
+        error: str | None,
+    ) -> Task | None:
+        """A move as a read and one conditional statement (PostgreSQL: no BEGIN, no COMMIT,
+        no row lock between them): its rows are appended only if the task's row, locked
+        by that statement, still holds what was read and decided on. None: move it the
+        usual way (the row changed meanwhile, the task has dependencies or is not there,
+        the move is refused or takes a claim: that path decides and says why, under
+        the row's lock)."""
+        row = self._ops.peek(task_id)
+        if row is None or row[len(COLUMNS)]:
+            return None
+        task = task_from_row(row)
+        try:
+            step, why = decide(task)
+        except MinnaTasksError:
+            return None
+        if step.holder == "take":
+            return None
+        try:
+            return self._apply(
+                task, step, actor, why, result_json=result_json, error=error, expect=row
+            )
+        except _Changed:
+            return None
 
     def _check_expected(self, task: Task, expected: str | None, actor: str | None) -> None:
         if expected is not None and task.status != expected:
@@ -574,9 +615,12 @@ class TaskStore:
         result_json: str | None = None,
         error: str | None = None,
         attempts: int | None = None,
+        expect: Sequence[Any] | None = None,
     ) -> Task:
         """Append the status row and the triples of the event's effects (inside a
-        transaction); returns the task as it now stands."""
+        transaction; or with `expect`, the row the task was read as, in one statement
+        that writes only if the row still holds it, else _Changed); returns the task as
+        it now stands."""
         rows, changes = self._effects(
             task,
             event,
@@ -587,7 +631,10 @@ class TaskStore:
             error=error,
             attempts=attempts,
         )
-        if event.holder == "take":
+        if expect is not None:
+            if event.holder == "take" or not self._ops.append_if_unchanged(expect, rows):
+                raise _Changed
+        elif event.holder == "take":
             # The claim's token is the id of its status row (ids only grow), written in
             # the same append (the engine learns the id as it goes): the last row.
             status_at = next(i for i, row in enumerate(rows) if row[1] == "status")
@@ -681,9 +728,11 @@ class TaskStore:
         *,
         result_json: str | None = None,
         error: str | None = None,
+        expect: Sequence[Any] | None = None,
     ) -> Task:
-        """Apply one event (inside a transaction). An attempt-counting event goes to the
-        failed state instead of back to the queue once attempts are used up."""
+        """Apply one event (inside a transaction, or with `expect`, see _move). An
+        attempt-counting event goes to the failed state instead of back to the queue
+        once attempts are used up."""
         attempts = task.attempts
         if event.counts_attempt:
             attempts += 1
@@ -694,7 +743,14 @@ class TaskStore:
                     note = f"{note}; {used}" if note else used
                     event = routed
         return self._move(
-            task, event, actor, note, attempts=attempts, error=error, result_json=result_json
+            task,
+            event,
+            actor,
+            note,
+            attempts=attempts,
+            error=error,
+            result_json=result_json,
+            expect=expect,
         )
 
     def _held_event(self, task: Task, name: str, to_state: str | None = None) -> Event:
@@ -980,6 +1036,10 @@ def _check_fits(ops: TaskOperations, machine: StateMachine) -> None:
     }
     if stranded:
         raise MachineInUse(stranded)
+
+
+class _Changed(Exception):
+    """A move in one statement found the task's row changed since it was read."""
 
 
 # The task a claim in one statement plans for: any queued task nobody holds (only what

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
-from ...store.projection import queue_sql, sql_text
+from ...store.fields import FIELDS, INTEGER
+from ...store.projection import COLUMNS, SELECT_BY_ID, queue_sql, sql_text
 from ..sqlite.tasks import SqliteTasks
 from .dependencies import RECOUNT_COUNTED
 
@@ -62,6 +63,25 @@ class PostgresTasks(SqliteTasks):
         if row is None:
             return None
         return row[:-1], int(row[-1])
+
+    def peek(self, task_id: str) -> Any:
+        db = cast("PostgresDatabase", self.db)
+        with db.one_statement() as conn:
+            return conn.execute(SELECT_BY_ID, (task_id,)).fetchone()
+
+    def append_if_unchanged(self, row: Sequence[Any], rows: Sequence[Any]) -> bool:
+        """A guarded move in one statement: its rows appended only if the task's row, locked
+        FOR UPDATE within it, still equals `row` (under READ COMMITTED a row changed by
+        another transaction meanwhile is compared as it now stands)."""
+        from psycopg.types.json import Jsonb
+
+        params = [row[0], *row]
+        params += [
+            v if i != 1 or v is None else Jsonb(v) for r in rows for i, v in enumerate(r[1:])
+        ]
+        db = cast("PostgresDatabase", self.db)
+        with db.one_statement() as conn:
+            return bool(conn.execute(_move_sql(len(rows)), params).fetchall())
 
     def ensure_views(self) -> None:
         """Nothing to do: PostgreSQL's views are made by its schema migrations."""
@@ -114,4 +134,31 @@ def _claim_sql(initial: str, count: int) -> str:
         f" FROM claimed, token, (VALUES {values})"
         " AS v (n, attribute, value, source, confidence, context, created_at))"
         " SELECT claimed.*, token.id FROM claimed, token"
+    )
+
+
+# The columns SELECT_TASK reads (the projection's, then the dependency count), each with
+# its type: what a move in one statement compares the row with.
+_READ = [
+    (name, "bigint" if name in FIELDS and FIELDS[name].kind == INTEGER else "text")
+    for name in COLUMNS
+] + [("deps", "bigint")]
+
+
+@lru_cache(maxsize=16)
+def _move_sql(count: int) -> str:
+    """`count` memories rows appended for a task only if its row (locked) still equals
+    the one read (SELECT_TASK's columns); returns the new rows' ids (none: changed)."""
+    names = ", ".join(name for name, _ in _READ)
+    read = ", ".join(f"?::{kind}" for _, kind in _READ)
+    first = "(0, ?::text, ?::jsonb, ?::text, ?::float8, ?::text, ?::text)"
+    values = ", ".join([first] + [f"({n}, ?, ?, ?, ?, ?, ?)" for n in range(1, count)])
+    return (
+        "WITH locked AS (SELECT id FROM task_current WHERE id = ?"
+        f" AND ({names}) IS NOT DISTINCT FROM ({read}) FOR UPDATE)"
+        " INSERT INTO memories (entity, attribute, value, source, confidence, context,"
+        " created_at) SELECT locked.id, v.attribute, v.value, v.source, v.confidence,"
+        f" v.context, v.created_at FROM locked, (VALUES {values})"
+        " AS v (n, attribute, value, source, confidence, context, created_at)"
+        " RETURNING id"
     )

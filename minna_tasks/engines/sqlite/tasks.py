@@ -113,6 +113,13 @@ class SqliteTasks:
         """Not on SQLite (see TaskOperations.claims_at_once)."""
         return None
 
+    def peek(self, task_id: str) -> Any:
+        return self.db.connection.execute(SELECT_BY_ID, (task_id,)).fetchone()
+
+    def append_if_unchanged(self, row: Sequence[Any], rows: Sequence[Any]) -> bool:
+        """Not on SQLite (see TaskOperations.claims_at_once)."""
+        return False
+
     def _first_ready(self, initial: str, lock: str) -> Any:
         sql = queue_sql(initial) + " LIMIT 1" + lock
         return self.db.connection.execute(sql).fetchone()
