@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
-from ...store.fields import FIELDS, INTEGER
-from ...store.projection import COLUMNS, SELECT_BY_ID, queue_sql, sql_text
+from ...store.projection import SELECT_BY_ID, queue_sql, sql_text
 from ..sqlite.tasks import SqliteTasks
 from .dependencies import RECOUNT_COUNTED
 
@@ -65,17 +64,20 @@ class PostgresTasks(SqliteTasks):
         return row[:-1], int(row[-1])
 
     def peek(self, task_id: str) -> Any:
+        """SELECT_TASK's row, then the row version's xmin (what append_if_unchanged
+        compares: any change to the row, by anyone, makes a new version)."""
         db = cast("PostgresDatabase", self.db)
         with db.one_statement() as conn:
-            return conn.execute(SELECT_BY_ID, (task_id,)).fetchone()
+            return conn.execute(PEEK, (task_id,)).fetchone()
 
     def append_if_unchanged(self, row: Sequence[Any], rows: Sequence[Any]) -> bool:
         """A guarded move in one statement: its rows appended only if the task's row, locked
-        FOR UPDATE within it, still equals `row` (under READ COMMITTED a row changed by
-        another transaction meanwhile is compared as it now stands)."""
+        FOR UPDATE within it, is still the version `row` was read from (under READ
+        COMMITTED a row changed by another transaction meanwhile is checked as it now
+        stands)."""
         from psycopg.types.json import Jsonb
 
-        params = [row[0], *row]
+        params = [row[0], row[-1]]
         params += [
             v if i != 1 or v is None else Jsonb(v) for r in rows for i, v in enumerate(r[1:])
         ]
@@ -137,25 +139,19 @@ def _claim_sql(initial: str, count: int) -> str:
     )
 
 
-# The columns SELECT_TASK reads (the projection's, then the dependency count), each with
-# its type: what a move in one statement compares the row with.
-_READ = [
-    (name, "bigint" if name in FIELDS and FIELDS[name].kind == INTEGER else "text")
-    for name in COLUMNS
-] + [("deps", "bigint")]
+# A task's row as peek reads it: SELECT_TASK's columns, then its version.
+PEEK = SELECT_BY_ID.replace(" FROM task_current", ", xmin::text FROM task_current")
 
 
 @lru_cache(maxsize=16)
 def _move_sql(count: int) -> str:
-    """`count` memories rows appended for a task only if its row (locked) still equals
-    the one read (SELECT_TASK's columns); returns the new rows' ids (none: changed)."""
-    names = ", ".join(name for name, _ in _READ)
-    read = ", ".join(f"?::{kind}" for _, kind in _READ)
+    """`count` memories rows appended for a task only if its row (locked) is still the
+    version read (PEEK); returns the new rows' ids (none: it changed)."""
     first = "(0, ?::text, ?::jsonb, ?::text, ?::float8, ?::text, ?::text)"
     values = ", ".join([first] + [f"({n}, ?, ?, ?, ?, ?, ?)" for n in range(1, count)])
     return (
-        "WITH locked AS (SELECT id FROM task_current WHERE id = ?"
-        f" AND ({names}) IS NOT DISTINCT FROM ({read}) FOR UPDATE)"
+        "WITH locked AS (SELECT id FROM task_current WHERE id = ? AND xmin::text = ?"
+        " FOR UPDATE)"
         " INSERT INTO memories (entity, attribute, value, source, confidence, context,"
         " created_at) SELECT locked.id, v.attribute, v.value, v.source, v.confidence,"
         f" v.context, v.created_at FROM locked, (VALUES {values})"
