@@ -158,6 +158,19 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/engines/postgres/schema.py", "_projection_ddl"): (
         "the projection DDL, built from the constant TASK_ATTRIBUTES (as SQLite's)"
     ),
+    ("minna_tasks/engines/postgres/memories.py", "_claim_sql"): (
+        "a claim's multi-row INSERT: a row of placeholders per row and the token row's "
+        "position, both integers; every value is a parameter"
+    ),
+    ("minna_tasks/engines/postgres/tasks.py", "_claim_sql"): (
+        "the claim in one statement: queue_sql's claim-order query (the queue state a "
+        "quoted literal, see queue_sql), a row of placeholders per row and the token "
+        "row's position (integers); every value is a parameter"
+    ),
+    ("minna_tasks/engines/postgres/tasks.py", "_move_sql"): (
+        "a move's conditional multi-row INSERT: a row of placeholders per row (an "
+        "integer count); every value is a parameter"
+    ),
 }
 
 
