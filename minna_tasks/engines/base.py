@@ -104,7 +104,7 @@ class TaskOperations(Protocol):
 
     Every method runs inside the caller's read snapshot or write transaction
     (`Engine.reading()` / `Engine.transaction()`); rows are the projection's
-    (store/projection.py COLUMNS, then the dependency count). `TaskStore` keeps the
+    (engines/task_schema.py COLUMNS, then the dependency count). `TaskStore` keeps the
     rules (the state machine, the fields rule, checks, errors). SQLite's are
     engines/sqlite/tasks.py, PostgreSQL's engines/postgres/tasks.py.
     """
@@ -129,6 +129,10 @@ class TaskOperations(Protocol):
 
     def expired(self, held: Sequence[str], stamp: str) -> list[Any]:
         """Held rows whose lease expired before `stamp`, locked (never skipped)."""
+
+    def earliest_lease(self, held: Sequence[str]) -> str | None:
+        """The earliest lease end of the tasks in a `held` state ('' when one of them has
+        none); None when no task is held."""
 
     def counts(self) -> dict[str, int]: ...
 

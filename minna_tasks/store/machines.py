@@ -1,5 +1,7 @@
 """The state machine a file holds: recorded the first time a store opens it, replaced only
-as a recorded step, so every process and every front drives its tasks by the same rules."""
+as a recorded step, so every process and every front drives its tasks by the same rules.
+The table holding them is each engine's (engines/sqlite/machines.py, engines/postgres/
+schema.py); this module keeps the rules."""
 
 from __future__ import annotations
 
@@ -12,17 +14,6 @@ from ..engines.base import TaskOperations
 from ..errors import InvalidStateMachine, StoreError, StoreReadOnly
 from ..memory import MinnaMemory
 from ..states import StateMachine
-
-# A TASK_MIGRATIONS step: one row per machine the file has had; the newest one rules.
-MACHINE_DDL = """
-    CREATE TABLE IF NOT EXISTS task_machines (
-        id INTEGER PRIMARY KEY,
-        definition TEXT NOT NULL,
-        actor TEXT,
-        note TEXT,
-        created_at TEXT NOT NULL
-    );
-"""
 
 
 def dumps(machine: StateMachine) -> str:

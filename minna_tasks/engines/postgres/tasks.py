@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-from ...store.projection import sql_text
+from ..sqlite.projection import sql_text
 from ..sqlite.tasks import SqliteTasks
 from .dependencies import RECOUNT_COUNTED
 

@@ -13,17 +13,10 @@ import builtins
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from ...memory.api import DEPENDS_ON
-from ...store.projection import (
-    ENTITY_TYPE,
-    INSERT_TASK_ROW,
-    SELECT_BY_ID,
-    SELECT_TASK,
-    queue_sql,
-    queue_where,
-)
 from ..base import Connected
+from ..task_schema import DEPENDS_ON, ENTITY_TYPE
 from . import dependencies as deps_sql
+from .projection import INSERT_TASK_ROW, SELECT_BY_ID, SELECT_TASK, queue_sql, queue_where
 
 REL_TYPE = DEPENDS_ON
 READY = " AND open_deps = 0"
@@ -161,6 +154,16 @@ class SqliteTasks:
             (*held, stamp),
         ).fetchall()
         return rows
+
+    def earliest_lease(self, held: Sequence[str]) -> str | None:
+        """The earliest lease end of the tasks in a `held` state ('' when one of them has
+        none); None when no task is held."""
+        row = self.db.connection.execute(
+            "SELECT min(coalesce(lease_expires_at, '')) FROM task_current"
+            f" WHERE status IN ({', '.join('?' * len(held))})",
+            tuple(held),
+        ).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
 
     def counts(self) -> dict[str, int]:
         """How many tasks are in each state, for the states that hold any."""
