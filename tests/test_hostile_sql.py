@@ -22,21 +22,24 @@ SQL = re.compile(
 
 # (file, enclosing function or <module>) -> why the formatted SQL there is safe.
 ALLOWED: dict[tuple[str, str], str] = {
-    ("minna_tasks/memory/database.py", "Database._open"): (
+    ("minna_tasks/engines/sqlite/database.py", "Database._open"): (
         "PRAGMA synchronous= one of the constant SYNCHRONOUS names (checked in __init__); "
         "and a file URI with ?mode=ro, which is not SQL"
     ),
-    ("minna_tasks/memory/database.py", "Database._check_schema"): (
+    ("minna_tasks/engines/sqlite/database.py", "Database._check_schema"): (
         "PRAGMA table_info() of each constant OWN_TABLES name"
     ),
-    ("minna_tasks/memory/database.py", "Database._migrate"): "PRAGMA user_version= an int counter",
-    ("minna_tasks/memory/database.py", "_Transaction.__enter__"): (
+    (
+        "minna_tasks/engines/sqlite/database.py",
+        "Database._migrate",
+    ): "PRAGMA user_version= an int counter",
+    ("minna_tasks/engines/sqlite/database.py", "_Transaction.__enter__"): (
         "SAVEPOINT minna_<depth>: an internal int counter"
     ),
-    ("minna_tasks/memory/database.py", "_Transaction.__exit__"): (
+    ("minna_tasks/engines/sqlite/database.py", "_Transaction.__exit__"): (
         "ROLLBACK TO/RELEASE minna_<depth>: an internal int counter"
     ),
-    ("minna_tasks/memory/locking.py", "begin_immediate"): (
+    ("minna_tasks/engines/sqlite/locking.py", "begin_immediate"): (
         "PRAGMA busy_timeout= int() of the store's float timeout, in milliseconds"
     ),
     ("minna_tasks/engines/sqlite/memories.py", "<module>"): (

@@ -16,9 +16,13 @@ from minna_tasks.engines.sqlite.tasks import SqliteTasks
 
 ROOT = Path(__file__).resolve().parent.parent
 SQL_WORDS = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP)\b\s+\S")
-# The store's modules: rules only (their SQL is the engines', engines/sqlite/projection.py
-# and machines.py the DDL the migrations run).
-RULE_MODULES = sorted(p.name for p in (ROOT / "minna_tasks" / "store").glob("*.py"))
+# The store's and the memory's modules: rules and API only (their SQL is the engines',
+# engines/sqlite/ the DDL SQLite's migrations run).
+RULE_MODULES = sorted(
+    str(p.relative_to(ROOT / "minna_tasks"))
+    for layer in ("store", "memory")
+    for p in (ROOT / "minna_tasks" / layer).glob("*.py")
+)
 FRONTS = sorted(
     str(p.relative_to(ROOT))
     for p in [
@@ -53,8 +57,8 @@ def code_strings(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("name", RULE_MODULES)
-def test_the_store_rules_hold_no_sql(name: str) -> None:
-    found = [s for s in code_strings(ROOT / "minna_tasks" / "store" / name) if SQL_WORDS.search(s)]
+def test_the_store_and_memory_hold_no_sql(name: str) -> None:
+    found = [s for s in code_strings(ROOT / "minna_tasks" / name) if SQL_WORDS.search(s)]
     assert found == []
 
 

@@ -7,7 +7,7 @@ what a read snapshot and a write transaction are, how a row about to change is l
 (nothing on SQLite, whose writers take turns; FOR UPDATE, and SKIP LOCKED for claims,
 on PostgreSQL), full-text search, and how a waiting worker learns of a change.
 
-`memory.database.Database` (SQLite) and `engines.postgres.database.PostgresDatabase`
+`engines.sqlite.database.Database` (SQLite) and `engines.postgres.database.PostgresDatabase`
 implement it; tests/test_postgres.py checks both against this protocol.
 """
 
