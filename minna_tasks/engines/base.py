@@ -50,6 +50,8 @@ class Connected(Protocol):
 
     def for_update(self, skip_locked: bool = False) -> str: ...
 
+    def ensure_component(self, name: str, migrations: Sequence[str]) -> None: ...
+
 
 @runtime_checkable
 class Engine(Protocol):
@@ -145,6 +147,10 @@ class TaskOperations(Protocol):
 
     def index_queue(self, initial: str) -> bool:
         """Make the claim index cover the machine's queue state; True if it was rebuilt."""
+
+    def ensure_schema(self) -> None:
+        """Bring the task projection's schema to this code's version (the engine's own
+        numbered migrations); refuse a newer one."""
 
     def ensure_views(self) -> None:
         """Make the task views current (on a writable open); a no-op where migrations

@@ -6,7 +6,6 @@ schema.py); this module keeps the rules."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 from ..engines import is_postgres_url
@@ -58,9 +57,7 @@ def file_machine(path: str) -> StateMachine:
         # upgrade a store they may write) rather than guess at a machine.
         memory = MinnaMemory(path)
     try:
-        with memory.reading():
+        with memory.reading():  # an engine's error arrives as ours (StoreError...)
             return read(memory.task_ops, memory.path) or StateMachine()
-    except sqlite3.DatabaseError as e:
-        raise StoreError(f"cannot read the state machine of {path}: {e}", path) from None
     finally:
         memory.close()

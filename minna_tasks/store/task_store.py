@@ -1,7 +1,8 @@
 """TaskStore: tasks as Minna entities, guarded state moves, leases, history and as-of.
 
 Every task field and every status change is a triple in `memories`; the
-`task_current` projection (engines/sqlite/projection.py) holds each task's current values.
+`task_current` projection (each engine's: engines/sqlite/projection.py,
+engines/postgres/schema.py) holds each task's current values.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any
 
 from .. import defaults
 from ..engines.base import TaskOperations
-from ..engines.sqlite.projection import TASK_MIGRATIONS
 from ..engines.task_schema import COLUMNS, ENTITY_TYPE, JSON_FIELDS, TASK_ATTRIBUTES
 from ..errors import (
     DependencyError,
@@ -80,7 +80,7 @@ class TaskStore:
         self.machine = machine or StateMachine()
         self._ops = self.memory.task_ops  # the engine's SQL for tasks
         try:
-            self.memory.ensure_component("tasks", TASK_MIGRATIONS)
+            self._ops.ensure_schema()
             self.machine = self._file_machine(machine)
             self._done = dependencies.done_states(self.machine)
             if not self.memory.readonly:

@@ -14,6 +14,7 @@ from typing import Any
 from ..sqlite.projection import sql_text
 from ..sqlite.tasks import SqliteTasks
 from .dependencies import RECOUNT_COUNTED
+from .schema import COMPONENTS
 
 
 class _Undo(Exception):
@@ -39,6 +40,9 @@ class PostgresTasks(SqliteTasks):
             # so one that another claim took meanwhile is passed over.
             row = self._first_ready(initial, self._lock())
         return row
+
+    def ensure_schema(self) -> None:
+        self.db.ensure_component("tasks", COMPONENTS["tasks"])
 
     def ensure_views(self) -> None:
         """Nothing to do: PostgreSQL's views are made by its schema migrations."""

@@ -16,7 +16,14 @@ from typing import Any
 from ..base import Connected
 from ..task_schema import DEPENDS_ON, ENTITY_TYPE
 from . import dependencies as deps_sql
-from .projection import INSERT_TASK_ROW, SELECT_BY_ID, SELECT_TASK, queue_sql, queue_where
+from .projection import (
+    INSERT_TASK_ROW,
+    SELECT_BY_ID,
+    SELECT_TASK,
+    TASK_MIGRATIONS,
+    queue_sql,
+    queue_where,
+)
 
 REL_TYPE = DEPENDS_ON
 READY = " AND open_deps = 0"
@@ -74,6 +81,9 @@ class SqliteTasks:
 
     def __init__(self, db: Connected) -> None:
         self.db = db
+
+    def ensure_schema(self) -> None:
+        self.db.ensure_component("tasks", TASK_MIGRATIONS)
 
     def ensure_views(self) -> None:
         from ... import views  # sqlite-utils loads only when a view is out of date
