@@ -7,7 +7,7 @@ ones minna-tasks 0.1 wrote (claim: owner, lease, status; review: result,
 status; completed: owner, lease, status), each step in its own `BEGIN
 IMMEDIATE` that first reads the current status through the index. `TaskStore`
 now writes 5 of them: its status rows imply a claim's owner and a finished
-task's empty owner and lease (minna_tasks/store/fields.py). The caller already
+task's empty owner and lease (minna_tasks/engines/task_schema.py). The caller already
 knows the task id, so the bare claim has no queue lookup: it is a lower bound on
 the cost, not a rival design.
 """

@@ -11,41 +11,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+# JSON text read back as its value (json_text.py), re-exported for the store.
+from .json_text import load_json as load_json
+
 # The one check of each kind, re-exported for the store.
 from .memory.values import check_int as check_int
 from .memory.values import check_text as check_text
 from .states import TaskState
-
-
-def load_json(text: Any) -> Any:
-    """JSON text as its value; anything else (plain text another tool wrote, NaN,
-    numbers beyond a float, nesting deeper than Python parses) stays as it is."""
-    if not isinstance(text, str):
-        return text
-    try:
-        value, end = _DECODER.raw_decode(text)  # the common case, without decode()'s regexes
-    except (ValueError, RecursionError):
-        try:  # leading whitespace, or not JSON
-            return _DECODER.decode(text)
-        except (ValueError, RecursionError):
-            return text
-    if end != len(text) and text[end:].strip(" \t\n\r"):
-        return text  # JSON followed by more text
-    return value
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(text)
-    return value
-
-
-def _no_constant(text: str) -> Any:
-    raise ValueError(text)
-
-
-_DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_no_constant)
 
 
 def dump_json(name: str, value: Any) -> str | None:

@@ -95,7 +95,7 @@ def datasette_metadata(database: str | os.PathLike[str] = DEFAULT_DATABASE) -> d
     entry["description"] = f"{served} {entry['description']}"
     entry["description_html"] = _contents_html(name, entry)
     meta["databases"] = {name: entry}
-    from .store.projection import AS_OF_SQL  # the one rule for fields (store/fields.py)
+    from .engines.sqlite.projection import AS_OF_SQL  # the fields rule (engines/task_schema.py)
 
     entry["queries"]["tasks_as_of"]["sql"] = AS_OF_SQL
     return meta

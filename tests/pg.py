@@ -277,7 +277,8 @@ def pg_integrity(url: str) -> str:
     task's projection row is what a replay of its triples gives, else what differs."""
     import psycopg
 
-    from minna_tasks.store.projection import COLUMNS, replayed_row
+    from minna_tasks.engines.task_schema import COLUMNS
+    from minna_tasks.store.rows import replayed_row
 
     problems: list[str] = []
     with psycopg.connect(url, autocommit=True) as conn:

@@ -23,10 +23,10 @@ from minna_tasks import (
     jsonio,
     state_machine_loop,
 )
+from minna_tasks.engines.sqlite.projection import queue_sql
 from minna_tasks.loop import waits_for_held
 from minna_tasks.memory import MinnaMemory, utcnow
 from minna_tasks.store import TASK_MIGRATIONS
-from minna_tasks.store.projection import queue_sql
 
 from .conftest import unchanged
 

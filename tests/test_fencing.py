@@ -29,13 +29,13 @@ from minna_tasks import (
     TransitionConflict,
     state_machine_loop,
 )
-from minna_tasks.jsonio import export_tasks, import_tasks
-from minna_tasks.store.fields import FIELDS
-from minna_tasks.store.projection import (
+from minna_tasks.engines.sqlite.projection import (
     TASK_MIGRATIONS,
     TRIGGERS,
     _fields_trigger,
 )
+from minna_tasks.engines.task_schema import FIELDS
+from minna_tasks.jsonio import export_tasks, import_tasks
 
 from .conftest import dump, unchanged
 

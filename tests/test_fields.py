@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from minna_tasks import Task, TaskStore
+from minna_tasks.engines.sqlite.projection import TASK_MIGRATIONS
+from minna_tasks.engines.task_schema import COLUMNS, FIELDS
 from minna_tasks.jsonio import export_tasks, import_tasks
 from minna_tasks.records import load_json
-from minna_tasks.store.fields import FIELDS
-from minna_tasks.store.projection import COLUMNS, TASK_MIGRATIONS
 
 FIXTURE = Path(__file__).parent / "data" / "written-by-0.1.sqlite"
 FAR = "9999-12-31T00:00:00+00:00"

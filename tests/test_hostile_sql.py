@@ -22,21 +22,24 @@ SQL = re.compile(
 
 # (file, enclosing function or <module>) -> why the formatted SQL there is safe.
 ALLOWED: dict[tuple[str, str], str] = {
-    ("minna_tasks/memory/database.py", "Database._open"): (
+    ("minna_tasks/engines/sqlite/database.py", "Database._open"): (
         "PRAGMA synchronous= one of the constant SYNCHRONOUS names (checked in __init__); "
         "and a file URI with ?mode=ro, which is not SQL"
     ),
-    ("minna_tasks/memory/database.py", "Database._check_schema"): (
+    ("minna_tasks/engines/sqlite/database.py", "Database._check_schema"): (
         "PRAGMA table_info() of each constant OWN_TABLES name"
     ),
-    ("minna_tasks/memory/database.py", "Database._migrate"): "PRAGMA user_version= an int counter",
-    ("minna_tasks/memory/database.py", "_Transaction.__enter__"): (
+    (
+        "minna_tasks/engines/sqlite/database.py",
+        "Database._migrate",
+    ): "PRAGMA user_version= an int counter",
+    ("minna_tasks/engines/sqlite/database.py", "_Transaction.__enter__"): (
         "SAVEPOINT minna_<depth>: an internal int counter"
     ),
-    ("minna_tasks/memory/database.py", "_Transaction.__exit__"): (
+    ("minna_tasks/engines/sqlite/database.py", "_Transaction.__exit__"): (
         "ROLLBACK TO/RELEASE minna_<depth>: an internal int counter"
     ),
-    ("minna_tasks/memory/locking.py", "begin_immediate"): (
+    ("minna_tasks/engines/sqlite/locking.py", "begin_immediate"): (
         "PRAGMA busy_timeout= int() of the store's float timeout, in milliseconds"
     ),
     ("minna_tasks/engines/sqlite/memories.py", "<module>"): (
@@ -74,25 +77,25 @@ ALLOWED: dict[tuple[str, str], str] = {
         "column lists from the constant MEMORY_COLUMNS; the MATCH text is bound (and quoted "
         "word by word by fts_query/any_word_query)"
     ),
-    ("minna_tasks/store/projection.py", "_table_ddl"): (
+    ("minna_tasks/engines/sqlite/projection.py", "_table_ddl"): (
         "the projection table's DDL from the constant FIELDS and QUEUE_STATE"
     ),
-    ("minna_tasks/store/projection.py", "_rules_ddl"): (
+    ("minna_tasks/engines/sqlite/projection.py", "_rules_ddl"): (
         "triggers and backfill from the constants FIELDS, IMPLIED and ENTITY_TYPE"
     ),
-    ("minna_tasks/store/projection.py", "_as_of_sql"): (
+    ("minna_tasks/engines/sqlite/projection.py", "_as_of_sql"): (
         "the tasks_as_of canned query from the constants FIELDS and ENTITY_TYPE"
     ),
-    ("minna_tasks/store/projection.py", "_latest"): (
+    ("minna_tasks/engines/sqlite/projection.py", "_latest"): (
         "a replay subquery from the constants FIELDS and IMPLIED"
     ),
-    ("minna_tasks/store/projection.py", "_fields_trigger"): (
+    ("minna_tasks/engines/sqlite/projection.py", "_fields_trigger"): (
         "the fields trigger from the constant FIELDS"
     ),
-    ("minna_tasks/store/projection.py", "<module>"): (
+    ("minna_tasks/engines/sqlite/projection.py", "<module>"): (
         "SELECT_TASK, INSERT_TASK_ROW and QUEUE_SQL from the constants COLUMNS and QUEUE_STATE"
     ),
-    ("minna_tasks/store/waiting.py", "lease_due"): (
+    ("minna_tasks/engines/sqlite/tasks.py", "SqliteTasks.earliest_lease"): (
         "an IN list of '?' placeholders, one per held state of the machine"
     ),
     ("minna_tasks/engines/sqlite/tasks.py", "SqliteTasks.owners"): (
@@ -117,11 +120,14 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/engines/sqlite/tasks.py", "SqliteTasks.index_queue"): (
         "the claim index's constant DDL with projection.queue_where (the state quoted)"
     ),
-    ("minna_tasks/store/projection.py", "queue_where"): (
+    ("minna_tasks/engines/sqlite/projection.py", "queue_where"): (
         "the machine's queue state as an SQL string literal, its quotes doubled (sql_text):"
         " a partial index is used only for a query whose text implies its WHERE"
     ),
-    ("minna_tasks/store/projection.py", "queue_sql"): "SELECT_TASK + queue_where + ORDER BY",
+    (
+        "minna_tasks/engines/sqlite/projection.py",
+        "queue_sql",
+    ): "SELECT_TASK + queue_where + ORDER BY",
     ("minna_tasks/engines/sqlite/dependencies.py", "<module>"): (
         "the migration, recount and count check from the constant REL_TYPE"
     ),

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from minna_tasks import MinnaMemory, MinnaTasksError, TaskStore
+from minna_tasks.engines.sqlite.schema import statements
 from minna_tasks.memory import (
     ENTITY_TYPES,
     MIGRATIONS,
@@ -20,7 +21,6 @@ from minna_tasks.memory import (
     Memory,
     check_entity_type,
 )
-from minna_tasks.memory.schema import statements
 
 
 def _age(memory: MinnaMemory, memory_id: int, days: float) -> None:

@@ -16,10 +16,13 @@ from minna_tasks.engines.sqlite.tasks import SqliteTasks
 
 ROOT = Path(__file__).resolve().parent.parent
 SQL_WORDS = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP)\b\s+\S")
-# The store's modules with rules only (their SQL is the engines'); projection.py holds
-# the projection's DDL and machines.py its table's, which the migrations run; fields.py
-# asks a private in-memory SQLite for CAST's answer on odd values (a calculator, no store).
-RULE_MODULES = ("task_store.py", "dependencies.py", "names.py", "fencing.py")
+# The store's and the memory's modules: rules and API only (their SQL is the engines',
+# engines/sqlite/ the DDL SQLite's migrations run).
+RULE_MODULES = sorted(
+    str(p.relative_to(ROOT / "minna_tasks"))
+    for layer in ("store", "memory")
+    for p in (ROOT / "minna_tasks" / layer).glob("*.py")
+)
 FRONTS = sorted(
     str(p.relative_to(ROOT))
     for p in [
@@ -54,8 +57,8 @@ def code_strings(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("name", RULE_MODULES)
-def test_the_store_rules_hold_no_sql(name: str) -> None:
-    found = [s for s in code_strings(ROOT / "minna_tasks" / "store" / name) if SQL_WORDS.search(s)]
+def test_the_store_and_memory_hold_no_sql(name: str) -> None:
+    found = [s for s in code_strings(ROOT / "minna_tasks" / name) if SQL_WORDS.search(s)]
     assert found == []
 
 
@@ -122,3 +125,115 @@ def _add_then_fail(store: TaskStore) -> None:
     with store.transaction():
         store.add("c")
         raise RuntimeError("undo")
+
+
+# -- the direction: engines/ stands below store/ and memory/ ----------------------------
+
+PACKAGE = ROOT / "minna_tasks"
+ABOVE_ENGINES = ("minna_tasks.store", "minna_tasks.memory")
+
+
+def module_name(path: Path) -> str:
+    """The dotted name of a module file of the package."""
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported(text: str, package: str) -> set[str]:
+    """Every `minna_tasks` module that source `text` of a module in `package` imports,
+    anywhere in it (a function's lazy import and a TYPE_CHECKING one count too):
+    `from x import y` names both x and x.y (y may be a module)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                head = ".".join(parts[: len(parts) - node.level + 1])
+                base = f"{head}.{base}" if base else head
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return {n for n in found if n == "minna_tasks" or n.startswith("minna_tasks.")}
+
+
+def imports_of(path: Path) -> set[str]:
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    return imported(path.read_text(encoding="utf-8"), package)
+
+
+def is_above(name: str) -> bool:
+    return any(name == top or name.startswith(top + ".") for top in ABOVE_ENGINES)
+
+
+def test_the_import_scan_sees_every_form() -> None:
+    """The scan can fail: relative, absolute and lazy imports of store/ and memory/."""
+    text = (
+        "from ...store.projection import X\n"
+        "import minna_tasks.memory.api\n"
+        "def f():\n    from ... import memory\n"
+        "from ..base import Connected\n"
+        "from . import fulltext\n"
+    )
+    found = imported(text, "minna_tasks.engines.sqlite")
+    assert {
+        "minna_tasks.store.projection",
+        "minna_tasks.memory.api",
+        "minna_tasks.memory",
+        "minna_tasks.engines.base",
+        "minna_tasks.engines.sqlite.fulltext",
+    } <= found
+    below = imported("from ..base import Connected\nfrom . import fulltext\n", "x.engines.sqlite")
+    assert not any(is_above(n) for n in below)
+    assert not is_above("minna_tasks.memoryless")
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((PACKAGE / "engines").rglob("*.py")),
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_no_engine_module_imports_store_or_memory(path: Path) -> None:
+    """engines/ stands below store/ and memory/ (DESIGN.md): what both need lives below
+    them (engines/task_schema.py), never the other way round."""
+    assert sorted(n for n in imports_of(path) if is_above(n)) == []
+
+
+def module_path(name: str) -> Path | None:
+    """The file of module `name` of the package, or None (a name inside a module)."""
+    base = ROOT / Path(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def reached(path: Path) -> dict[str, str]:
+    """Every package module that importing `path` imports in turn (its parent packages
+    too, but the package's own __init__, which imports everything for the users), each
+    with the module that imports it."""
+    by: dict[str, str] = {}
+    todo = [path]
+    while todo:
+        here = todo.pop()
+        for name in imports_of(here):
+            parts = name.split(".")
+            for n in range(2, len(parts) + 1):
+                step = ".".join(parts[:n])
+                found = module_path(step)
+                if found is not None and step not in by:
+                    by[step] = module_name(here)
+                    todo.append(found)
+    return by
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((PACKAGE / "engines").rglob("*.py")),
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_no_engine_module_reaches_store_or_memory_through_another(path: Path) -> None:
+    """Nor through a module outside engines/ (records, views, ...) that imports them."""
+    assert {n: by for n, by in reached(path).items() if is_above(n)} == {}

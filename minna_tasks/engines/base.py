@@ -7,7 +7,7 @@ what a read snapshot and a write transaction are, how a row about to change is l
 (nothing on SQLite, whose writers take turns; FOR UPDATE, and SKIP LOCKED for claims,
 on PostgreSQL), full-text search, and how a waiting worker learns of a change.
 
-`memory.database.Database` (SQLite) and `engines.postgres.database.PostgresDatabase`
+`engines.sqlite.database.Database` (SQLite) and `engines.postgres.database.PostgresDatabase`
 implement it; tests/test_postgres.py checks both against this protocol.
 """
 
@@ -49,6 +49,8 @@ class Connected(Protocol):
     def transaction(self) -> AbstractContextManager[Any]: ...
 
     def for_update(self, skip_locked: bool = False) -> str: ...
+
+    def ensure_component(self, name: str, migrations: Sequence[str]) -> None: ...
 
 
 @runtime_checkable
@@ -104,7 +106,7 @@ class TaskOperations(Protocol):
 
     Every method runs inside the caller's read snapshot or write transaction
     (`Engine.reading()` / `Engine.transaction()`); rows are the projection's
-    (store/projection.py COLUMNS, then the dependency count). `TaskStore` keeps the
+    (engines/task_schema.py COLUMNS, then the dependency count). `TaskStore` keeps the
     rules (the state machine, the fields rule, checks, errors). SQLite's are
     engines/sqlite/tasks.py, PostgreSQL's engines/postgres/tasks.py.
     """
@@ -150,6 +152,10 @@ class TaskOperations(Protocol):
     def expired(self, held: Sequence[str], stamp: str) -> list[Any]:
         """Held rows whose lease expired before `stamp`, locked (never skipped)."""
 
+    def earliest_lease(self, held: Sequence[str]) -> str | None:
+        """The earliest lease end of the tasks in a `held` state ('' when one of them has
+        none); None when no task is held."""
+
     def counts(self) -> dict[str, int]: ...
 
     def readiness(self, initial: str) -> tuple[int, int]: ...
@@ -161,6 +167,10 @@ class TaskOperations(Protocol):
 
     def index_queue(self, initial: str) -> bool:
         """Make the claim index cover the machine's queue state; True if it was rebuilt."""
+
+    def ensure_schema(self) -> None:
+        """Bring the task projection's schema to this code's version (the engine's own
+        numbered migrations); refuse a newer one."""
 
     def ensure_views(self) -> None:
         """Make the task views current (on a writable open); a no-op where migrations

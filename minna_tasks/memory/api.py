@@ -9,6 +9,7 @@ from typing import Any
 from ..engines import is_postgres_url
 from ..engines.memories import RELATION_SIDES
 from ..engines.memories import MemoryRow as MemoryRow  # TaskStore's rows (store/task_store.py)
+from ..engines.task_schema import DEPENDS_ON, TASK_TYPE  # the task layer's names
 from ..errors import (
     AliasTaken,
     DependencyError,
@@ -22,8 +23,6 @@ from .values import Value, check_name, check_value, decayed, utcnow
 
 # Relations between tasks that the task layer keeps (with counts and a log): `relate`
 # refuses them, as TaskStore.remember refuses a task's own fields.
-# The relation (and log attribute) a task waits for another by; the task layer's one name.
-DEPENDS_ON = "depends_on"
 TASK_RELATIONS = frozenset({DEPENDS_ON})
 
 
@@ -31,9 +30,9 @@ TASK_RELATIONS = frozenset({DEPENDS_ON})
 # any type (TaskStore's tasks are entities of type "task"); the fronts (MCP, CLI)
 # offer only these, through check_entity_type, so tasks are made by the task tools.
 ENTITY_TYPES = ("person", "project", "concept", "topic", "preference")
-# Entities whose facts are a log of their life (a task's status, owner, ...), not
-# statements that could contradict each other: detect_conflicts leaves them out.
-TASK_TYPE = "task"
+# Tasks (TASK_TYPE) are entities whose facts are a log of their life (a task's status,
+# owner, ...), not statements that could contradict each other: detect_conflicts leaves
+# them out.
 DEFAULT_HALF_LIFE_DAYS = 90.0
 
 

@@ -10,8 +10,8 @@ from functools import cached_property
 from typing import Any
 
 from ..engines.memories import MemoryOperations
+from ..engines.sqlite.database import Database
 from ..engines.sqlite.memories import SqliteMemories
-from .database import Database
 from .records import SessionSummary
 from .values import Value, check_name, check_value, utcnow
 

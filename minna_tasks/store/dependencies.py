@@ -29,8 +29,8 @@ from dataclasses import replace
 from typing import Any
 
 from ..engines.base import TaskOperations
+from ..engines.task_schema import DEPENDS_ON
 from ..errors import DependencyCycle, DependencyError, TaskNotFound
-from ..memory.api import DEPENDS_ON
 from ..records import Fact, Task, check_text
 from ..states import StateMachine
 

@@ -1,10 +1,11 @@
 """The state machine a file holds: recorded the first time a store opens it, replaced only
-as a recorded step, so every process and every front drives its tasks by the same rules."""
+as a recorded step, so every process and every front drives its tasks by the same rules.
+The table holding them is each engine's (engines/sqlite/machines.py, engines/postgres/
+schema.py); this module keeps the rules."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 from ..engines import is_postgres_url
@@ -12,17 +13,6 @@ from ..engines.base import TaskOperations
 from ..errors import InvalidStateMachine, StoreError, StoreReadOnly
 from ..memory import MinnaMemory
 from ..states import StateMachine
-
-# A TASK_MIGRATIONS step: one row per machine the file has had; the newest one rules.
-MACHINE_DDL = """
-    CREATE TABLE IF NOT EXISTS task_machines (
-        id INTEGER PRIMARY KEY,
-        definition TEXT NOT NULL,
-        actor TEXT,
-        note TEXT,
-        created_at TEXT NOT NULL
-    );
-"""
 
 
 def dumps(machine: StateMachine) -> str:
@@ -67,9 +57,7 @@ def file_machine(path: str) -> StateMachine:
         # upgrade a store they may write) rather than guess at a machine.
         memory = MinnaMemory(path)
     try:
-        with memory.reading():
+        with memory.reading():  # an engine's error arrives as ours (StoreError...)
             return read(memory.task_ops, memory.path) or StateMachine()
-    except sqlite3.DatabaseError as e:
-        raise StoreError(f"cannot read the state machine of {path}: {e}", path) from None
     finally:
         memory.close()

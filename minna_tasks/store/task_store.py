@@ -1,7 +1,8 @@
 """TaskStore: tasks as Minna entities, guarded state moves, leases, history and as-of.
 
 Every task field and every status change is a triple in `memories`; the
-`task_current` projection (see projection.py) holds each task's current values.
+`task_current` projection (each engine's: engines/sqlite/projection.py,
+engines/postgres/schema.py) holds each task's current values.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from .. import defaults
 from ..engines.base import TaskOperations
+from ..engines.task_schema import COLUMNS, ENTITY_TYPE, JSON_FIELDS, TASK_ATTRIBUTES
 from ..errors import (
     DependencyError,
     InvalidTransition,
@@ -49,18 +51,7 @@ from ..wording import is_in
 from . import changes as feed
 from . import dependencies, fencing, fields, machines, unstorable, waiting
 from .names import free_ids, id_taken
-from .projection import (
-    COLUMNS,
-    ENTITY_TYPE,
-    JSON_FIELDS,
-    TASK_ATTRIBUTES,
-    TASK_MIGRATIONS,
-    make_task,
-    replayed_row,
-    row_from_stored,
-    row_values,
-    task_from_row,
-)
+from .rows import make_task, replayed_row, row_from_stored, row_values, task_from_row
 
 
 class TaskStore:
@@ -90,7 +81,7 @@ class TaskStore:
         self.machine = machine or StateMachine()
         self._ops = self.memory.task_ops  # the engine's SQL for tasks
         try:
-            self.memory.ensure_component("tasks", TASK_MIGRATIONS)
+            self._ops.ensure_schema()
             self.machine = self._file_machine(machine)
             self._done = dependencies.done_states(self.machine)
             if not self.memory.readonly:

@@ -103,18 +103,14 @@ def lease_due(store: TaskStore) -> float | None:
     held = store.machine.held
     if not held:
         return None
-    with store.memory.reading() as conn:
-        row = conn.execute(
-            "SELECT min(coalesce(lease_expires_at, '')) FROM task_current"
-            f" WHERE status IN ({', '.join('?' * len(held))})",
-            tuple(held),
-        ).fetchone()
-    if row is None or row[0] is None:
+    with store.memory.reading():
+        earliest = store.memory.task_ops.earliest_lease(held)
+    if earliest is None:
         return None
-    if not row[0]:
+    if not earliest:
         return 0.0
     try:
-        expires = datetime.fromisoformat(row[0])
+        expires = datetime.fromisoformat(earliest)
     except ValueError:
         return 0.0  # written by another tool: let recover judge it
     return (expires - datetime.now(UTC)).total_seconds()

@@ -1,4 +1,4 @@
-"""Dependency counts on PostgreSQL: SQLite's dependency migration (store/dependencies.py)
+"""Dependency counts on PostgreSQL: SQLite's dependency migration (engines/sqlite/dependencies.py)
 in PL/pgSQL. Per task, `deps` (how many dependencies) and `open_deps` (how many are not
 in a done state), kept right by triggers on `relations` and `task_current` in the same
 transaction as any change that moves them, plain-SQL writers included; the claim index
@@ -7,7 +7,7 @@ covers ready rows only.
 
 from __future__ import annotations
 
-from ...memory.api import DEPENDS_ON
+from ..task_schema import DEPENDS_ON
 
 REL_TYPE = DEPENDS_ON
 

@@ -1,5 +1,5 @@
 """The PostgreSQL schema: the memory tables, the task projection and its PL/pgSQL
-triggers (built from the same fields rule as SQLite's, store/fields.py), full-text
+triggers (built from the same fields rule as SQLite's, engines/task_schema.py), full-text
 search, and the NOTIFY that wakes waiting workers. All DDL is built from constants,
 never input.
 
@@ -9,9 +9,17 @@ as on SQLite, whose columns keep each value's own type.
 
 from __future__ import annotations
 
-from ...store.fields import FIELDS, IMPLIED, INTEGER, SOURCE
-from ...store.projection import ENTITY_TYPE, QUEUE_COLUMNS, QUEUE_STATE, TASK_ATTRIBUTES
 from .. import task_views
+from ..task_schema import (
+    ENTITY_TYPE,
+    FIELDS,
+    IMPLIED,
+    INTEGER,
+    QUEUE_COLUMNS,
+    QUEUE_STATE,
+    SOURCE,
+    TASK_ATTRIBUTES,
+)
 from . import dependencies
 
 # The channel every committed memory write is announced on (waiting workers LISTEN).
@@ -130,8 +138,8 @@ def _pg_type(kind: str) -> str:
 
 
 def _column_value(name: str, expr: str) -> str:
-    """The stored value of field `name` from a JSONB raw value (fields.py's rule: SQLite's
-    CAST to the column's type, coalesced with the field's default)."""
+    """The stored value of field `name` from a JSONB raw value (the fields rule of
+    task_schema.py: SQLite's CAST to the column's type, coalesced with the field's default)."""
     field = FIELDS[name]
     default = field.sql_default
     if field.kind == INTEGER:
@@ -185,7 +193,8 @@ def _latest(name: str, entity: str) -> str:
 
 
 def _projection_ddl() -> str:
-    """task_current, its triggers and a backfill, from fields.py's rule (as SQLite's)."""
+    """task_current, its triggers and a backfill, from the fields rule (task_schema.py), as
+    SQLite's."""
     columns = ",\n".join(
         f"        {name} {_pg_type(kind)} NOT NULL DEFAULT {default}"
         if kind == "INTEGER" and default != "NULL"

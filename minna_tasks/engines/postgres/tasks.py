@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
-from ...store.projection import SELECT_BY_ID, queue_sql, sql_text
+from ..sqlite.projection import SELECT_BY_ID, queue_sql, sql_text
 from ..sqlite.tasks import SqliteTasks
 from .dependencies import RECOUNT_COUNTED
+from .schema import COMPONENTS
 
 if TYPE_CHECKING:
     from .database import PostgresDatabase
@@ -84,6 +85,9 @@ class PostgresTasks(SqliteTasks):
         db = cast("PostgresDatabase", self.db)
         with db.one_statement() as conn:
             return bool(conn.execute(_move_sql(len(rows)), params).fetchall())
+
+    def ensure_schema(self) -> None:
+        self.db.ensure_component("tasks", COMPONENTS["tasks"])
 
     def ensure_views(self) -> None:
         """Nothing to do: PostgreSQL's views are made by its schema migrations."""

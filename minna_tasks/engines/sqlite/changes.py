@@ -50,7 +50,7 @@ GROUP BY m.entity ORDER BY min(m.id)
 
 
 class Signal(Protocol):
-    """The file's in-process commit signal (memory/commits.py)."""
+    """The file's in-process commit signal (commits.py)."""
 
     @property
     def generation(self) -> int: ...

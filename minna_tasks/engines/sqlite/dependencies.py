@@ -9,7 +9,7 @@ check all use it (PostgreSQL's is engines/postgres/dependencies.py).
 
 from __future__ import annotations
 
-from ...memory.api import DEPENDS_ON
+from ..task_schema import DEPENDS_ON
 
 REL_TYPE = DEPENDS_ON
 

@@ -13,17 +13,17 @@ import builtins
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from ...memory.api import DEPENDS_ON
-from ...store.projection import (
-    ENTITY_TYPE,
+from ..base import Connected
+from ..task_schema import DEPENDS_ON, ENTITY_TYPE
+from . import dependencies as deps_sql
+from .projection import (
     INSERT_TASK_ROW,
     SELECT_BY_ID,
     SELECT_TASK,
+    TASK_MIGRATIONS,
     queue_sql,
     queue_where,
 )
-from ..base import Connected
-from . import dependencies as deps_sql
 
 REL_TYPE = DEPENDS_ON
 READY = " AND open_deps = 0"
@@ -81,6 +81,9 @@ class SqliteTasks:
 
     def __init__(self, db: Connected) -> None:
         self.db = db
+
+    def ensure_schema(self) -> None:
+        self.db.ensure_component("tasks", TASK_MIGRATIONS)
 
     def ensure_views(self) -> None:
         from ... import views  # sqlite-utils loads only when a view is out of date
@@ -174,6 +177,16 @@ class SqliteTasks:
             (*held, stamp),
         ).fetchall()
         return rows
+
+    def earliest_lease(self, held: Sequence[str]) -> str | None:
+        """The earliest lease end of the tasks in a `held` state ('' when one of them has
+        none); None when no task is held."""
+        row = self.db.connection.execute(
+            "SELECT min(coalesce(lease_expires_at, '')) FROM task_current"
+            f" WHERE status IN ({', '.join('?' * len(held))})",
+            tuple(held),
+        ).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
 
     def counts(self) -> dict[str, int]:
         """How many tasks are in each state, for the states that hold any."""

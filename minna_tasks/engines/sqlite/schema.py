@@ -1,11 +1,11 @@
-"""The Minna memory file's schema: numbered migrations and the tables we own."""
+"""The Minna memory file's schema on SQLite: numbered migrations and the tables we own."""
 
 from __future__ import annotations
 
 import re
 import sqlite3
 
-from ..engines.memories import MEMORY_COLUMNS
+from ..memories import MEMORY_COLUMNS
 
 # Numbered migrations: MIGRATIONS[n] takes the file from version n to n + 1.
 # PRAGMA user_version records how many have run.

@@ -1,34 +1,30 @@
-"""The task projection: `task_current`, one row of current values per task.
+"""The task projection on SQLite: `task_current`, one row of current values per task.
 
 Kept by triggers on `memories`, so claims, lists and views never scan history
 and stay right when another tool appends triples with plain SQL. The DDL is
-built from the constant TASK_ATTRIBUTES below, never from input.
+built from the constant tables of engines/task_schema.py (the fields rule), never
+from input; so are the statements that read and write the projection, in the SQL
+subset SQLite and PostgreSQL share (engines/postgres/tasks.py runs them too).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any
 
-from ..engines.sqlite import dependencies as dependency_ddl
-from ..memory.api import TASK_TYPE
-from ..records import Task, load_json
-from ..states import TaskState
-from .fields import FIELDS, IMPLIED, JSON, SOURCE, Field, replay_records
+from ..task_schema import (
+    COLUMNS,
+    ENTITY_TYPE,
+    FIELDS,
+    IMPLIED,
+    QUEUE_COLUMNS,
+    QUEUE_STATE,
+    SOURCE,
+    Field,
+)
+from . import dependencies as dependency_ddl
 from .machines import MACHINE_DDL
 
-ENTITY_TYPE = TASK_TYPE  # tasks are Minna entities of this type
-
-# attribute -> (column type in the projection, default for a task that lacks it), as SQL
-TASK_ATTRIBUTES: dict[str, tuple[str, str]] = {
-    name: (f.column_type, f.sql_default) for name, f in FIELDS.items()
-}
-
-
-# The claim index's columns, and the state it covers (the default machine's queue).
-QUEUE_COLUMNS = ("status", "priority")
-QUEUE_STATE = TaskState.PENDING.value
 # Every trigger this module has ever made (a later migration drops and remakes them).
 TRIGGERS = ("task_current_add", "task_current_remove", "task_current_fields") + tuple(
     f"task_current_{name}" for name in QUEUE_COLUMNS
@@ -120,7 +116,7 @@ def _table_ddl() -> str:
 
 
 def _rules_ddl() -> str:
-    """The triggers that keep task_current by the rule of fields.py, and a backfill.
+    """The triggers that keep task_current by the fields rule (task_schema.py), and a backfill.
 
     Built from the constant FIELDS and IMPLIED, never from input.
     """
@@ -213,10 +209,10 @@ CLAIM_TOKEN_DDL = """
 """
 
 # 1: the projection table, its claim index, triggers and backfill.
-# 2: the state machine the file holds (see machines.py).
-# 3: the claim token (see fencing.py).
+# 2: the state machine the file holds (machines.py; its rules are store/machines.py).
+# 3: the claim token (see store/fencing.py).
 # 4: dependency counts, their triggers and the ready-only claim index (dependencies.py).
-# 5: one rule for the fields (fields.py): values cast as the column's type, a status
+# 5: one rule for the fields (task_schema.py): values cast as the column's type, a status
 #    row implies owner, lease and claim token; the triggers are remade and every row
 #    replayed.
 TASK_MIGRATIONS: tuple[str, ...] = (
@@ -228,8 +224,6 @@ TASK_MIGRATIONS: tuple[str, ...] = (
 )
 
 AS_OF_SQL = _as_of_sql()
-COLUMNS = ("id", *FIELDS, "created_at", "updated_at")
-JSON_FIELDS = tuple(name for name, f in FIELDS.items() if f.kind == JSON)
 # After the task's columns, its dependency count (read by TaskStore, not by task_from_row).
 SELECT_TASK = f"SELECT {', '.join(COLUMNS)}, deps FROM task_current"
 INSERT_TASK_ROW = (
@@ -259,44 +253,3 @@ def queue_sql(initial: str) -> str:
 
 
 QUEUE_SQL = queue_sql(QUEUE_STATE)
-
-
-def row_values(task: Task, payload_json: str | None) -> tuple[Any, ...]:
-    """A new task's projection row, in COLUMNS order."""
-    return tuple(payload_json if name == "payload" else getattr(task, name) for name in COLUMNS)
-
-
-def replayed_row(
-    task_id: str, created_at: str, facts: Iterable[Mapping[str, Any]]
-) -> tuple[Any, ...]:
-    """The projection row the triggers would build from these facts, in COLUMNS order."""
-    stored, updated = replay_records(facts)
-    return row_from_stored(task_id, stored, created_at, updated or created_at)
-
-
-def row_from_stored(
-    task_id: str, stored: Mapping[str, Any], created_at: str, updated_at: str
-) -> tuple[Any, ...]:
-    """A projection row, in COLUMNS order, from stored field values."""
-    return (task_id, *(stored[name] for name in FIELDS), created_at, updated_at)
-
-
-def task_from_row(row: Sequence[Any]) -> Task:
-    """A Task from a projection row selected with SELECT_TASK."""
-    values = dict(zip(COLUMNS, row[: len(COLUMNS)], strict=True))
-    for name in JSON_FIELDS:
-        values[name] = load_json(values[name])
-    if values["description"] is None:
-        values["description"] = ""
-    return make_task(values)
-
-
-def make_task(values: dict[str, Any]) -> Task:
-    """A Task from a complete dict of its fields, which it keeps as its own attributes.
-
-    Skips the frozen dataclass's __init__ (one object.__setattr__ per field): the
-    moves build two Tasks each, and this is a tenth of their Python time.
-    """
-    task = object.__new__(Task)
-    object.__setattr__(task, "__dict__", values)
-    return task

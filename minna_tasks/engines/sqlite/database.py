@@ -12,10 +12,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
-from ..defaults import DB_PATH
-from ..engines.sqlite import fulltext
-from ..engines.sqlite.changes import SqliteFeed
-from ..errors import (
+from ...defaults import DB_PATH
+from ...errors import (
     MinnaTasksError,
     StoreBusy,
     StoreCorrupt,
@@ -23,7 +21,8 @@ from ..errors import (
     StoreFull,
     StoreReadOnly,
 )
-from . import commits
+from . import commits, fulltext
+from .changes import SqliteFeed
 from .locking import OnWait, begin_immediate, enter_wal
 from .schema import (
     FTS_MIGRATIONS,
@@ -35,7 +34,7 @@ from .schema import (
 )
 
 if TYPE_CHECKING:
-    from ..engines.base import TaskOperations
+    from ..base import TaskOperations
 
 DEFAULT_PATH = DB_PATH  # defined once, in minna_tasks/defaults.py
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -348,7 +347,7 @@ class Database:
     @cached_property
     def task_ops(self) -> TaskOperations:
         """The task operations on this engine (engines/sqlite/tasks.py)."""
-        from ..engines.sqlite.tasks import SqliteTasks
+        from .tasks import SqliteTasks
 
         return SqliteTasks(self)
 
