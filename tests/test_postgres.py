@@ -650,6 +650,35 @@ def test_a_move_whose_row_changes_under_it_is_decided_again(pg_url: str) -> None
         assert statuses == ["pending", "in_progress", "review"]
 
 
+def test_another_machines_claims_and_moves_return_what_the_projection_holds(
+    pg_url: str,
+) -> None:
+    """A claimed state that implies no owner (`doing`) claims the usual way; moves go in
+    one statement; every Task returned is the row the triggers built."""
+    from minna_tasks import StateMachine
+
+    machine = StateMachine(
+        {"todo": ["doing"], "doing": ["done", "todo"], "done": []}, initial="todo"
+    )
+    with TaskStore(pg_url, machine=machine) as store:
+        store.add_many(["a", "b"])
+        claimed = store.claim("w")
+        assert claimed is not None
+        assert (claimed.status, claimed.owner) == ("doing", "w")
+        assert claimed.claim_token == store.history("t-1")[-1].cursor
+        assert store.get("t-1") == claimed
+        back = store.transition("t-1", "todo", actor="w", token=claimed.claim_token)
+        assert store.get("t-1") == back
+        again = store.claim("w")
+        assert again is not None
+        assert again.claim_token is not None
+        assert claimed.claim_token is not None
+        assert again.claim_token > claimed.claim_token
+        done = store.transition(again.id, "done", actor="w", token=again.claim_token)
+        assert store.get(again.id) == done
+        assert [t.to_state for t in store.history(again.id)][-1] == "done"
+
+
 def test_dependency_counts_follow_plain_sql_on_postgresql(pg_url: str) -> None:
     """The PL/pgSQL triggers keep deps/open_deps right for writers that bypass the store."""
     with TaskStore(pg_url) as store:
