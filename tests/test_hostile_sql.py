@@ -164,6 +164,10 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("minna_tasks/engines/postgres/schema.py", "_projection_ddl"): (
         "the projection DDL, built from the constant TASK_ATTRIBUTES (as SQLite's)"
     ),
+    ("minna_tasks/engines/postgres/memories.py", "rows_values"): (
+        "the numbered VALUES list of the one-statement appends: a row of placeholders per "
+        "row (an integer count), the constant column names and their constant casts"
+    ),
     ("minna_tasks/engines/postgres/memories.py", "_claim_sql"): (
         "a claim's multi-row INSERT: a row of placeholders per row and the token row's "
         "position, both integers; every value is a parameter"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 from ..memories import MemoryRecord, MemoryRow
 from ..sqlite.memories import SqliteMemories
@@ -26,14 +27,44 @@ class PostgresMemories(SqliteMemories):
     def append_claim(self, rows: Sequence[MemoryRow], status: int, token: int) -> int:
         if status:  # no claim of the standard events writes a row before its status
             return super().append_claim(rows, status, token)
-        from psycopg.types.json import Jsonb
-
-        params = [v if i != 2 or v is None else Jsonb(v) for row in rows for i, v in enumerate(row)]
-        found = self.db.connection.execute(_claim_sql(len(rows), token), params).fetchall()
+        found = self.db.connection.execute(_claim_sql(len(rows), token), row_params(rows))
+        found = found.fetchall()
         return min(int(row[0]) for row in found)
 
     def search(self, query: str, limit: int) -> list[MemoryRecord]:
         return fulltext.search(self.db.connection, query, limit)
+
+
+# A memories row in a numbered VALUES list, as the one-statement appends send it: the
+# columns after `n`, each with the type the first row casts it to (the others follow).
+ROW_COLUMNS = ("entity", "attribute", "value", "source", "confidence", "context", "created_at")
+_ROW_TYPES = ("text", "text", "jsonb", "text", "float8", "text", "text")
+
+
+@lru_cache(maxsize=64)
+def rows_values(count: int, entity: bool = True) -> str:
+    """`(VALUES ...) AS v (n, ...)` for `count` memories rows (without the entity column
+    when the statement takes it from a row it locked); `n` numbers them from 0."""
+    skip = 0 if entity else 1
+    types = _ROW_TYPES[skip:]
+    first = "(0, " + ", ".join(f"?::{t}" for t in types) + ")"
+    others = [f"({n}, {', '.join('?' * len(types))})" for n in range(1, count)]
+    return f"(VALUES {', '.join([first, *others])}) AS v (n, {', '.join(ROW_COLUMNS[skip:])})"
+
+
+def row_params(rows: Sequence[Sequence[Any]], entity: bool = True) -> list[Any]:
+    """rows_values' parameters: the rows' columns in order (the entity left out when
+    `entity` is False), each value as JSONB (None stays SQL NULL)."""
+    from psycopg.types.json import Jsonb
+
+    value = ROW_COLUMNS.index("value")
+    skip = 0 if entity else 1
+    return [
+        v if i != value or v is None else Jsonb(v)
+        for row in rows
+        for i, v in enumerate(row)
+        if i >= skip
+    ]
 
 
 @lru_cache(maxsize=16)
@@ -41,8 +72,6 @@ def _claim_sql(count: int, token: int) -> str:
     """One INSERT of a claim's `count` rows: the first (the status row) gets an id drawn
     before the others', which row `token` holds as its value (the others' ids follow in
     row order, as the column default would draw them)."""
-    first = "(0, ?::text, ?::text, ?::jsonb, ?::text, ?::float8, ?::text, ?::text)"
-    values = ", ".join([first] + [f"({n}, ?, ?, ?, ?, ?, ?, ?)" for n in range(1, count)])
     return (
         "WITH token AS MATERIALIZED (SELECT nextval('memories_id_seq') AS id)"
         " INSERT INTO memories"
@@ -50,7 +79,6 @@ def _claim_sql(count: int, token: int) -> str:
         " SELECT CASE WHEN v.n = 0 THEN token.id ELSE nextval('memories_id_seq') END,"
         f" v.entity, v.attribute, CASE WHEN v.n = {token} THEN to_jsonb(token.id)"
         " ELSE v.value END, v.source, v.confidence, v.context, v.created_at"
-        f" FROM token, (VALUES {values})"
-        " AS v (n, entity, attribute, value, source, confidence, context, created_at)"
+        f" FROM token, {rows_values(count)}"
         " RETURNING id"
     )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ..sqlite.projection import SELECT_BY_ID, queue_sql, sql_text
 from ..sqlite.tasks import SqliteTasks
 from .dependencies import RECOUNT_COUNTED
+from .memories import row_params, rows_values
 from .schema import COMPONENTS
 
 if TYPE_CHECKING:
@@ -52,11 +53,7 @@ class PostgresTasks(SqliteTasks):
         """The claim in one statement: no BEGIN and COMMIT of its own (3 round trips and
         statements less than BEGIN, the row's SELECT, the INSERT, COMMIT). Under READ
         COMMITTED, which the connection sets as its sessions' default (database.py)."""
-        from psycopg.types.json import Jsonb
-
-        params = [
-            v if i != 1 or v is None else Jsonb(v) for row in rows for i, v in enumerate(row[1:])
-        ]
+        params = row_params(rows, entity=False)
         db = cast("PostgresDatabase", self.db)
         with db.one_statement() as conn:
             row = conn.execute(_claim_sql(initial, len(rows)), params).fetchone()
@@ -76,12 +73,7 @@ class PostgresTasks(SqliteTasks):
         FOR UPDATE within it, is still the version `row` was read from (under READ
         COMMITTED a row changed by another transaction meanwhile is checked as it now
         stands)."""
-        from psycopg.types.json import Jsonb
-
-        params = [row[0], row[-1]]
-        params += [
-            v if i != 1 or v is None else Jsonb(v) for r in rows for i, v in enumerate(r[1:])
-        ]
+        params = [row[0], row[-1], *row_params(rows, entity=False)]
         db = cast("PostgresDatabase", self.db)
         with db.one_statement() as conn:
             return bool(conn.execute(_move_sql(len(rows)), params).fetchall())
@@ -127,8 +119,6 @@ def _claim_sql(initial: str, count: int) -> str:
     """The next claimable row locked (SKIP LOCKED) and `count` memories rows appended for
     it in one statement: the first (its status) gets an id drawn before the others' (which
     follow in row order), the last holds that id. Returns the row and the id."""
-    first = "(0, ?::text, ?::jsonb, ?::text, ?::float8, ?::text, ?::text)"
-    values = ", ".join([first] + [f"({n}, ?, ?, ?, ?, ?, ?)" for n in range(1, count)])
     return (
         f"WITH claimed AS ({queue_sql(initial)} LIMIT 1 FOR UPDATE SKIP LOCKED),"
         " token AS MATERIALIZED (SELECT nextval('memories_id_seq') AS id FROM claimed),"
@@ -137,8 +127,7 @@ def _claim_sql(initial: str, count: int) -> str:
         " SELECT CASE WHEN v.n = 0 THEN token.id ELSE nextval('memories_id_seq') END,"
         f" claimed.id, v.attribute, CASE WHEN v.n = {count - 1} THEN to_jsonb(token.id)"
         " ELSE v.value END, v.source, v.confidence, v.context, v.created_at"
-        f" FROM claimed, token, (VALUES {values})"
-        " AS v (n, attribute, value, source, confidence, context, created_at))"
+        f" FROM claimed, token, {rows_values(count, entity=False)})"
         " SELECT claimed.*, token.id FROM claimed, token"
     )
 
@@ -151,14 +140,11 @@ PEEK = SELECT_BY_ID.replace(" FROM task_current", ", xmin::text FROM task_curren
 def _move_sql(count: int) -> str:
     """`count` memories rows appended for a task only if its row (locked) is still the
     version read (PEEK); returns the new rows' ids (none: it changed)."""
-    first = "(0, ?::text, ?::jsonb, ?::text, ?::float8, ?::text, ?::text)"
-    values = ", ".join([first] + [f"({n}, ?, ?, ?, ?, ?, ?)" for n in range(1, count)])
     return (
         "WITH locked AS (SELECT id FROM task_current WHERE id = ? AND xmin::text = ?"
         " FOR UPDATE)"
         " INSERT INTO memories (entity, attribute, value, source, confidence, context,"
         " created_at) SELECT locked.id, v.attribute, v.value, v.source, v.confidence,"
-        f" v.context, v.created_at FROM locked, (VALUES {values})"
-        " AS v (n, attribute, value, source, confidence, context, created_at)"
+        f" v.context, v.created_at FROM locked, {rows_values(count, entity=False)}"
         " RETURNING id"
     )
