@@ -151,11 +151,6 @@ class LoopRun:
     server_cpu_ms: float | None
 
 
-def loop_rate(location: str, workers: int, tasks: int) -> float:
-    """Tasks per second with `workers` processes (started first, timed from a start signal)."""
-    return loop_run(location, workers, tasks).tasks_per_s
-
-
 def loop_run(
     location: str, workers: int, tasks: int, server_cpu: Callable[[], float] | None = None
 ) -> LoopRun:
@@ -385,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
         cluster = start_cluster()
         base_url = cluster.url()
 
+        postmaster = int((cluster.folder / "data" / "postmaster.pid").read_text().split()[0])
+
         def url_for() -> str:
             assert cluster is not None
             return cluster.url(cluster.create_database())
@@ -392,10 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         def server_cpu() -> float:
             """CPU seconds the server used so far: the postmaster, its live processes and
             those that ended (a backend's time moves to the postmaster's when it exits)."""
-            assert cluster is not None
-            return _server_cpu(
-                int((cluster.folder / "data" / "postmaster.pid").read_text().split()[0])
-            )
+            return _server_cpu(postmaster)
 
         if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2:
             cpus = sorted(os.sched_getaffinity(0))
@@ -403,10 +397,6 @@ def main(argv: list[str] | None = None) -> int:
             def pin(placement: str | None) -> None:
                 """Pin this process to one CPU and the server (the postmaster, whose
                 backends inherit it at connection) to the same or another; None: undo."""
-                assert cluster is not None
-                postmaster = int(
-                    (cluster.folder / "data" / "postmaster.pid").read_text().split()[0]
-                )
                 server = {cpus[0] if placement == "one core" else cpus[1]}
                 os.sched_setaffinity(postmaster, set(cpus) if placement is None else server)
                 os.sched_setaffinity(0, set(cpus) if placement is None else {cpus[0]})

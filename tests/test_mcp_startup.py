@@ -32,7 +32,7 @@ from minna_tasks.mcp_handshake import early_reply
 from minna_tasks.mcp_server import TOOL_SETS, build_server
 
 from .test_mcp_server import TASK_TOOLS
-from .test_mcp_stdio import MINNA_TASKS, run, text
+from .test_mcp_stdio import MINNA_TASKS, run, server_command, text
 
 CLIENT_VERSIONS = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"]
 UNSUPPORTED = "1999-01-01"
@@ -98,6 +98,17 @@ async def sdk_reply(server: MCPServer, request: dict[str, Any]) -> dict[str, Any
     return dumped
 
 
+def sdk_replies(tmp_path: Path, tools: str, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The SDK's own replies to `requests`, one by one, from a server of the tool set."""
+    with TaskStore(tmp_path / "t.db") as store:
+        server = build_server(store, tools)
+
+        async def replies() -> list[dict[str, Any]]:
+            return [await sdk_reply(server, r) for r in requests]
+
+        return run(replies)
+
+
 @pytest.mark.parametrize("tools", TOOL_SETS)
 def test_the_early_reply_is_the_sdks_reply(tmp_path: Path, tools: str) -> None:
     requests = [initialize(v) for v in [*CLIENT_VERSIONS, UNSUPPORTED, "not-a-date"]]
@@ -109,13 +120,7 @@ def test_the_early_reply_is_the_sdks_reply(tmp_path: Path, tools: str) -> None:
             clientInfo={"name": "host", "title": "A Host", "version": "2.0"},
         )
     )
-    with TaskStore(tmp_path / "t.db") as store:
-        server = build_server(store, tools)
-
-        async def replies() -> list[dict[str, Any]]:
-            return [await sdk_reply(server, r) for r in requests]
-
-        expected = run(replies)
+    expected = sdk_replies(tmp_path, tools, requests)
     for request, sdk in zip(requests, expected, strict=True):
         ours = early_reply(json.dumps(request), tools)
         assert ours == sdk
@@ -165,13 +170,7 @@ def test_the_early_discover_reply_is_the_sdks_reply(tmp_path: Path, tools: str) 
             client_info={"name": "host", "title": "A Host", "version": "2.0"},
         ),
     ]
-    with TaskStore(tmp_path / "t.db") as store:
-        server = build_server(store, tools)
-
-        async def replies() -> list[dict[str, Any]]:
-            return [await sdk_reply(server, r) for r in requests]
-
-        expected = run(replies)
+    expected = sdk_replies(tmp_path, tools, requests)
     for request, sdk in zip(requests, expected, strict=True):
         ours = early_reply(json.dumps(request), tools)
         assert ours == sdk
@@ -375,7 +374,7 @@ def test_an_sdk_that_fails_to_load_is_a_one_line_error(
 def test_an_unusual_initialize_is_answered_once_by_the_sdk(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     odd = initialize("2025-06-18", clientInfo={"name": "x", "version": "1", "icons": []})
-    proc = raw([MINNA_TASKS, "--db", str(db), "mcp"], [odd, INITIALIZED, TOOLS_LIST])
+    proc = raw(server_command(db), [odd, INITIALIZED, TOOLS_LIST])
     assert proc.stdin is not None
     proc.stdin.close()
     out, err = finish(proc)
@@ -440,7 +439,7 @@ def test_an_unusual_discover_is_answered_once_by_the_sdk(tmp_path: Path) -> None
     """A discover at a handshake version is the SDK's error to give (-32022 naming the
     version it serves), once."""
     db = tmp_path / "t.db"
-    proc = raw([MINNA_TASKS, "--db", str(db), "mcp"], [discover("2025-11-25", request_id=1)])
+    proc = raw(server_command(db), [discover("2025-11-25", request_id=1)])
     assert proc.stdin is not None
     proc.stdin.close()
     out, err = finish(proc)

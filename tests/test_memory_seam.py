@@ -23,6 +23,7 @@ from minna_tasks.views import SQLITE_SPELLING, VIEWS
 
 from .pg import Cluster
 from .test_seam import code_strings
+from .test_views import TRANSITION_COLUMNS, build_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 # The memory API's modules: the rules and the documented surface, no SQL.
@@ -153,16 +154,7 @@ VIEW_COLUMNS = {
         "claim_token",
         "blocked_by_count",
     ],
-    "task_transitions": [
-        "memory_id",
-        "task_id",
-        "from_state",
-        "to_state",
-        "at",
-        "actor",
-        "reason",
-        "seconds_in_previous_state",
-    ],
+    "task_transitions": TRANSITION_COLUMNS,
     "task_status_counts": ["status", "count"],
     "task_dependencies": ["task_id", "task_status", "depends_on", "depends_on_status", "since"],
     "task_expired_leases": [
@@ -194,8 +186,6 @@ def plain(location: Any) -> Iterator[Any]:
 
 def test_the_views_read_alike_on_every_engine(db_path: Any) -> None:
     """The same columns on both engines, and rows that say what the store says."""
-    from .test_views import build_demo
-
     store = build_demo(db_path)
     try:
         tasks = {t.id: t for t in store.list(limit=None)}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -20,11 +19,10 @@ from typing import Any
 from minna_tasks import TaskStore, Transition
 from minna_tasks.store.changes import changes, touched
 
-from .test_waiting import until
+from .test_waiting import DEADLINE, python, until
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(sys.executable).with_name("minna-tasks")
-DEADLINE = 60.0
 
 
 def open_transaction(url: str) -> Any:
@@ -177,16 +175,7 @@ def test_several_writer_processes_one_watcher_every_change_seen_once(pg_url: str
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(watcher.stdout or ()))
     reader.start()
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(WRITER), pg_url, f"w{n}", str(per_writer)],
-            cwd=ROOT,
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for n in range(writers)
-    ]
+    procs = [python(WRITER, pg_url, f"w{n}", str(per_writer)) for n in range(writers)]
     try:
         for proc in procs:
             out, err = proc.communicate(timeout=300)

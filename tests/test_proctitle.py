@@ -119,9 +119,9 @@ def test_no_password_survives_the_masking(
 
 
 @pytest.fixture
-def secret_url(pg_cluster: Cluster, pg_url: str) -> Iterator[str]:
+def secret_url(pg_cluster: Cluster) -> Iterator[str]:
     """A migrated store reached over TCP as a role whose password is SECRET."""
-    dbname = pg_url.split("/")[3].split("?")[0]
+    dbname = pg_cluster.create_database()
     role = f"proctitle{os.getpid()}_{next(_roles)}"
     pg_cluster.admin(f"CREATE ROLE {role} LOGIN PASSWORD '{SECRET}'")
     pg_cluster.admin(f'ALTER DATABASE "{dbname}" OWNER TO {role}')
@@ -272,9 +272,7 @@ def _without_setproctitle(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.postgres
-def test_without_setproctitle_it_says_so_once_and_works(
-    secret_url: str, pg_url: str, tmp_path: Path
-) -> None:
+def test_without_setproctitle_it_says_so_once_and_works(secret_url: str, tmp_path: Path) -> None:
     env = _without_setproctitle(tmp_path)
     blocked = subprocess.run(
         [sys.executable, "-c", "import setproctitle"], env=env, capture_output=True, text=True
