@@ -16,7 +16,7 @@ from .errors import MinnaTasksError, StoreBusy, TransitionConflict
 from .memory import utcnow
 from .records import Task
 from .store import TaskStore
-from .store.waiting import Follower
+from .store.waiting import next_task
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ def _run(
             break
         task = store.claim(worker, lease_seconds)
         if task is None and follow:
-            task = _follower(store, worker, lease_seconds, stop).next_task()
+            task = next_task(store, worker, lease_seconds, None, stop, recover=True)
             if task is None:  # stopped
                 break
         if task is not None and stop is not None and stop.is_set():
@@ -294,12 +294,6 @@ def waits_for_held(store: TaskStore, stop: threading.Event | None, pause: float)
         return not stop.wait(pause)
     threading.Event().wait(pause)
     return True
-
-
-def _follower(
-    store: TaskStore, worker: str, lease: float, stop: threading.Event | None
-) -> Follower:
-    return Follower(store, worker, lease, stop if stop is not None else threading.Event())
 
 
 def _work(

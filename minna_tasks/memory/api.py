@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..engines import is_postgres_url
-from ..engines.memories import RELATION_SIDES
-from ..engines.memories import MemoryRow as MemoryRow  # TaskStore's rows (store/task_store.py)
+from ..engines.memories import RELATION_SIDES, MemoryRow
 from ..engines.task_schema import DEPENDS_ON, TASK_TYPE  # the task layer's names
 from ..errors import (
     AliasTaken,
@@ -122,26 +121,21 @@ class MinnaMemory(SessionsAndPreferences):
         stamped `created_at`, inside the caller's open transaction."""
         self.append_rows((e, a, v, s, confidence, c, created_at) for e, a, v, s, c in facts)
 
-    def append_row(self, row: MemoryRow) -> int:
-        """Append one whole pre-checked row inside the caller's open transaction; returns
-        its id (a claim's fencing token is the id of its status row)."""
-        if not self._depth:
-            raise RuntimeError("MinnaMemory.append needs an open transaction()")
-        return self.memory_ops.append(row)
-
     def append_claim(self, rows: Sequence[MemoryRow], status: int, token: int) -> int:
         """Append whole pre-checked rows inside the caller's open transaction, rows[token]'s
         value being the id rows[status] gets (a claim's fencing token); returns that id."""
-        if not self._depth:
-            raise RuntimeError("MinnaMemory.append needs an open transaction()")
+        self._require_transaction()
         return self.memory_ops.append_claim(rows, status, token)
 
     def append_rows(self, rows: Iterable[MemoryRow]) -> None:
         """Append whole pre-checked rows (entity, attribute, value, source, confidence,
         context, created_at) inside the caller's open transaction (no savepoint)."""
+        self._require_transaction()
+        self.memory_ops.append_many(rows)
+
+    def _require_transaction(self) -> None:
         if not self._depth:
             raise RuntimeError("MinnaMemory.append needs an open transaction()")
-        self.memory_ops.append_many(rows)
 
     def current(self, entity: str, attribute: str) -> Value:
         """The newest value of (entity, attribute), or None: one index seek."""

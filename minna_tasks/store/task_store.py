@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import defaults
 from ..engines.base import TaskOperations
+from ..engines.memories import MemoryRow
 from ..engines.task_schema import COLUMNS, ENTITY_TYPE, JSON_FIELDS, TASK_ATTRIBUTES
 from ..errors import (
     DependencyError,
@@ -34,7 +35,6 @@ from ..errors import (
 )
 from ..events import Event
 from ..memory import MinnaMemory, to_timestamp, utcnow
-from ..memory.api import MemoryRow
 from ..memory.values import format_micros, now_micros
 from ..records import (
     Fact,
@@ -599,29 +599,13 @@ class TaskStore:
         self,
         task: Task,
         event: Event,
-        actor: str | None,
-        note: str | None,
-        *,
-        lease_seconds: float = defaults.LEASE_SECONDS,
-        result_json: str | None = None,
-        error: str | None = None,
-        attempts: int | None = None,
+        effects: tuple[builtins.list[MemoryRow], dict[str, Any]],
         expect: Sequence[Any] | None = None,
     ) -> Task:
-        """Append the status row and the triples of the event's effects (inside a
-        transaction; or with `expect`, the row the task was read as, in one statement
-        that writes only if the row still holds it, else _Changed); returns the task as
-        it now stands."""
-        rows, changes = self._effects(
-            task,
-            event,
-            actor,
-            note,
-            lease_seconds=lease_seconds,
-            result_json=result_json,
-            error=error,
-            attempts=attempts,
-        )
+        """Append the rows of the event's effects (_effects; inside a transaction, or with
+        `expect`, the row the task was read as, in one statement that writes only if the
+        row still holds it, else _Changed); returns the task as it now stands."""
+        rows, changes = effects
         if expect is not None:
             if event.holder == "take" or not self._ops.append_if_unchanged(expect, rows):
                 raise _Changed
@@ -686,12 +670,10 @@ class TaskStore:
                 ("lease_expires_at", task.lease_expires_at),
                 ("claim_token", task.claim_token),
             )
-        after: builtins.list[MemoryRow] = []
         for name, value in wanted:
             if (changes[name] if name in changes else getattr(task, name)) != value:
-                after.append((tid, name, value, actor, 1.0, None, stamp))
+                rows.append((tid, name, value, actor, 1.0, None, stamp))
                 changes[name] = value
-        rows.extend(after)
         if event.holder == "take":
             rows.append((tid, fencing.ATTRIBUTE, None, actor, 1.0, None, stamp))
         return rows, changes
@@ -733,16 +715,10 @@ class TaskStore:
                     used = f"attempts used up ({attempts}/{task.max_attempts})"
                     note = f"{note}; {used}" if note else used
                     event = routed
-        return self._move(
-            task,
-            event,
-            actor,
-            note,
-            attempts=attempts,
-            error=error,
-            result_json=result_json,
-            expect=expect,
+        effects = self._effects(
+            task, event, actor, note, attempts=attempts, error=error, result_json=result_json
         )
+        return self._move(task, event, effects, expect)
 
     def _held_event(self, task: Task, name: str, to_state: str | None = None) -> Event:
         """The event `name` out of the held state a task is in, or InvalidTransition."""
@@ -791,7 +767,7 @@ class TaskStore:
         With `wait` seconds, wait (holding no lock) for a task any process adds or
         releases; None when the time is up or `stop` is set."""
         if wait is not None:
-            return waiting.claim_waiting(self, worker, lease_seconds, wait, stop)
+            return waiting.next_task(self, worker, lease_seconds, wait, stop)
         worker = check_text("worker", worker)
         lease = check_lease(lease_seconds)
         step = self.machine.event(self.machine.initial, self.machine.claimed, "claim")
@@ -804,7 +780,9 @@ class TaskStore:
             row = self._ops.next_claimable(self.machine.initial)
             if row is None:
                 return None
-            return self._move(self._task(row), step, worker, "claimed", lease_seconds=lease)
+            task = self._task(row)
+            effects = self._effects(task, step, worker, "claimed", lease_seconds=lease)
+            return self._move(task, step, effects)
 
     def _claim_at_once(self, worker: str, step: Event, lease: float) -> Task | None:
         """A claim in one statement where the engine offers it (PostgreSQL): the next

@@ -71,32 +71,6 @@ def next_task(
     return None
 
 
-def claim_waiting(
-    store: TaskStore,
-    worker: str,
-    lease_seconds: float,
-    wait: float,
-    stop: threading.Event | None = None,
-) -> Task | None:
-    """`store.claim`, retried whenever the file changes and a task looks claimable,
-    for up to `wait` seconds (or until `stop` is set); None when the time is up."""
-    return next_task(store, worker, lease_seconds, check_wait(wait), stop)
-
-
-class Follower:
-    """What a following loop does when the queue is empty: wait for a task to claim,
-    and recover expired leases when they expire."""
-
-    def __init__(
-        self, store: TaskStore, worker: str, lease_seconds: float, stop: threading.Event
-    ) -> None:
-        self.store, self.worker, self.lease, self.stop = store, worker, lease_seconds, stop
-
-    def next_task(self) -> Task | None:
-        """The next claimed task, or None once `stop` is set."""
-        return next_task(self.store, self.worker, self.lease, None, self.stop, recover=True)
-
-
 def lease_due(store: TaskStore) -> float | None:
     """Seconds until the earliest lease of a held task expires (zero or less: one has);
     None when no task is held."""
