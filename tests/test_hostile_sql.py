@@ -168,6 +168,11 @@ ALLOWED: dict[tuple[str, str], str] = {
         "the numbered VALUES list of the one-statement appends: a row of placeholders per "
         "row (an integer count), the constant column names and their constant casts"
     ),
+    ("minna_tasks/engines/postgres/memories.py", "token_insert"): (
+        "a claim's INSERT ... SELECT: rows_values, the constant column names, the token "
+        "row's position (an integer) and the entity and sources its two callers pass as "
+        "constants; every value is a parameter"
+    ),
     ("minna_tasks/engines/postgres/memories.py", "_claim_sql"): (
         "a claim's multi-row INSERT: a row of placeholders per row and the token row's "
         "position, both integers; every value is a parameter"

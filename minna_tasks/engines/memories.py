@@ -34,6 +34,9 @@ MEMORY_COLUMNS = (
     "created_at",
     "verified_at",
 )
+# A row to append's columns (MemoryRow's order): a stored memory's, but its id and
+# verified_at, which the database gives.
+ROW_COLUMNS = MEMORY_COLUMNS[1:-1]
 # The tables stats() counts, in the order it reports them.
 COUNTED_TABLES = ("memories", "entities", "relations", "sessions", "preferences")
 # Which end(s) of a relation get_related looks at, by direction.

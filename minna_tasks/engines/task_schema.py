@@ -36,6 +36,12 @@ INTEGER: Final = "INTEGER"
 JSON: Final = "JSON"  # a TEXT column holding JSON, read back as the JSON value
 
 
+def sql_text(value: str) -> str:
+    """`value` as an SQL string literal (quotes doubled), for the few places where a
+    machine's state must be part of the statement's text rather than a parameter."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 @dataclass(frozen=True)
 class Field:
     """One task field: its kind (TEXT, INTEGER or JSON) and its value when unset."""
@@ -55,7 +61,7 @@ class Field:
             return "NULL"
         if isinstance(self.default, int):
             return str(self.default)
-        return "'" + self.default.replace("'", "''") + "'"
+        return sql_text(self.default)
 
     def sql(self, expr: str) -> str:
         """The stored value of raw value `expr`, in SQL (the triggers and backfill)."""

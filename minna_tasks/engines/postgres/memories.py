@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from ..memories import MemoryRecord, MemoryRow
+from ..memories import ROW_COLUMNS, MemoryRecord, MemoryRow
 from ..sqlite.memories import SqliteMemories
 from . import fulltext
 
@@ -37,7 +37,6 @@ class PostgresMemories(SqliteMemories):
 
 # A memories row in a numbered VALUES list, as the one-statement appends send it: the
 # columns after `n`, each with the type the first row casts it to (the others follow).
-ROW_COLUMNS = ("entity", "attribute", "value", "source", "confidence", "context", "created_at")
 _ROW_TYPES = ("text", "text", "jsonb", "text", "float8", "text", "text")
 
 
@@ -67,18 +66,26 @@ def row_params(rows: Sequence[Sequence[Any]], entity: bool = True) -> list[Any]:
     ]
 
 
+def token_insert(count: int, token: int, entity: str, sources: str) -> str:
+    """INSERT ... SELECT of a claim's `count` rows (rows_values, `v`): the first (the status
+    row) gets the id `token.id` drew before the others' (which follow in row order, as the
+    column default would draw them), row `token` holds that id as its value; `entity` is
+    the rows' entity, `sources` what the SELECT reads besides `v`."""
+    values = rows_values(count, entity=entity == "v.entity")
+    return (
+        f"INSERT INTO memories (id, {', '.join(ROW_COLUMNS)})"
+        " SELECT CASE WHEN v.n = 0 THEN token.id ELSE nextval('memories_id_seq') END,"
+        f" {entity}, v.attribute, CASE WHEN v.n = {token} THEN to_jsonb(token.id)"
+        " ELSE v.value END, v.source, v.confidence, v.context, v.created_at"
+        f" FROM {sources}, {values}"
+    )
+
+
 @lru_cache(maxsize=16)
 def _claim_sql(count: int, token: int) -> str:
-    """One INSERT of a claim's `count` rows: the first (the status row) gets an id drawn
-    before the others', which row `token` holds as its value (the others' ids follow in
-    row order, as the column default would draw them)."""
+    """One INSERT of a claim's `count` rows, row `token` holding the status row's id."""
     return (
-        "WITH token AS MATERIALIZED (SELECT nextval('memories_id_seq') AS id)"
-        " INSERT INTO memories"
-        " (id, entity, attribute, value, source, confidence, context, created_at)"
-        " SELECT CASE WHEN v.n = 0 THEN token.id ELSE nextval('memories_id_seq') END,"
-        f" v.entity, v.attribute, CASE WHEN v.n = {token} THEN to_jsonb(token.id)"
-        " ELSE v.value END, v.source, v.confidence, v.context, v.created_at"
-        f" FROM token, {rows_values(count)}"
-        " RETURNING id"
+        "WITH token AS MATERIALIZED (SELECT nextval('memories_id_seq') AS id) "
+        + token_insert(count, token, "v.entity", "token")
+        + " RETURNING id"
     )

@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
-from ..sqlite.projection import SELECT_BY_ID, queue_sql, sql_text
+from ..memories import ROW_COLUMNS
+from ..sqlite.projection import SELECT_BY_ID, queue_sql
 from ..sqlite.tasks import SqliteTasks
+from ..task_schema import sql_text
 from .dependencies import RECOUNT_COUNTED
-from .memories import row_params, rows_values
+from .memories import row_params, rows_values, token_insert
 from .schema import COMPONENTS
 
 if TYPE_CHECKING:
@@ -122,12 +124,7 @@ def _claim_sql(initial: str, count: int) -> str:
     return (
         f"WITH claimed AS ({queue_sql(initial)} LIMIT 1 FOR UPDATE SKIP LOCKED),"
         " token AS MATERIALIZED (SELECT nextval('memories_id_seq') AS id FROM claimed),"
-        " written AS (INSERT INTO memories"
-        " (id, entity, attribute, value, source, confidence, context, created_at)"
-        " SELECT CASE WHEN v.n = 0 THEN token.id ELSE nextval('memories_id_seq') END,"
-        f" claimed.id, v.attribute, CASE WHEN v.n = {count - 1} THEN to_jsonb(token.id)"
-        " ELSE v.value END, v.source, v.confidence, v.context, v.created_at"
-        f" FROM claimed, token, {rows_values(count, entity=False)})"
+        f" written AS ({token_insert(count, count - 1, 'claimed.id', 'claimed, token')})"
         " SELECT claimed.*, token.id FROM claimed, token"
     )
 
@@ -143,8 +140,8 @@ def _move_sql(count: int) -> str:
     return (
         "WITH locked AS (SELECT id FROM task_current WHERE id = ? AND xmin::text = ?"
         " FOR UPDATE)"
-        " INSERT INTO memories (entity, attribute, value, source, confidence, context,"
-        " created_at) SELECT locked.id, v.attribute, v.value, v.source, v.confidence,"
+        f" INSERT INTO memories ({', '.join(ROW_COLUMNS)})"
+        " SELECT locked.id, v.attribute, v.value, v.source, v.confidence,"
         f" v.context, v.created_at FROM locked, {rows_values(count, entity=False)}"
         " RETURNING id"
     )

@@ -16,6 +16,7 @@ from ..memories import (
     COUNTED_TABLES,
     MEMORY_COLUMNS,
     RELATION_SIDES,
+    ROW_COLUMNS,
     MemoryRecord,
     MemoryRow,
     Value,
@@ -23,8 +24,7 @@ from ..memories import (
 from . import fulltext
 
 INSERT_MEMORY = (
-    "INSERT INTO memories (entity, attribute, value, source, confidence, context, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO memories ({', '.join(ROW_COLUMNS)}) VALUES ({', '.join('?' * len(ROW_COLUMNS))})"
 )
 SELECT_MEMORIES = f"SELECT {', '.join(MEMORY_COLUMNS)} FROM memories"
 ENTITY_COLUMNS = ("id", "name", "entity_type", "aliases", "created_at")

@@ -21,6 +21,7 @@ from ..task_schema import (
     QUEUE_STATE,
     SOURCE,
     Field,
+    sql_text,
 )
 from . import dependencies as dependency_ddl
 from .machines import MACHINE_DDL
@@ -230,12 +231,6 @@ INSERT_TASK_ROW = (
     f"INSERT INTO task_current ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 )
 SELECT_BY_ID = SELECT_TASK + " WHERE id = ?"
-
-
-def sql_text(value: str) -> str:
-    """`value` as an SQL string literal (quotes doubled), for the few places where a
-    machine's state must be part of the statement's text rather than a parameter."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def queue_where(state: str) -> str:

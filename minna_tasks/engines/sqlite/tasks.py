@@ -16,6 +16,7 @@ from typing import Any
 from ..base import Connected
 from ..task_schema import DEPENDS_ON, ENTITY_TYPE
 from . import dependencies as deps_sql
+from .memories import dict_rows
 from .projection import (
     INSERT_TASK_ROW,
     SELECT_BY_ID,
@@ -251,9 +252,7 @@ class SqliteTasks:
 
     def facts(self, task_id: str) -> builtins.list[dict[str, Any]]:
         """Every triple of the task in log order, as dicts (for export)."""
-        cursor = self.db.connection.execute(FACTS, (task_id,))
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor]
+        return builtins.list(dict_rows(self.db.connection.execute(FACTS, (task_id,))))
 
     # -- writing tasks ------------------------------------------------------------
 
