@@ -34,6 +34,8 @@ MEMORY_COLUMNS = (
     "created_at",
     "verified_at",
 )
+# One stored entity, as find_entities and the entity lookups read it.
+ENTITY_COLUMNS = ("id", "name", "entity_type", "aliases", "created_at")
 # A row to append's columns (MemoryRow's order): a stored memory's, but its id and
 # verified_at, which the database gives.
 ROW_COLUMNS = MEMORY_COLUMNS[1:-1]

@@ -14,6 +14,7 @@ from typing import Any
 from ..base import Connected
 from ..memories import (
     COUNTED_TABLES,
+    ENTITY_COLUMNS,
     MEMORY_COLUMNS,
     RELATION_SIDES,
     ROW_COLUMNS,
@@ -27,11 +28,11 @@ INSERT_MEMORY = (
     f"INSERT INTO memories ({', '.join(ROW_COLUMNS)}) VALUES ({', '.join('?' * len(ROW_COLUMNS))})"
 )
 SELECT_MEMORIES = f"SELECT {', '.join(MEMORY_COLUMNS)} FROM memories"
-ENTITY_COLUMNS = ("id", "name", "entity_type", "aliases", "created_at")
+_E_COLUMNS = ", ".join(f"e.{c}" for c in ENTITY_COLUMNS)
 SELECT_ENTITIES = f"SELECT {', '.join(ENTITY_COLUMNS)} FROM entities"
 ENTITY_NAMED = f"{SELECT_ENTITIES} WHERE name = ?"
 ENTITY_NAMED_OR_ALIASED = (
-    f"{ENTITY_NAMED} UNION ALL SELECT e.id, e.name, e.entity_type, e.aliases, e.created_at"
+    f"{ENTITY_NAMED} UNION ALL SELECT {_E_COLUMNS}"
     " FROM entities e JOIN entity_aliases a ON a.entity_id = e.id WHERE a.alias = ? LIMIT 1"
 )
 # The count of each counted table, one statement per table (constant names).
@@ -194,7 +195,7 @@ class SqliteMemories:
         if entity_type is not None:
             where.append("e.entity_type = ?")
             args.append(entity_type)
-        sql = "SELECT e.id, e.name, e.entity_type, e.aliases, e.created_at FROM entities e"
+        sql = f"SELECT {_E_COLUMNS} FROM entities e"
         if where:
             sql += " WHERE " + " AND ".join(where)
         order = f" ORDER BY e.name{self.BYTEWISE}, e.id LIMIT ?"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 
-from ..memories import MEMORY_COLUMNS
+from ..memories import ENTITY_COLUMNS, MEMORY_COLUMNS
 
 # Numbered migrations: MIGRATIONS[n] takes the file from version n to n + 1.
 # PRAGMA user_version records how many have run.
@@ -154,7 +154,7 @@ FTS_MIGRATIONS: tuple[str, ...] = (
 # of the same name with other columns belongs to another tool: we refuse it.
 OWN_TABLES: dict[str, set[str]] = {
     "memories": set(MEMORY_COLUMNS),
-    "entities": {"id", "name", "entity_type", "aliases", "created_at"},
+    "entities": set(ENTITY_COLUMNS),
     "relations": {"id", "from_entity", "to_entity", "rel_type", "created_at"},
     "sessions": {"id", "session_id", "summary", "topics", "created_at"},
     "preferences": {"key", "value", "category", "updated_at"},
